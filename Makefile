@@ -1,0 +1,49 @@
+# aisci — two commands do all set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU machines take the CPU build of torch; on a GPU machine run `make install TORCH_CONSTRAINTS=`.
+TORCH_CONSTRAINTS ?= constraints/cpu.txt
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Demo data: a simulated genome, two samples, 30x (made by `aisci simulate`, never committed).
+DEMO_DIR ?= demo
+DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
+PYTEST_ARGS ?=
+
+.PHONY: install system-tools demo test lint bench clean
+
+install: system-tools $(VENV)/.installed
+
+system-tools:
+	@scripts/install-system-tools
+
+$(VENV)/.installed: pyproject.toml $(TORCH_CONSTRAINTS)
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS)) -e '.[test]'
+	touch $@
+
+$(DEMO_DIR)/samples.tsv: | install
+	aisci simulate --out $(DEMO_DIR) $(DEMO_ARGS)
+
+demo: install $(DEMO_DIR)/samples.tsv
+	snakemake --profile profiles/local
+	@echo
+	@echo "Demo finished. Results:"
+	@echo "  alignments  results/align/{sample}.bam (+.bai)"
+	@echo "  calls       results/calls/{sample}.vcf.gz (+.tbi), cohort: results/calls/cohort.vcf.gz"
+	@echo "  QC          results/qc/{sample}.*"
+	@echo "  accuracy    results/eval/{sample}.json (vs the simulator's truth)"
+	@ls -1 results/calls/*.vcf.gz
+
+test: install
+	pytest $(PYTEST_ARGS)
+
+lint: install
+	snakemake --lint --snakefile workflows/germline/Snakefile --configfile tests/configs/default/config.yaml
+
+bench: install
+	python benchmarks/germline_overhead/run.py
+
+clean:
+	rm -rf results logs resources .snakemake

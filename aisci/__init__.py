@@ -1,0 +1,3 @@
+"""aisci: converged HPC/AI workflows for bioinformatics."""
+
+__version__ = "0.1.0"

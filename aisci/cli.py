@@ -1,0 +1,61 @@
+"""The `aisci` command line: one subcommand per pipeline stage, each a thin wrapper over a core function."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from aisci import __version__
+from aisci.errors import AisciError
+
+# subcommand -> (module, one-line help). Each module provides
+# `configure_parser(parser)` and `run(args) -> int`, and calls a core function with explicit
+# arguments. Modules keep heavy imports (numpy, pysam) inside functions so the CLI starts fast.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("aisci.simulate", "simulate a reference, a diploid truth set and paired reads"),
+    "evaluate": ("aisci.evaluate", "compare a call VCF with a truth VCF (precision/recall/F1)"),
+    "validate": ("aisci.config", "validate config.yaml and the sample sheet without running anything"),
+    "check-reads": ("aisci.reads", "check a FASTQ pair end to end and write read statistics"),
+    "align": ("aisci.align", "align paired reads, fix mates, sort and mark duplicates"),
+}
+
+
+def create_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="aisci", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"aisci {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module)
+        importlib.import_module(module).configure_parser(sp)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch parsed arguments to the subcommand's module; return the exit status."""
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `aisci` console script."""
+    args = create_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s aisci %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return run(args)
+    except AisciError as exc:
+        print(f"aisci {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

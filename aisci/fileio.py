@@ -1,0 +1,55 @@
+"""Small file helpers: atomic outputs and transparent gzip/bgzip reading."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzipped(path: str | os.PathLike) -> bool:
+    """Return True when the file starts with the gzip magic bytes (gzip or bgzip)."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_text(path: str | os.PathLike) -> IO[str]:
+    """Open a plain or gzip/bgzip-compressed text file for reading."""
+    if is_gzipped(path):
+        return gzip.open(path, "rt")
+    return open(path, "rt")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place only on success.
+
+    Nothing half-written is ever left at ``path``: on an exception the temporary file is
+    removed and the exception propagates.
+
+    Args:
+        path: final output path.
+        suffix: suffix of the temporary file (defaults to the final file's own suffixes,
+            so that tools which sniff the extension, such as bgzip/tabix, still work).
+
+    Yields:
+        The temporary path to write to.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if suffix is None:
+        suffix = "".join(final.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()

@@ -1,0 +1,124 @@
+"""Glue between the Snakefiles and aisci: validated inputs plus the input functions rules call."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Iterable
+
+from aisci.config import Inputs, Sample, validate_inputs
+from aisci.errors import InputError
+from aisci.regions import Chunk, plan_chunks
+
+REFERENCE = "resources/reference/genome.fa"
+COHORT = "cohort"
+
+
+class Pipeline:
+    """The germline pipeline's plan for one config: samples, scatter chunks and targets.
+
+    Methods taking ``wildcards`` are Snakemake input/params functions.
+    """
+
+    def __init__(self, inputs: Inputs):
+        self.config: dict[str, Any] = inputs.config
+        self.samples: dict[str, Sample] = {s.name: s for s in inputs.samples}
+        self.chunks: list[Chunk] = plan_chunks(inputs.contigs, self.config["calling"]["chunk_size"])
+        self._chunks_by_name = {c.name: c for c in self.chunks}
+
+    @classmethod
+    def from_snakemake(cls, config: dict[str, Any], configfiles: Iterable[str | Path]) -> "Pipeline":
+        """Validate ``config`` (as loaded by Snakemake) before any job is planned.
+
+        Raises:
+            snakemake.exceptions.WorkflowError: with the file, line and field at fault, so that
+                Snakemake prints the message without a traceback and submits nothing.
+        """
+        from snakemake.exceptions import WorkflowError
+
+        source = ", ".join(Path(f).name for f in configfiles) or "config"
+        try:
+            return cls(validate_inputs(config, source))
+        except InputError as exc:
+            raise WorkflowError(f"invalid input: {exc}") from None
+
+    # --- targets -------------------------------------------------------------------------
+    def callsets(self) -> list[str]:
+        """Per-sample callsets, plus the cohort when joint calling is on."""
+        names = list(self.samples)
+        return names + [COHORT] if self.config["calling"]["joint"] else names
+
+    def targets(self) -> list[str]:
+        """Every final output of the pipeline."""
+        out: list[str] = []
+        for name, sample in self.samples.items():
+            out += [
+                f"results/align/{name}.bam",
+                f"results/qc/{name}.stats.txt",
+                f"results/qc/{name}.flagstat.txt",
+            ]
+            if sample.truth is not None:
+                out.append(f"results/eval/{name}.json")
+        for callset in self.callsets():
+            out += [f"results/calls/{callset}.vcf.gz", f"results/calls/{callset}.vcf.gz.tbi"]
+        return out
+
+    # --- reads ---------------------------------------------------------------------------
+    def _sample(self, wildcards: Any) -> Sample:
+        return self.samples[wildcards.sample]
+
+    def reads(self, wildcards: Any) -> dict[str, str]:
+        """The FASTQ pair to align: the sheet's, or the one extracted from its BAM/CRAM."""
+        s = self._sample(wildcards)
+        if s.from_bam:
+            return {"fq1": f"results/reads/{s.name}_R1.fastq.gz", "fq2": f"results/reads/{s.name}_R2.fastq.gz"}
+        return {"fq1": str(s.fq1), "fq2": str(s.fq2)}
+
+    def input_bam(self, wildcards: Any) -> str:
+        """The sheet's BAM/CRAM of a sample given as ``bam``."""
+        s = self._sample(wildcards)
+        if s.bam is None:
+            raise InputError(f"sample {s.name} has FASTQ input, not a BAM")
+        return str(s.bam)
+
+    # --- alignment -----------------------------------------------------------------------
+    def aligner_index(self, wildcards: Any = None) -> list[str]:
+        """The files of the configured aligner's index."""
+        if self.config["aligner"] == "bwa":
+            return [f"{REFERENCE}.{ext}" for ext in ("amb", "ann", "bwt", "pac", "sa")]
+        return ["resources/reference/genome.mmi"]
+
+    def aligner_index_arg(self, wildcards: Any = None) -> str:
+        """What the aligner's command line names as its index (bwa: the FASTA prefix)."""
+        return REFERENCE if self.config["aligner"] == "bwa" else "resources/reference/genome.mmi"
+
+    # --- calling -------------------------------------------------------------------------
+    def callset_bams(self, wildcards: Any) -> list[str]:
+        """BAMs called together: one sample's, or every sample's for the cohort."""
+        names = list(self.samples) if wildcards.callset == COHORT else [wildcards.callset]
+        return [f"results/align/{n}.bam" for n in names]
+
+    def callset_bais(self, wildcards: Any) -> list[str]:
+        """Indexes of :meth:`callset_bams` (region queries need them)."""
+        return [f"{bam}.bai" for bam in self.callset_bams(wildcards)]
+
+    def chunk_region(self, wildcards: Any) -> str:
+        """The chunk's intervals as a bcftools ``--regions`` value."""
+        return self._chunks_by_name[wildcards.chunk].region
+
+    def chunk_calls(self, wildcards: Any) -> list[str]:
+        """Per-chunk call files of a callset, in reference order (ready for `bcftools concat`)."""
+        return [f"results/calls/chunks/{wildcards.callset}/{c.name}.bcf" for c in self.chunks]
+
+    # --- evaluation ----------------------------------------------------------------------
+    def truth(self, wildcards: Any) -> str:
+        """The truth VCF of a sample."""
+        s = self._sample(wildcards)
+        if s.truth is None:
+            raise InputError(f"sample {s.name} has no truth VCF")
+        return str(s.truth)
+
+    def bed_option(self, wildcards: Any = None) -> str:
+        """``--bed PATH`` when a confident-region BED is configured, else nothing."""
+        bed = self.config["evaluation"]["bed"]
+        return f"--bed {shlex.quote(str(Path(bed).resolve()))}" if bed else ""

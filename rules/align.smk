@@ -1,0 +1,33 @@
+# rules/align.smk — alignment: minimap2 -ax sr (default) or bwa mem, then fixmate, sort, markdup, index.
+#
+# Provides: align_reads
+# Inputs:   the sample's FASTQ pair (checked by check_reads), the aligner index
+# Outputs:  results/align/{sample}.bam (+ .bai), results/qc/{sample}.markdup.txt
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+
+
+rule align_reads:
+    input:
+        unpack(pipeline.reads),
+        checked="results/qc/{sample}.reads.json",
+        index=pipeline.aligner_index,
+    output:
+        bam="results/align/{sample}.bam",
+        bai="results/align/{sample}.bam.bai",
+        dup_stats="results/qc/{sample}.markdup.txt",
+    log:
+        "logs/align_reads/{sample}.log",
+    benchmark:
+        "benchmarks/align_reads/{sample}.tsv"
+    conda:
+        "../envs/align.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        aligner=lookup(dpath="aligner", within=config),
+        index=pipeline.aligner_index_arg,
+    shell:
+        "aisci align --aligner {params.aligner} --index {params.index} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
+        " --sample {wildcards.sample} --threads {threads} --out {output.bam} --dup-stats {output.dup_stats}"
+        " > {log} 2>&1"

@@ -1,0 +1,31 @@
+# rules/evaluate.smk — accuracy of a sample's calls against its truth VCF (samples with a `truth` column).
+#
+# Provides: evaluate_calls
+# Inputs:   results/calls/{sample}.vcf.gz, the sheet's truth VCF, optional evaluation.bed
+# Outputs:  results/eval/{sample}.json, results/eval/{sample}.tsv
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+
+
+rule evaluate_calls:
+    input:
+        vcf="results/calls/{sample}.vcf.gz",
+        tbi="results/calls/{sample}.vcf.gz.tbi",
+        truth=pipeline.truth,
+        ref="resources/reference/genome.fa",
+    output:
+        json="results/eval/{sample}.json",
+        tsv="results/eval/{sample}.tsv",
+    log:
+        "logs/evaluate_calls/{sample}.log",
+    benchmark:
+        "benchmarks/evaluate_calls/{sample}.tsv"
+    conda:
+        "../envs/bcftools.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        bed=pipeline.bed_option,
+    shell:
+        "aisci evaluate --calls {input.vcf} --truth {input.truth:q} --ref {input.ref} {params.bed}"
+        " --sample {wildcards.sample} --json {output.json} --tsv {output.tsv} > {log} 2>&1"

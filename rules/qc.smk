@@ -1,0 +1,43 @@
+# rules/qc.smk — alignment QC with samtools stats and flagstat.
+#
+# Provides: samtools_stats, samtools_flagstat
+# Inputs:   results/align/{sample}.bam
+# Outputs:  results/qc/{sample}.stats.txt, results/qc/{sample}.flagstat.txt
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+
+
+rule samtools_stats:
+    input:
+        bam="results/align/{sample}.bam",
+        ref="resources/reference/genome.fa",
+    output:
+        stats="results/qc/{sample}.stats.txt",
+    log:
+        "logs/samtools_stats/{sample}.log",
+    benchmark:
+        "benchmarks/samtools_stats/{sample}.tsv"
+    conda:
+        "../envs/samtools.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "samtools stats --reference {input.ref} {input.bam} > {output.stats} 2> {log}"
+
+
+rule samtools_flagstat:
+    input:
+        bam="results/align/{sample}.bam",
+    output:
+        flagstat="results/qc/{sample}.flagstat.txt",
+    log:
+        "logs/samtools_flagstat/{sample}.log",
+    benchmark:
+        "benchmarks/samtools_flagstat/{sample}.tsv"
+    conda:
+        "../envs/samtools.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+    shell:
+        "samtools flagstat {input.bam} > {output.flagstat} 2> {log}"

@@ -1,0 +1,45 @@
+# rules/reads.smk — read input: extract pairs from a BAM/CRAM, and check every FASTQ pair end to end.
+#
+# Provides: bam_to_fastq, check_reads
+# Inputs:   the sample sheet's fq1/fq2 or bam
+# Outputs:  results/reads/{sample}_R{1,2}.fastq.gz (temp, BAM samples), results/qc/{sample}.reads.json
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+
+
+rule bam_to_fastq:
+    input:
+        bam=pipeline.input_bam,
+        ref="resources/reference/genome.fa",
+    output:
+        fq1=temp("results/reads/{sample}_R1.fastq.gz"),
+        fq2=temp("results/reads/{sample}_R2.fastq.gz"),
+    log:
+        "logs/bam_to_fastq/{sample}.log",
+    benchmark:
+        "benchmarks/bam_to_fastq/{sample}.tsv"
+    conda:
+        "../envs/samtools.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+    shell:
+        # collate groups mates; fastq drops secondary/supplementary alignments (its default -F 0x900)
+        "(samtools collate -u -O -@ {threads} --reference {input.ref} {input.bam:q} {resources.tmpdir}/{wildcards.sample}.collate"
+        " | samtools fastq -n -1 {output.fq1} -2 {output.fq2} -0 /dev/null -s /dev/null -) > {log} 2>&1"
+
+
+rule check_reads:
+    input:
+        unpack(pipeline.reads),
+    output:
+        json="results/qc/{sample}.reads.json",
+    log:
+        "logs/check_reads/{sample}.log",
+    benchmark:
+        "benchmarks/check_reads/{sample}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+    shell:
+        "aisci check-reads --sample {wildcards.sample} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
+        " --out {output.json} > {log} 2>&1"

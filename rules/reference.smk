@@ -1,0 +1,61 @@
+# rules/reference.smk — reference preparation: an uncompressed, indexed copy plus aligner indexes.
+#
+# Provides: prepare_reference, index_minimap2, index_bwa
+# Inputs:   config["reference"] (FASTA, plain/gzip/bgzip)
+# Outputs:  resources/reference/genome.fa (+ .fai), genome.mmi (minimap2), genome.fa.{amb,ann,bwt,pac,sa} (bwa)
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+
+
+rule prepare_reference:
+    input:
+        fasta=config["reference"],
+    output:
+        fasta="resources/reference/genome.fa",
+        fai="resources/reference/genome.fa.fai",
+    log:
+        "logs/prepare_reference/genome.log",
+    benchmark:
+        "benchmarks/prepare_reference/genome.tsv"
+    conda:
+        "../envs/samtools.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "(gzip -cdf {input.fasta:q} > {output.fasta} && samtools faidx {output.fasta}) > {log} 2>&1"
+
+
+rule index_minimap2:
+    input:
+        fasta="resources/reference/genome.fa",
+    output:
+        mmi="resources/reference/genome.mmi",
+    log:
+        "logs/index_minimap2/genome.log",
+    benchmark:
+        "benchmarks/index_minimap2/genome.tsv"
+    conda:
+        "../envs/minimap2.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    shell:
+        "minimap2 -x sr -t {threads} -d {output.mmi} {input.fasta} > {log} 2>&1"
+
+
+rule index_bwa:
+    input:
+        fasta="resources/reference/genome.fa",
+    output:
+        multiext("resources/reference/genome.fa", ".amb", ".ann", ".bwt", ".pac", ".sa"),
+    log:
+        "logs/index_bwa/genome.log",
+    benchmark:
+        "benchmarks/index_bwa/genome.tsv"
+    conda:
+        "../envs/bwa.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    shell:
+        "bwa index {input.fasta} > {log} 2>&1"

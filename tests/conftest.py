@@ -1,0 +1,47 @@
+"""Shared fixtures: repository paths, a small simulated dataset, the real NA12878 slice, a Snakemake runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "na12878_chr20"
+GERMLINE = REPO / "workflows" / "germline" / "Snakefile"
+
+
+@pytest.fixture(scope="session")
+def sim_data(tmp_path_factory):
+    """A small simulated dataset (300 kb, 2 samples, 20x) made once per test session."""
+    from aisci.simulate import simulate
+
+    return simulate(
+        tmp_path_factory.mktemp("sim"), genome_size=300_000, n_contigs=2, n_samples=2, depth=20.0, seed=3
+    )
+
+
+@pytest.fixture(scope="session")
+def na12878() -> Path:
+    """The real NA12878 chr20 slice in ../shared; missing data is a failure, never a skip."""
+    assert SHARED_DATA.is_dir(), f"real test data missing: {SHARED_DATA} (see shared/data/README.md)"
+    return SHARED_DATA
+
+
+def write_config(path: Path, **values) -> Path:
+    """Write a config YAML with the given top-level keys."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, snakefile: Path = GERMLINE, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run Snakemake on a workflow in ``workdir`` and capture its output."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)

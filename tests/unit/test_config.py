@@ -1,0 +1,194 @@
+"""Tests for aisci.config: the config and sample-sheet schemas and the input-file checks."""
+
+import shutil
+
+import pysam
+import pytest
+
+from aisci.config import read_sample_sheet, validate_config, validate_inputs
+from aisci.errors import InputError
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A reference and two FASTQ pairs, enough for the sheet checks (contents are checked later)."""
+    ref = tmp_path / "ref.fa"
+    ref.write_text(">chr1\n" + "ACGT" * 50 + "\n>chr2\n" + "GATTACA" * 20 + "\n")
+    for name in ("a_1.fq", "a_2.fq", "b_1.fq", "b_2.fq"):
+        (tmp_path / name).write_text("@r\nACGT\n+\nIIII\n")
+    return tmp_path
+
+
+def sheet(tmp_path, text, name="samples.tsv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def config(files, sheet_path, **extra):
+    return {"samples": str(sheet_path), "reference": str(files / "ref.fa"), **extra}
+
+
+# --- config.yaml schema -------------------------------------------------------------------
+def test_minimal_config_gets_defaults():
+    cfg = validate_config({"samples": "s.tsv", "reference": "r.fa"})
+    assert cfg["aligner"] == "minimap2"
+    assert cfg["calling"] == {"chunk_size": 5000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": False}
+    assert cfg["filter"] == {"min_qual": 20, "min_depth": 3}
+    assert cfg["evaluation"] == {"bed": None}
+
+
+def test_repo_config_yaml_is_valid():
+    import yaml
+
+    from tests.conftest import REPO
+
+    validate_config(yaml.safe_load((REPO / "config.yaml").read_text()), "config.yaml")
+
+
+def test_nested_string_overrides_are_coerced():
+    cfg = validate_config({"samples": "s", "reference": "r", "calling": {"chunk_size": "200000", "joint": "true"}})
+    assert cfg["calling"]["chunk_size"] == 200000 and cfg["calling"]["joint"] is True
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"samples": "s", "reference": "r", "refrence": "x"}, "config.yaml: unknown key 'refrence'"),
+        ({"samples": "s", "reference": "r", "calling": {"chunk_sise": 1}}, "unknown key 'calling.chunk_sise'"),
+        ({"reference": "r"}, "'samples' is a required property"),
+        ({"samples": "s", "reference": "r", "aligner": "bowtie"}, "aligner: 'bowtie' is not one of minimap2, bwa"),
+        ({"samples": "s", "reference": "r", "calling": {"min_mapq": -1}}, "calling.min_mapq: -1 is less than the minimum"),
+        ({"samples": "s", "reference": "r", "calling": {"chunk_size": "lots"}}, "calling.chunk_size: 'lots' is not of type 'integer'"),
+        ({"samples": "", "reference": "r"}, "samples: '' should be non-empty"),
+    ],
+)
+def test_config_errors_name_the_key(cfg, message):
+    with pytest.raises(InputError) as err:
+        validate_config(cfg, "config.yaml")
+    assert message in str(err.value)
+
+
+# --- sample sheet -----------------------------------------------------------------------
+def test_good_sheet_resolves_paths_relative_to_sheet(files):
+    sub = files / "sheets"
+    sub.mkdir()
+    path = sheet(sub, "# comment\nsample\tfq1\tfq2\nA\t../a_1.fq\t../a_2.fq\n\nB.2-x_y\t../b_1.fq\t../b_2.fq\n")
+    samples = read_sample_sheet(path)
+    assert [s.name for s in samples] == ["A", "B.2-x_y"]
+    assert samples[0].fq1 == files / "a_1.fq" and samples[1].line == 5
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\nA\tb_1.fq\tb_2.fq\n", "samples.tsv line 3: duplicate sample 'A' (first on line 2)"),
+        ("sample\tfq1\tfq2\na b\ta_1.fq\ta_2.fq\n", "samples.tsv line 2: sample 'a b' must match ^[A-Za-z0-9._-]+$"),
+        ("sample\tfq1\tfq2\nx;rm -rf\ta_1.fq\ta_2.fq\n", "line 2: sample 'x;rm -rf' must match"),
+        ("sample\tfq1\tfq2\ncohort\ta_1.fq\ta_2.fq\n", "line 2: sample name 'cohort' is reserved"),
+        ("sample\tfq1\tfq2\tbam\nA\ta_1.fq\ta_2.fq\ta_1.fq\n", "line 2: give either fq1 and fq2, or bam (given: fq1, fq2, bam)"),
+        ("sample\tfq1\tfq2\tbam\nA\t\t\t\n", "line 2: give either fq1 and fq2, or bam (given: none)"),
+        ("sample\tfq1\nA\ta_1.fq\n", "line 2: give either fq1 and fq2, or bam (given: fq1)"),
+        ("sample\tfq1\tfq2\tfq3\nA\ta_1.fq\ta_2.fq\tx\n", "samples.tsv line 1: unknown column 'fq3' (allowed: sample, fq1, fq2, bam, truth)"),
+        ("name\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n", "line 1: unknown column 'name'"),
+        ("fq1\tfq2\na_1.fq\ta_2.fq\n", "line 1: the header has no 'sample' column"),
+        ("sample\tfq1\tfq2\nA\ta_1.fq\tmissing.fq\n", "samples.tsv line 2: fq2: file not found:"),
+        ("sample\tfq1\tfq2\nA\ta_1.fq\ta_1.fq\n", "line 2: fq1 and fq2 name the same file"),
+        ("sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\textra\n", "line 2: 4 fields but the header has 3"),
+        ("sample\tfq1\tfq2\n", "no samples"),
+        ("", "empty sample sheet"),
+    ],
+)
+def test_sheet_errors_name_line_and_field(files, text, message):
+    with pytest.raises(InputError) as err:
+        read_sample_sheet(sheet(files, text))
+    assert message in str(err.value)
+
+
+def test_unreadable_file(files):
+    import os
+
+    if os.geteuid() == 0:  # root reads anything; use a directory instead of a file
+        (files / "dir.fq").mkdir()
+        msg = "not a regular file"
+        target = "dir.fq"
+    else:  # pragma: no cover
+        (files / "a_1.fq").chmod(0)
+        msg = "not readable"
+        target = "a_1.fq"
+    with pytest.raises(InputError, match=f"line 2: fq1: {msg}"):
+        read_sample_sheet(sheet(files, f"sample\tfq1\tfq2\nA\t{target}\ta_2.fq\n"))
+
+
+# --- whole-input validation -----------------------------------------------------------------
+def test_config_is_validated_before_the_sheet(files):
+    cfg = config(files, files / "missing.tsv", typo=1)
+    with pytest.raises(InputError, match="unknown key 'typo'"):
+        validate_inputs(cfg, "config.yaml")
+
+
+def test_missing_sheet_and_reference(files):
+    with pytest.raises(InputError, match="sample sheet: file not found"):
+        validate_inputs(config(files, files / "missing.tsv"))
+    path = sheet(files, "sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n")
+    with pytest.raises(InputError, match="reference .*nope.fa: file not found"):
+        validate_inputs({"samples": str(path), "reference": str(files / "nope.fa")})
+
+
+def test_reference_without_sequences(files):
+    (files / "empty.fa").write_text("")
+    path = sheet(files, "sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n")
+    with pytest.raises(InputError, match="empty.fa: contains no sequences"):
+        validate_inputs({"samples": str(path), "reference": str(files / "empty.fa")})
+
+
+def test_missing_evaluation_bed(files):
+    path = sheet(files, "sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n")
+    with pytest.raises(InputError, match="evaluation.bed: file not found"):
+        validate_inputs(config(files, path, evaluation={"bed": str(files / "x.bed")}), "config.yaml")
+
+
+def test_real_bam_matches_its_reference(na12878, tmp_path):
+    path = sheet(tmp_path, f"sample\tbam\nNA12878\t{na12878 / 'NA12878_S1.chr20.10_10p1mb.bam'}\n")
+    inputs = validate_inputs({"samples": str(path), "reference": str(na12878 / "ucsc.hg19.chr20.unittest.fasta.gz")})
+    assert inputs.samples[0].from_bam and [c.name for c in inputs.contigs] == ["chr20"]
+
+
+def test_bam_with_reads_on_contigs_not_in_reference(na12878, files):
+    """The real BAM has reads on chr20 only; a reference without chr20 must be refused."""
+    path = sheet(files, f"sample\tbam\nNA12878\t{na12878 / 'NA12878_S1.chr20.10_10p1mb.bam'}\n")
+    with pytest.raises(InputError, match=r"samples.tsv line 2: bam: .* has reads on contigs not in the reference: chr20"):
+        validate_inputs(config(files, path))
+
+
+def _bam(path, contigs, with_index):
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": n, "LN": ln} for n, ln in contigs]}
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        seg = pysam.AlignedSegment(out.header)
+        seg.query_name, seg.reference_id, seg.reference_start = "r1", 0, 10
+        seg.query_sequence, seg.cigarstring, seg.query_qualities = "ACGT", "4M", pysam.qualitystring_to_array("IIII")
+        out.write(seg)
+    if with_index:
+        pysam.index(str(path))
+    return path
+
+
+def test_unindexed_bam_from_another_assembly(files):
+    bam = _bam(files / "other.bam", [("1", 1000), ("2", 500)], with_index=False)
+    path = sheet(files, f"sample\tbam\nX\t{bam}\n")
+    with pytest.raises(InputError, match="has contigs not in the reference: 1, 2"):
+        validate_inputs(config(files, path))
+
+
+def test_bam_contig_length_mismatch(files):
+    bam = _bam(files / "len.bam", [("chr1", 999)], with_index=True)
+    path = sheet(files, f"sample\tbam\nX\t{bam}\n")
+    with pytest.raises(InputError, match="contig chr1 has length 999 in .*len.bam but 200 in the reference"):
+        validate_inputs(config(files, path))
+
+
+def test_not_a_bam(files):
+    shutil.copy(files / "a_1.fq", files / "fake.bam")
+    path = sheet(files, "sample\tbam\nX\tfake.bam\n")
+    with pytest.raises(InputError, match="line 2: bam: cannot read .*fake.bam as BAM/CRAM"):
+        validate_inputs(config(files, path))
