@@ -28,6 +28,7 @@ LINE_WIDTH = 60
 # Fraction of each contig covered by interspersed repeat copies, and by near-identical young pairs.
 REPEAT_FRACTION = 0.10
 YOUNG_FRACTION = 0.004
+SEGDUP_FRACTION = 0.003  # near-identical segmental duplications, longer than a fragment
 STOP_CODONS = ("TAA", "TAG", "TGA")
 
 
@@ -370,6 +371,13 @@ def _place_repeats(rng: np.random.Generator, seq: NDArray[np.uint8], protected: 
         source = _diverge(rng, families[int(rng.integers(len(families)))], rng.uniform(0.05, 0.15))
         for _copy in range(2):
             _try_place(rng, seq, protected, _diverge(rng, source, rng.uniform(0.0, 0.005)))
+    # Segmental duplications longer than a fragment: read pairs inside cannot be placed uniquely,
+    # which is what makes real genomes hard for short reads (and costs some recall/precision).
+    for _ in range(max(1, round(SEGDUP_FRACTION * len(seq) / 5_000))):
+        n = int(rng.integers(2_000, 8_000)) if len(seq) >= 500_000 else len(seq) // 50
+        src = int(rng.integers(0, len(seq) - n))
+        copy = _diverge(rng, seq[src:src + n], rng.uniform(0.001, 0.01))
+        _try_place(rng, seq, protected, copy if rng.random() < 0.5 else 3 - copy[::-1])
 
 
 def _place_tandem_repeats(rng: np.random.Generator, contig: Contig,

@@ -20,7 +20,7 @@ rule evaluate_calls:
     benchmark:
         "benchmarks/evaluate_calls/{sample}.tsv"
     conda:
-        "../envs/bcftools.yaml"
+        "../envs/aisci.yaml"
     threads: 1
     resources:
         mem_mb=1000,

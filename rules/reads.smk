@@ -37,6 +37,8 @@ rule check_reads:
         "logs/check_reads/{sample}.log",
     benchmark:
         "benchmarks/check_reads/{sample}.tsv"
+    conda:
+        "../envs/aisci.yaml"
     threads: 1
     resources:
         mem_mb=500,

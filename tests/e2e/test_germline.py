@@ -1,0 +1,127 @@
+"""End-to-end runs of the germline pipeline: simulated truth, real NA12878 truth, and bad read files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pysam
+import pytest
+
+from tests.conftest import run_snakemake, write_config
+from tests.workflows.scenarios import scenario_config
+
+pytestmark = pytest.mark.slow
+
+
+def metrics(path):
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def sim_run(sim_data, tmp_path_factory):
+    """The pipeline with joint calling on the simulated samples, run once for the module."""
+    workdir = tmp_path_factory.mktemp("sim_run")
+    cfg = scenario_config("joint", sim_data, workdir)
+    res = run_snakemake(workdir, "--cores", "2", "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr[-5000:]
+    return workdir
+
+
+def test_simulated_calls_match_truth(sim_run, sim_data):
+    for sample in sim_data.samples:
+        m = metrics(sim_run / "results" / "eval" / f"{sample}.json")
+        # 300 kb at 20x: a few hundred SNVs and ~50 indels per sample
+        assert m["snv"]["tp"] + m["snv"]["fn"] > 200 and m["indel"]["tp"] + m["indel"]["fn"] > 30
+        assert m["snv"]["recall"] >= 0.97 and m["snv"]["precision"] >= 0.98, m["snv"]
+        assert m["indel"]["recall"] >= 0.85 and m["indel"]["precision"] >= 0.9, m["indel"]
+        assert m["snv"]["gt_recall"] >= 0.95, m["snv"]
+
+
+def test_outputs_are_complete_and_consistent(sim_run, sim_data):
+    res = sim_run / "results"
+    for sample in sim_data.samples:
+        with pysam.AlignmentFile(str(res / "align" / f"{sample}.bam")) as bam:
+            assert bam.header["RG"][0]["SM"] == sample and bam.check_index()
+        reads = json.loads((res / "qc" / f"{sample}.reads.json").read_text())
+        assert reads["pairs"] == sim_data.n_pairs[sample]
+        flagstat = (res / "qc" / f"{sample}.flagstat.txt").read_text()
+        assert f"{2 * reads['pairs']} + 0 primary" in flagstat
+        assert "SN\traw total sequences:" in (res / "qc" / f"{sample}.stats.txt").read_text()
+        with pysam.VariantFile(str(res / "calls" / f"{sample}.vcf.gz")) as vcf:
+            assert list(vcf.header.samples) == [sample]
+            recs = list(vcf)
+            assert all(len(r.alts) == 1 for r in recs)  # multi-allelics split
+            assert {f for r in recs for f in r.filter} <= {"PASS", "LowQual", "LowDepth"}
+            keys = [(r.contig, r.pos) for r in recs]
+            order = {c: i for i, c in enumerate(vcf.header.contigs)}
+            assert keys == sorted(keys, key=lambda k: (order[k[0]], k[1]))
+    with pysam.VariantFile(str(res / "calls" / "cohort.vcf.gz")) as cohort:
+        assert list(cohort.header.samples) == sim_data.samples
+        assert sum(1 for _ in cohort) > 0
+    # temporary chunk files are gone; nothing half-written remains
+    assert not (res / "calls" / "chunks").exists() or not any((res / "calls" / "chunks").rglob("*.bcf"))
+    assert not list(res.rglob("*.tmp*"))
+
+
+def test_second_run_has_nothing_to_do(sim_run, sim_data):
+    cfg = scenario_config("joint", sim_data, sim_run)
+    res = run_snakemake(sim_run, "--dry-run", "--cores", "2", "--configfile", str(cfg))
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def _truncate(src, dst):
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+
+
+def _short_quality(src, dst):
+    with gzip.open(src, "rt") as fh, gzip.open(dst, "wt") as out:
+        for i, line in enumerate(fh):
+            out.write(line[:-2] + "\n" if i == 4 * 99 + 3 else line)  # record 100's quality
+
+
+def _drop_reads(src, dst):
+    with gzip.open(src, "rt") as fh, gzip.open(dst, "wt") as out:
+        for i, line in enumerate(fh):
+            if i >= 4 * 10:  # keep records 11.. only: 10 reads fewer than its mate file
+                out.write(line)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_truncate, "corrupt or truncated gzip"),
+        (_short_quality, "record 100 (line 400): quality length"),
+        (_drop_reads, "paired files have different read counts"),
+    ],
+    ids=["truncated-gzip", "quality-length", "read-count"],
+)
+def test_bad_reads_fail_their_job_and_leave_no_partial_output(damage, message, sim_data, tmp_path):
+    fq1, fq2 = sim_data.reads["S1"]
+    bad = tmp_path / "bad_R2.fastq.gz"
+    damage(fq2, bad)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"sample\tfq1\tfq2\nS1\t{fq1}\t{bad}\n")
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sheet), reference=str(sim_data.reference))
+    workdir = tmp_path / "run"
+    res = run_snakemake(workdir, "--cores", "2", "--configfile", str(cfg))
+    assert res.returncode != 0
+    log = (workdir / "logs" / "check_reads" / "S1.log").read_text()
+    assert message in log and "Traceback" not in log
+    assert "bad_R2.fastq.gz" in log or "different read counts" in log
+    assert not (workdir / "results" / "qc" / "S1.reads.json").exists()
+    assert not (workdir / "results" / "align").exists()
+    assert not [p for p in (workdir / "results").rglob("*") if p.is_file()]
+
+
+def test_real_na12878_from_bam(na12878, sim_data, tmp_path):
+    """Real reads re-aligned from the BAM: inside the NIST confident regions, recall 1.0 and <= 1 FP."""
+    cfg = scenario_config("na12878", sim_data, tmp_path)
+    res = run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr[-5000:]
+    m = metrics(tmp_path / "results" / "eval" / "NA12878.json")
+    assert m["all"]["tp"] == 49 and m["all"]["fn"] == 0 and m["all"]["recall"] == 1.0, m["all"]
+    assert m["snv"]["recall"] == 1.0 and m["indel"]["recall"] == 1.0
+    assert m["all"]["fp"] <= 1, m["all"]
+    assert not (tmp_path / "results" / "reads").exists() or not any((tmp_path / "results" / "reads").iterdir())

@@ -1,0 +1,32 @@
+"""Tests for aisci.cli: every subcommand is registered; user errors exit 1 with a one-line message."""
+
+import subprocess
+import sys
+
+from aisci.cli import SUBCOMMANDS, create_parser, main
+
+
+def test_every_subcommand_has_help():
+    parser = create_parser()
+    text = parser.format_help()
+    assert all(name in text for name in SUBCOMMANDS)
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "aisci.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("aisci ")
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
+    assert main(["validate", "--config", str(tmp_path / "nope.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "aisci validate: error: config: file not found" in err and "Traceback" not in err
+
+
+def test_validate_prints_summary(sim_data, capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"samples: {sim_data.sample_sheet}\nreference: {sim_data.reference}\n")
+    assert main(["validate", "--config", str(cfg), "--set", "aligner=bwa"]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "sample S1: fq1=" in out and "2 contigs, 300,000 bp" in out
+    assert main(["validate", "--config", str(cfg), "--set", "aligner=bowtie"]) == 1

@@ -1,0 +1,53 @@
+"""Tests for aisci.workflow: the plan a config turns into (targets, reads, chunks)."""
+
+from types import SimpleNamespace as W
+
+import pytest
+
+from aisci.config import validate_inputs
+from aisci.workflow import Pipeline
+
+
+@pytest.fixture
+def pipeline(sim_data, na12878, tmp_path):
+    sheet = tmp_path / "samples.tsv"
+    fq1, fq2 = sim_data.reads["S1"]
+    sheet.write_text(
+        f"sample\tfq1\tfq2\tbam\ttruth\nS1\t{fq1}\t{fq2}\t\t{sim_data.truth_vcfs['S1']}\n"
+        f"N\t\t\t{na12878 / 'NA12878_S1.chr20.10_10p1mb.bam'}\t\n"
+    )
+    cfg = {"samples": str(sheet), "reference": str(na12878 / "ucsc.hg19.chr20.unittest.fasta.gz"),
+           "calling": {"chunk_size": 30_000_000, "joint": True}}
+    return Pipeline(validate_inputs(cfg))
+
+
+def test_targets_cover_samples_cohort_and_evaluation(pipeline):
+    targets = pipeline.targets()
+    assert "results/calls/cohort.vcf.gz" in targets and "results/calls/N.vcf.gz.tbi" in targets
+    assert "results/eval/S1.json" in targets and "results/eval/N.json" not in targets
+    assert pipeline.callsets() == ["S1", "N", "cohort"]
+
+
+def test_reads_come_from_the_sheet_or_the_bam(pipeline, sim_data):
+    assert pipeline.reads(W(sample="S1"))["fq1"] == str(sim_data.reads["S1"][0])
+    assert pipeline.reads(W(sample="N")) == {"fq1": "results/reads/N_R1.fastq.gz", "fq2": "results/reads/N_R2.fastq.gz"}
+    assert pipeline.input_bam(W(sample="N")).endswith("NA12878_S1.chr20.10_10p1mb.bam")
+
+
+def test_chunks_and_cohort_bams(pipeline):
+    # 63,025,520 bp in chunks of at most 30 Mb: three equal pieces
+    assert [c.region for c in pipeline.chunks] == [
+        "chr20:1-21008507", "chr20:21008508-42017014", "chr20:42017015-63025520"]
+    assert pipeline.chunk_region(W(chunk="0001")) == "chr20:21008508-42017014"
+    assert pipeline.chunk_calls(W(callset="cohort")) == [
+        f"results/calls/chunks/cohort/{i:04d}.bcf" for i in range(3)]
+    assert pipeline.callset_bams(W(callset="cohort")) == ["results/align/S1.bam", "results/align/N.bam"]
+    assert pipeline.callset_bams(W(callset="N")) == ["results/align/N.bam"]
+
+
+def test_aligner_index_follows_config(pipeline):
+    assert pipeline.aligner_index() == ["resources/reference/genome.mmi"]
+    pipeline.config["aligner"] = "bwa"
+    assert pipeline.aligner_index_arg() == "resources/reference/genome.fa"
+    assert pipeline.aligner_index()[2] == "resources/reference/genome.fa.bwt"
+    assert pipeline.bed_option() == ""

@@ -1,0 +1,30 @@
+"""Scenario configs of tests/configs/, resolved into configs Snakemake can run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO
+
+CONFIGS = REPO / "tests" / "configs"
+SCENARIOS = sorted(p.name for p in CONFIGS.iterdir() if (p / "config.yaml").is_file())
+PATH_KEYS = ("samples", "reference")
+
+
+def scenario_config(name: str, sim_data, out_dir: Path) -> Path:
+    """Write the scenario's config with absolute paths (and the simulated data where none is given)."""
+    base = CONFIGS / name
+    cfg = yaml.safe_load((base / "config.yaml").read_text()) or {}
+    for key in PATH_KEYS:
+        if key in cfg:
+            cfg[key] = str((base / cfg[key]).resolve())
+    cfg.setdefault("samples", str(sim_data.sample_sheet))
+    cfg.setdefault("reference", str(sim_data.reference))
+    bed = cfg.get("evaluation", {}).get("bed")
+    if bed:
+        cfg["evaluation"]["bed"] = str((base / bed).resolve())
+    path = out_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

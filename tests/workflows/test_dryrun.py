@@ -1,0 +1,100 @@
+"""Dry-runs of every workflow x every scenario, lint, and bad input that must stop before any job."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import GERMLINE, REPO, run_snakemake, write_config
+from tests.workflows.scenarios import SCENARIOS, scenario_config
+
+WORKFLOWS = sorted((REPO / "workflows").glob("*/Snakefile"))
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry-run."""
+    table = stdout.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("snakefile", WORKFLOWS, ids=lambda p: p.parent.name)
+def test_dry_run(snakefile, scenario, sim_data, tmp_path):
+    cfg = scenario_config(scenario, sim_data, tmp_path)
+    res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=snakefile)
+    assert res.returncode == 0, res.stdout + res.stderr
+    counts = job_counts(res.stdout)
+    n = {"na12878": 1}.get(scenario, 2)
+    assert counts["align_reads"] == n and counts["check_reads"] == n and counts["filter_calls"] >= n
+    if scenario == "bwa":
+        assert counts["index_bwa"] == 1 and "index_minimap2" not in counts
+    else:
+        assert counts["index_minimap2"] == 1 and "index_bwa" not in counts
+    if scenario == "joint":
+        # two 150 kb contigs, chunks of <= 100 kb: 4 chunks x (2 samples + cohort)
+        assert counts["filter_calls"] == 3 and counts["call_chunk"] == 12
+    if scenario == "na12878":
+        assert counts["bam_to_fastq"] == 1 and counts["evaluate_calls"] == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_root_snakefile_runs_default_pipeline(sim_data, tmp_path):
+    """`snakemake` from the repo root (its Snakefile) plans the germline pipeline by default."""
+    cfg = scenario_config("default", sim_data, tmp_path)
+    res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=REPO / "Snakefile")
+    assert res.returncode == 0, res.stderr
+    assert job_counts(res.stdout)["default"] == 1 and "align_reads" in job_counts(res.stdout)
+
+
+@pytest.mark.parametrize("snakefile", WORKFLOWS, ids=lambda p: p.parent.name)
+def test_lint_clean(snakefile, sim_data, tmp_path):
+    cfg = scenario_config("default", sim_data, tmp_path)
+    res = run_snakemake(tmp_path, "--lint", "--configfile", str(cfg), snakefile=snakefile)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Lints for" not in res.stdout + res.stderr
+
+
+def _sheet(tmp_path, text):
+    path = tmp_path / "bad.tsv"
+    path.write_text(text)
+    return path
+
+
+BAD_INPUTS = {
+    "missing reads file": ("sample\tfq1\tfq2\nS1\t{fq1}\t/nonexistent/r2.fq.gz\n", {},
+                           "bad.tsv line 2: fq2: file not found: /nonexistent/r2.fq.gz"),
+    "duplicate sample": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\nS1\t{fq1}\t{fq2}\n", {},
+                         "bad.tsv line 3: duplicate sample 'S1'"),
+    "sample name with shell metacharacters": ("sample\tfq1\tfq2\n$(touch pwned)\t{fq1}\t{fq2}\n", {},
+                                              "must match ^[A-Za-z0-9._-]+$"),
+    "both fastq and bam": ("sample\tfq1\tfq2\tbam\nS1\t{fq1}\t{fq2}\t{fq1}\n", {},
+                           "line 2: give either fq1 and fq2, or bam"),
+    "neither fastq nor bam": ("sample\ttruth\nS1\t{fq1}\n", {}, "line 2: give either fq1 and fq2, or bam"),
+    "unknown column": ("sample\tfq1\tfq2\tlane\nS1\t{fq1}\t{fq2}\tL1\n", {}, "line 1: unknown column 'lane'"),
+    "config typo": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"aligenr": "bwa"}, "unknown key 'aligenr'"),
+    "reference without sequences": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"reference": "EMPTY"},
+                                    "contains no sequences"),
+    "BAM contigs not in reference": ("sample\tbam\nS1\t{na12878_bam}\n", {},
+                                     "has reads on contigs not in the reference: chr20"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
+def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path):
+    text, extra, message = BAD_INPUTS[case]
+    fq1, fq2 = sim_data.reads["S1"]
+    sheet = _sheet(tmp_path, text.format(fq1=fq1, fq2=fq2, na12878_bam=na12878 / "NA12878_S1.chr20.10_10p1mb.bam"))
+    if extra.get("reference") == "EMPTY":
+        (tmp_path / "empty.fa").write_text(">chr1\n")
+        extra = {**extra, "reference": str(tmp_path / "empty.fa")}
+    cfg = write_config(tmp_path / "config.yaml", **{"samples": str(sheet), "reference": str(sim_data.reference), **extra})
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    # a real (not dry) run: it must refuse before scheduling anything
+    res = run_snakemake(workdir, "--cores", "1", "--configfile", str(cfg))
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+    assert not (workdir / "pwned").exists()
