@@ -1,15 +1,20 @@
-"""Truth variants, diploid haplotypes and Illumina-like paired reads for `aisci simulate` (numpy-vectorised)."""
+"""Sequence engine of `aisci simulate`: repeats, truth variants, haplotypes, paired reads and their files."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
+import pysam
 from numpy.typing import NDArray
+
+from aisci.fileio import atomic_output
 
 LETTERS = np.frombuffer(b"ACGT", dtype=np.uint8)
 CODES = np.zeros(256, dtype=np.uint8)
@@ -21,6 +26,7 @@ HOM_FRACTION = 0.4
 TRACT_SHARE = 0.4  # share of indels drawn inside homopolymers / microsatellites
 MIN_Q, MAX_Q = 2, 41
 ERROR_PROB = (10.0 ** (-np.arange(MAX_Q + 1) / 10)).astype(np.float32)  # Phred -> P(error)
+LINE_WIDTH = 60  # FASTA line length
 CHUNK = 50_000  # read pairs per batch: bounds memory to ~150 MB whatever the depth
 
 
@@ -40,6 +46,108 @@ class Variant:
         if len(self.ref) == len(self.alt):
             return "SNV"
         return "INS" if len(self.alt) > len(self.ref) else "DEL"
+
+
+def random_bases(rng: np.random.Generator, n: int, gc: float | NDArray[np.float64]) -> NDArray[np.uint8]:
+    """Random base codes (0..3 = ACGT) with GC fraction `gc`.
+
+    Args:
+        rng: random generator.
+        n: number of bases.
+        gc: GC fraction, a scalar or one value per position.
+
+    Returns:
+        The base codes.
+    """
+    u = rng.random(n)
+    # C=1, G=2 share gc; A=0, T=3 share 1-gc.
+    return np.where(u < gc, np.where(u < gc / 2, 1, 2),
+                    np.where(u < gc + (1 - gc) / 2, 0, 3)).astype(np.uint8)
+
+
+def mutate(rng: np.random.Generator, seq: NDArray[np.uint8], div: float) -> NDArray[np.uint8]:
+    """A copy of `seq` with substitutions and single-base indels at total rate `div`.
+
+    Args:
+        rng: random generator.
+        seq: base codes.
+        div: divergence (85% substitutions, 15% indels).
+
+    Returns:
+        The mutated copy.
+    """
+    out = seq.copy()
+    sub = rng.random(len(out)) < div * 0.85
+    out[sub] = (out[sub] + rng.integers(1, 4, size=int(sub.sum()))) % 4
+    n_indel = int(rng.binomial(len(out), div * 0.15))
+    dels = rng.integers(0, len(out), size=n_indel // 2)
+    out = np.delete(out, dels)
+    ins = rng.integers(0, len(out), size=n_indel - n_indel // 2)
+    return np.insert(out, ins, rng.integers(0, 4, size=len(ins))).astype(np.uint8)
+
+
+def place_block(rng: np.random.Generator, seq: NDArray[np.uint8], protected: NDArray[np.bool_],
+               block: NDArray[np.uint8], protect: bool = False) -> int | None:
+    """Overwrite a random unprotected stretch of `seq` with `block` (20 tries).
+
+    Args:
+        rng: random generator.
+        seq: contig base codes, modified in place.
+        protected: positions not to overwrite.
+        block: the bases to write.
+        protect: also protect the block (and 5 bp either side) from later blocks.
+
+    Returns:
+        The block's start, or None when no free stretch was found.
+    """
+    n = len(block)
+    for _ in range(20):
+        start = int(rng.integers(200, len(seq) - n - 200))
+        if not protected[start:start + n].any():
+            seq[start:start + n] = block
+            if protect:
+                protected[max(start - 5, 0):start + n + 5] = True
+            return start
+    return None
+
+
+def add_tandem_repeats(rng: np.random.Generator, seq: NDArray[np.uint8],
+                       protected: NDArray[np.bool_]) -> list[tuple[int, int, int]]:
+    """Write homopolymers, microsatellites (unit 2-6) and a few minisatellites into `seq`.
+
+    Args:
+        rng: random generator.
+        seq: contig base codes, modified in place.
+        protected: positions not to overwrite (exons); the tracts are added to it.
+
+    Returns:
+        The tracts as sorted (start, end, unit length), the hot spots for indels.
+    """
+    length = len(seq)
+    tracts = []
+    specs: list[tuple[int, int]] = []  # (unit length, tract length)
+    for _ in range(length // 1500):
+        specs.append((1, 6 + min(int(rng.geometric(0.2)), 20)))
+    for _ in range(length // 2500):
+        unit = int(rng.choice([2, 3, 4, 5, 6], p=[0.45, 0.2, 0.2, 0.1, 0.05]))
+        specs.append((unit, int(rng.integers(max(12, 3 * unit), 50))))
+    for _ in range(length // 40_000):
+        unit = int(rng.integers(10, 41))
+        specs.append((unit, unit * int(rng.integers(3, 11))))
+    for unit, n in specs:
+        if unit == 1:
+            # Real homopolymers are mostly poly-A/T.
+            motif = np.array([int(rng.choice(4, p=[0.4, 0.1, 0.1, 0.4]))], np.uint8)
+        else:
+            motif = random_bases(rng, unit, 0.4)
+        block = np.resize(motif, n)
+        if unit > 1 and rng.random() < 0.3:  # an impure repeat
+            j = int(rng.integers(n))
+            block[j] = (block[j] + 1) % 4
+        start = place_block(rng, seq, protected, block, protect=True)
+        if start is not None:
+            tracts.append((start, start + n, unit))
+    return sorted(tracts)
 
 
 def draw_variants(seqs: Sequence[NDArray[np.uint8]], tracts: Sequence[Sequence[tuple[int, int, int]]],
@@ -72,8 +180,12 @@ def draw_variants(seqs: Sequence[NDArray[np.uint8]], tracts: Sequence[Sequence[t
         lo, hi = margin, len(seq) - margin
         if hi <= lo:
             continue
-        n_snv = int(rng.poisson(snv_rate / MEAN_AF * (hi - lo)))
-        n_indel = int(rng.poisson(indel_rate / MEAN_AF * (hi - lo)))
+        # Oversample for the margins and for the candidates the spacing rule below rejects,
+        # so that each sample ends up with about rate x contig length variants.
+        density = (snv_rate + indel_rate) / MEAN_AF
+        scale = len(seq) / (hi - lo) * np.exp(2 * (MIN_GAP + 1) * density) / MEAN_AF
+        n_snv = int(rng.poisson(snv_rate * scale * (hi - lo)))
+        n_indel = int(rng.poisson(indel_rate * scale * (hi - lo)))
         candidates = _snvs(rng, seq, n_snv, lo, hi) + _indels(rng, text, contig_tracts, n_indel, lo, hi)
         candidates.sort()
         last = -MIN_GAP - 1
@@ -101,7 +213,7 @@ def _snvs(rng: np.random.Generator, seq: NDArray[np.uint8], n: int, lo: int,
 
 def _indels(rng: np.random.Generator, text: str, tracts: Sequence[tuple[int, int, int]], n: int,
             lo: int, hi: int) -> list[tuple[int, int, str, str]]:
-    """Indel candidates (start, stop, ref, alt), normalised; [start, stop] spans all equivalent placements."""
+    """Normalised indel candidates (start, stop, ref, alt); [start, stop] spans every equivalent placement."""
     usable = [t for t in tracts if t[2] <= MAX_INDEL and t[1] - t[0] >= 2 * t[2]]
     out = []
     for _ in range(n):
@@ -140,7 +252,7 @@ def _shift_deletion(text: str, p: int, n: int) -> tuple[int, int]:
 
 
 def _shift_insertion(text: str, p: int, ins: str) -> tuple[int, str, int]:
-    """Leftmost position (with the inserted bases as written there) and rightmost position of an insertion before text[p]."""
+    """Leftmost and rightmost position of an insertion before text[p], with the bases inserted leftmost."""
     left, seq_left = p, ins
     while left > 0 and text[left - 1] == seq_left[-1]:
         seq_left = text[left - 1] + seq_left[:-1]
@@ -305,3 +417,58 @@ def _fastq(names: list[bytes], mate: bytes, codes: NDArray[np.uint8], quals: NDA
     body[:, -1] = ord("\n")
     width, raw = body.shape[1], memoryview(body.tobytes())
     return b"".join(x for i, name in enumerate(names) for x in (name, mate, raw[i * width:(i + 1) * width]))
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """`atomic_output` with the usual umask permissions (its mkstemp file would stay 0600)."""
+    with atomic_output(path) as tmp:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        yield tmp
+
+
+@contextlib.contextmanager
+def bgzipped_output(final: Path, kind: str) -> Iterator[Path]:
+    """Yield a temporary plain-text path; then bgzip it, index it and move it into place.
+
+    Index files are moved first and the data file last, so a final name never shows a
+    half-written file (`kind` is "fasta" for .fai/.gzi or "vcf" for .tbi).
+    """
+    suffixes = (".fai", ".gzi") if kind == "fasta" else (".tbi",)
+    with atomic_file(final) as tmp:
+        plain = tmp.with_name(tmp.name[: -len(".gz")])
+        try:
+            yield plain
+            pysam.tabix_compress(str(plain), str(tmp), force=True)
+            if kind == "fasta":
+                pysam.faidx(str(tmp))
+            else:
+                pysam.tabix_index(str(tmp), preset="vcf", force=True)
+            for suffix in suffixes:
+                os.replace(f"{tmp}{suffix}", f"{final}{suffix}")
+        finally:
+            for path in (plain, *(Path(f"{tmp}{s}") for s in suffixes)):
+                path.unlink(missing_ok=True)
+
+
+def write_fasta(contigs: Sequence[tuple[str, NDArray[np.uint8]]], path: Path) -> None:
+    """Write contigs as plain FASTA with 60-base lines.
+
+    Args:
+        contigs: (name, base codes) of each contig.
+        path: output path (plain text).
+    """
+    with open(path, "wb") as fh:
+        for name, codes in contigs:
+            seq = LETTERS[codes]
+            full = len(seq) // LINE_WIDTH
+            lines = np.full((full, LINE_WIDTH + 1), ord("\n"), np.uint8)
+            lines[:, :LINE_WIDTH] = seq[: full * LINE_WIDTH].reshape(full, LINE_WIDTH)
+            fh.write(f">{name}\n".encode() + lines.tobytes())
+            if len(seq) % LINE_WIDTH:
+                fh.write(seq[full * LINE_WIDTH:].tobytes() + b"\n")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,11 +22,10 @@ log = logging.getLogger(__name__)
 # to build its parser, and should start fast.
 
 MIN_CONTIG = 10_000  # room for a few genes, repeats and a variant-free margin at each end
-LINE_WIDTH = 60
 # Fraction of each contig covered by interspersed repeat copies, and by near-identical young pairs.
 REPEAT_FRACTION = 0.10
 YOUNG_FRACTION = 0.004
-SEGDUP_FRACTION = 0.003  # near-identical segmental duplications, longer than a fragment
+SEGDUP_FRACTION = 0.005  # near-identical segmental duplications, longer than a fragment
 STOP_CODONS = ("TAA", "TAG", "TGA")
 
 
@@ -117,8 +114,8 @@ def simulate(
     contigs = build_genome(genome_size, n_contigs, _rng(seed, 1))
     result = SimulationResult(out / "reference.fa.gz", out / "genes.gff3", out / "samples.tsv",
                               [f"S{i + 1}" for i in range(n_samples)])
-    with _bgzipped(result.reference, "fasta") as plain:
-        write_fasta(contigs, plain)
+    with simreads.bgzipped_output(result.reference, "fasta") as plain:
+        simreads.write_fasta([(c.name, c.seq) for c in contigs], plain)
     write_gff3(contigs, result.annotation)
     log.info("reference: %d contigs, %d bp, %d genes", len(contigs), genome_size,
              sum(len(c.genes) for c in contigs))
@@ -132,12 +129,12 @@ def simulate(
     pairs = int(round(depth * genome_size / (2 * read_length)))
     for i, sample in enumerate(result.samples):
         vcf = out / "truth" / f"{sample}.vcf.gz"
-        with _bgzipped(vcf, "vcf") as plain:
+        with simreads.bgzipped_output(vcf, "vcf") as plain:
             simreads.write_truth_vcf(plain, sample, [(c.name, len(c.seq)) for c in contigs],
                                      variants, genotypes[i], source=f"aisci simulate seed={seed}")
         haps = simreads.build_haplotypes(seqs, variants, genotypes[i], _rng(seed, 3, i))
         fq = (out / "reads" / f"{sample}_R1.fastq.gz", out / "reads" / f"{sample}_R2.fastq.gz")
-        with atomic_output(fq[0]) as tmp1, atomic_output(fq[1]) as tmp2:
+        with simreads.atomic_file(fq[0]) as tmp1, simreads.atomic_file(fq[1]) as tmp2:
             simreads.simulate_reads(
                 sample, [c.name for c in contigs], haps, pairs, tmp1, tmp2,
                 read_length=read_length, fragment_mean=fragment_mean, fragment_sd=fragment_sd,
@@ -148,7 +145,7 @@ def simulate(
     rows = ["sample\tfq1\tfq2\ttruth"] + [
         "\t".join([s, *(p.relative_to(out).as_posix() for p in (*result.reads[s], result.truth_vcfs[s]))])
         for s in result.samples]
-    with atomic_output(result.sample_sheet) as tmp:
+    with simreads.atomic_file(result.sample_sheet) as tmp:
         tmp.write_text("\n".join(rows) + "\n")
     log.info("simulation finished in %.1f s", time.monotonic() - t0)
     return result
@@ -179,11 +176,11 @@ def _validate(genome_size: int, n_contigs: int, n_samples: int, depth: float, re
     ]
     for ok, message in checks:
         if not ok:
-            raise InputError(f"simulate: {message}")
+            raise InputError(message)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
-    """An independent generator per stage/sample, so adding a sample never changes another's data."""
+    """A generator per stage (and sample) derived from the seed, so stages never shift each other's streams."""
     import numpy as np
 
     return np.random.default_rng(np.random.SeedSequence([seed, *keys]))
@@ -205,7 +202,9 @@ def build_genome(genome_size: int, n_contigs: int, rng: np.random.Generator) -> 
     """
     import numpy as np
 
-    families = [_random_seq(rng, int(n), 0.45) for n in rng.integers(300, 2001, size=6)]
+    from aisci import simreads
+
+    families = [simreads.random_bases(rng, int(n), 0.45) for n in rng.integers(300, 2001, size=6)]
     # SINE-like family: short with a poly-A tail, as Alu elements have.
     families[0] = np.concatenate([families[0][:300], np.zeros(int(rng.integers(10, 25)), np.uint8)])
     contigs = []
@@ -214,23 +213,13 @@ def build_genome(genome_size: int, n_contigs: int, rng: np.random.Generator) -> 
         length = genome_size // n_contigs + (1 if i < genome_size % n_contigs else 0)
         contig = Contig(f"chr{i + 1}", np.empty(0, np.uint8))
         gc = _isochores(rng, length)
-        contig.seq = _random_seq(rng, length, gc)
+        contig.seq = simreads.random_bases(rng, length, gc)
         protected = np.zeros(length, dtype=bool)  # exons (+ splice sites) and tandem tracts
         gene_no = _place_genes(rng, contig, gc, protected, gene_no)
         _place_repeats(rng, contig.seq, protected, families)
-        _place_tandem_repeats(rng, contig, protected)
+        contig.tracts = simreads.add_tandem_repeats(rng, contig.seq, protected)
         contigs.append(contig)
     return contigs
-
-
-def _random_seq(rng: np.random.Generator, n: int, gc: Any) -> NDArray[np.uint8]:
-    """Random base codes with GC fraction `gc` (scalar or per-position array)."""
-    import numpy as np
-
-    u = rng.random(n)
-    # C=1, G=2 share gc; A=0, T=3 share 1-gc.
-    return np.where(u < gc, np.where(u < gc / 2, 1, 2),
-                    np.where(u < gc + (1 - gc) / 2, 0, 3)).astype(np.uint8)
 
 
 def _isochores(rng: np.random.Generator, length: int) -> NDArray[np.float64]:
@@ -257,13 +246,16 @@ def _codon_table(rng: np.random.Generator, n: int, gc: float) -> NDArray[np.uint
     return codons[rng.choice(64, size=n, p=weight / weight.sum())].ravel()
 
 
-def _make_gene(rng: np.random.Generator, gc: float) -> tuple[NDArray[np.uint8], list[tuple[int, int]], list[tuple[int, int, int]]]:
+def _make_gene(rng: np.random.Generator, gc: float,
+               ) -> tuple[NDArray[np.uint8], list[tuple[int, int]], list[tuple[int, int, int]]]:
     """Simulate one gene in transcript orientation: GC-rich exons, GT..AG introns, ATG..stop CDS.
 
     Returns:
         The gene sequence, exon intervals and CDS intervals (with phase), gene-local coordinates.
     """
     import numpy as np
+
+    from aisci import simreads
 
     n_exons = int(rng.integers(2, 8))
     exon_len = rng.integers(90, 450, size=n_exons)
@@ -275,8 +267,8 @@ def _make_gene(rng: np.random.Generator, gc: float) -> tuple[NDArray[np.uint8], 
     cds_len -= cds_len % 3
     stop = ["ACGT".index(b) for b in STOP_CODONS[int(rng.integers(3))]]
     cds = np.concatenate([[0, 3, 2], _codon_table(rng, cds_len // 3 - 2, exon_gc), stop]).astype(np.uint8)
-    mrna = np.concatenate([_random_seq(rng, utr5, exon_gc), cds,
-                           _random_seq(rng, total - utr5 - cds_len, exon_gc)])
+    mrna = np.concatenate([simreads.random_bases(rng, utr5, exon_gc), cds,
+                           simreads.random_bases(rng, total - utr5 - cds_len, exon_gc)])
     pieces, exons, cds_parts = [], [], []
     local = m0 = done = 0
     for k, n in enumerate(exon_len.tolist()):
@@ -289,7 +281,7 @@ def _make_gene(rng: np.random.Generator, gc: float) -> tuple[NDArray[np.uint8], 
             done += b - a
         local, m0 = local + n, m0 + n
         if k < n_exons - 1:
-            intron = _random_seq(rng, int(intron_len[k]), intron_gc)
+            intron = simreads.random_bases(rng, int(intron_len[k]), intron_gc)
             intron[:2], intron[-2:] = (2, 3), (0, 2)  # GT ... AG splice sites
             pieces.append(intron)
             local += len(intron)
@@ -321,144 +313,38 @@ def _place_genes(rng: np.random.Generator, contig: Contig, gc: NDArray[np.float6
         pos += glen + int(rng.integers(5_000, 40_000))
 
 
-def _try_place(rng: np.random.Generator, seq: NDArray[np.uint8], protected: NDArray[np.bool_],
-               block: NDArray[np.uint8], protect: bool = False) -> int | None:
-    """Overwrite a random unprotected stretch with `block`; return its start or None."""
-    n = len(block)
-    for _ in range(20):
-        start = int(rng.integers(200, len(seq) - n - 200))
-        if not protected[start:start + n].any():
-            seq[start:start + n] = block
-            if protect:
-                protected[max(start - 5, 0):start + n + 5] = True
-            return start
-    return None
-
-
-def _diverge(rng: np.random.Generator, seq: NDArray[np.uint8], div: float) -> NDArray[np.uint8]:
-    """A copy of `seq` with substitutions and single-base indels at total rate `div`."""
-    import numpy as np
-
-    out = seq.copy()
-    sub = rng.random(len(out)) < div * 0.85
-    out[sub] = (out[sub] + rng.integers(1, 4, size=int(sub.sum()))) % 4
-    n_indel = int(rng.binomial(len(out), div * 0.15))
-    dels = rng.integers(0, len(out), size=n_indel // 2)
-    out = np.delete(out, dels)
-    ins = rng.integers(0, len(out), size=n_indel - n_indel // 2)
-    return np.insert(out, ins, rng.integers(0, 4, size=len(ins))).astype(np.uint8)
-
-
 def _place_repeats(rng: np.random.Generator, seq: NDArray[np.uint8], protected: NDArray[np.bool_],
                    families: list[NDArray[np.uint8]]) -> None:
-    """Insert copies of the repeat families: old copies 5-20% diverged, plus near-identical pairs.
-
-    The near-identical pairs (<0.5% from each other's source) make some reads map ambiguously,
-    as recent segmental duplications and young transposons do in real genomes.
+    """Insert interspersed repeats: old family copies 5-20% diverged, young near-identical pairs
+    and segmental duplications, so that some reads map ambiguously, as in real genomes.
     """
+    from aisci import simreads
+
     placed = 0
     while placed < REPEAT_FRACTION * len(seq):
         fam = families[int(rng.integers(len(families)))]
         if len(fam) > 400 and rng.random() < 0.5:
             fam = fam[int(rng.integers(0, len(fam) - 300)):]  # 5'-truncated, as most LINE copies are
-        copy = _diverge(rng, fam, rng.uniform(0.05, 0.20))
+        copy = simreads.mutate(rng, fam, rng.uniform(0.05, 0.20))
         if rng.random() < 0.5:
             copy = 3 - copy[::-1]
-        _try_place(rng, seq, protected, copy)
+        simreads.place_block(rng, seq, protected, copy)
         placed += len(copy)
     mean_len = sum(len(f) for f in families) / len(families)
     for _ in range(max(1, round(YOUNG_FRACTION * len(seq) / (2 * mean_len)))):
-        source = _diverge(rng, families[int(rng.integers(len(families)))], rng.uniform(0.05, 0.15))
+        source = simreads.mutate(rng, families[int(rng.integers(len(families)))], rng.uniform(0.05, 0.15))
         for _copy in range(2):
-            _try_place(rng, seq, protected, _diverge(rng, source, rng.uniform(0.0, 0.005)))
+            simreads.place_block(rng, seq, protected, simreads.mutate(rng, source, rng.uniform(0.0, 0.005)))
     # Segmental duplications longer than a fragment: read pairs inside cannot be placed uniquely,
     # which is what makes real genomes hard for short reads (and costs some recall/precision).
     for _ in range(max(1, round(SEGDUP_FRACTION * len(seq) / 5_000))):
         n = int(rng.integers(2_000, 8_000)) if len(seq) >= 500_000 else len(seq) // 50
         src = int(rng.integers(0, len(seq) - n))
-        copy = _diverge(rng, seq[src:src + n], rng.uniform(0.001, 0.01))
-        _try_place(rng, seq, protected, copy if rng.random() < 0.5 else 3 - copy[::-1])
-
-
-def _place_tandem_repeats(rng: np.random.Generator, contig: Contig,
-                          protected: NDArray[np.bool_]) -> None:
-    """Add homopolymers, microsatellites (unit 2-6) and a few minisatellites; record each tract."""
-    import numpy as np
-
-    length = len(contig.seq)
-    specs: list[tuple[int, int]] = []  # (unit length, tract length)
-    for _ in range(length // 1500):
-        specs.append((1, 6 + min(int(rng.geometric(0.2)), 20)))
-    for _ in range(length // 2500):
-        unit = int(rng.choice([2, 3, 4, 5, 6], p=[0.45, 0.2, 0.2, 0.1, 0.05]))
-        specs.append((unit, int(rng.integers(max(12, 3 * unit), 50))))
-    for _ in range(length // 40_000):
-        unit = int(rng.integers(10, 41))
-        specs.append((unit, unit * int(rng.integers(3, 11))))
-    for unit, n in specs:
-        if unit == 1:
-            # Real homopolymers are mostly poly-A/T.
-            motif = np.array([int(rng.choice(4, p=[0.4, 0.1, 0.1, 0.4]))], np.uint8)
-        else:
-            motif = _random_seq(rng, unit, 0.4)
-        block = np.resize(motif, n)
-        if unit > 1 and rng.random() < 0.3:  # an impure repeat
-            j = int(rng.integers(n))
-            block[j] = (block[j] + 1) % 4
-        start = _try_place(rng, contig.seq, protected, block, protect=True)
-        if start is not None:
-            contig.tracts.append((start, start + n, unit))
-    contig.tracts.sort()
+        copy = simreads.mutate(rng, seq[src:src + n], rng.uniform(0.001, 0.01))
+        simreads.place_block(rng, seq, protected, copy if rng.random() < 0.5 else 3 - copy[::-1])
 
 
 # --- output -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _bgzipped(final: Path, kind: str) -> Iterator[Path]:
-    """Yield a temporary plain-text path; then bgzip it, index it and move it into place.
-
-    Index files are moved first and the data file last, so a final name never shows a
-    half-written file (`kind` is "fasta" for .fai/.gzi or "vcf" for .tbi).
-    """
-    import pysam
-
-    suffixes = (".fai", ".gzi") if kind == "fasta" else (".tbi",)
-    with atomic_output(final) as tmp:
-        plain = tmp.with_name(tmp.name[: -len(".gz")])
-        try:
-            yield plain
-            pysam.tabix_compress(str(plain), str(tmp), force=True)
-            if kind == "fasta":
-                pysam.faidx(str(tmp))
-            else:
-                pysam.tabix_index(str(tmp), preset="vcf", force=True)
-            for suffix in suffixes:
-                os.replace(f"{tmp}{suffix}", f"{final}{suffix}")
-        finally:
-            for path in (plain, *(Path(f"{tmp}{s}") for s in suffixes)):
-                path.unlink(missing_ok=True)
-
-
-def write_fasta(contigs: list[Contig], path: Path) -> None:
-    """Write the contigs as plain FASTA with 60-base lines.
-
-    Args:
-        contigs: the simulated contigs.
-        path: output path (plain text).
-    """
-    import numpy as np
-
-    letters = np.frombuffer(b"ACGT", np.uint8)
-    with open(path, "wb") as fh:
-        for contig in contigs:
-            seq = letters[contig.seq]
-            full = len(seq) // LINE_WIDTH
-            lines = np.full((full, LINE_WIDTH + 1), ord("\n"), np.uint8)
-            lines[:, :LINE_WIDTH] = seq[: full * LINE_WIDTH].reshape(full, LINE_WIDTH)
-            fh.write(f">{contig.name}\n".encode() + lines.tobytes())
-            if len(seq) % LINE_WIDTH:
-                fh.write(seq[full * LINE_WIDTH:].tobytes() + b"\n")
 
 
 def write_gff3(contigs: list[Contig], path: Path) -> None:
@@ -469,6 +355,8 @@ def write_gff3(contigs: list[Contig], path: Path) -> None:
         path: final output path (written atomically).
     """
     lines = ["##gff-version 3"] + [f"##sequence-region {c.name} 1 {len(c.seq)}" for c in contigs]
+    from aisci.simreads import atomic_file
+
     for contig in contigs:
         for g in contig.genes:
             tx = f"{g.gene_id}.t1"
@@ -481,7 +369,7 @@ def write_gff3(contigs: list[Contig], path: Path) -> None:
             feats += [(s, e, "CDS", str(p), f"ID={tx}.cds;Parent={tx}") for s, e, p in g.cds]
             for s, e, kind, phase, attrs in sorted(feats):
                 lines.append(col.format(kind, s + 1, e, phase, attrs))
-    with atomic_output(path) as tmp:
+    with atomic_file(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
 
@@ -504,17 +392,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         parser: the subcommand's parser.
     """
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
-    parser.add_argument("--genome-size", type=_size, default=5_000_000, help="total bp (e.g. 5M)")
-    parser.add_argument("--contigs", type=int, default=2, help="number of contigs")
-    parser.add_argument("--samples", type=int, default=1, help="number of diploid samples")
-    parser.add_argument("--depth", type=float, default=30.0, help="mean read depth per sample")
-    parser.add_argument("--read-length", type=int, default=150, help="bp per read")
-    parser.add_argument("--fragment-mean", type=int, default=350, help="mean fragment length")
-    parser.add_argument("--fragment-sd", type=int, default=50, help="fragment length s.d.")
-    parser.add_argument("--error-rate", type=float, default=0.002, help="mean substitution error rate")
-    parser.add_argument("--snv-rate", type=float, default=1e-3, help="SNVs per bp per sample")
-    parser.add_argument("--indel-rate", type=float, default=1.5e-4, help="indels per bp per sample")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same bytes)")
+    options: list[tuple[str, Callable[[str], Any], str, Any, str]] = [
+        ("--genome-size", _size, "BP", 5_000_000, "total genome length, e.g. 5000000, 5M or 200k"),
+        ("--contigs", int, "N", 2, "number of contigs"),
+        ("--samples", int, "N", 1, "number of diploid samples"),
+        ("--depth", float, "X", 30.0, "mean read depth per sample"),
+        ("--read-length", int, "BP", 150, "length of each read"),
+        ("--fragment-mean", int, "BP", 350, "mean fragment length"),
+        ("--fragment-sd", int, "BP", 50, "fragment length standard deviation"),
+        ("--error-rate", float, "P", 0.002, "mean per-base substitution error rate"),
+        ("--snv-rate", float, "P", 1e-3, "SNVs per bp per sample"),
+        ("--indel-rate", float, "P", 1.5e-4, "indels per bp per sample"),
+        ("--seed", int, "N", 1, "random seed; the same seed gives byte-identical files"),
+    ]
+    for flag, kind, metavar, default, text in options:
+        parser.add_argument(flag, type=kind, metavar=metavar, default=default,
+                            help=f"{text} (default: {default})")
 
 
 def run(args: argparse.Namespace) -> int:
