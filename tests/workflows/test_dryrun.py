@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
@@ -45,6 +46,19 @@ def test_root_snakefile_runs_default_pipeline(sim_data, tmp_path):
     res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=REPO / "Snakefile")
     assert res.returncode == 0, res.stderr
     assert job_counts(res.stdout)["default"] == 1 and "align_reads" in job_counts(res.stdout)
+
+
+def test_command_line_overrides_of_the_repo_config(sim_data, tmp_path):
+    """The repo's config.yaml with `--config samples=... reference=...`, as a user would run it."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    res = run_snakemake(
+        tmp_path, "--dry-run", "--cores", "2", "--config",
+        f"samples={sim_data.sample_sheet}", f"reference={sim_data.reference}", "aligner=bwa",
+        snakefile=REPO / "Snakefile",
+    )
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout)
+    assert counts["align_reads"] == 2 and counts["index_bwa"] == 1 and counts["evaluate_calls"] == 2
 
 
 @pytest.mark.parametrize("snakefile", WORKFLOWS, ids=lambda p: p.parent.name)
