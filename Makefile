@@ -35,6 +35,7 @@ demo: install $(DEMO_DIR)/samples.tsv
 	@echo "  QC          results/qc/{sample}.*"
 	@echo "  accuracy    results/eval/{sample}.json (vs the simulator's truth)"
 	@ls -1 results/calls/*.vcf.gz
+	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 
 test: install
 	pytest $(PYTEST_ARGS)

@@ -27,6 +27,16 @@ def load_schema(name: str) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+@cache
+def _validator(name: str) -> Any:
+    """A compiled draft 2020-12 validator for a packaged schema."""
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
 def _apply_defaults(schema: dict[str, Any], data: dict[str, Any]) -> None:
     """Fill missing keys from ``default`` values, recursing into nested objects."""
     for key, sub in schema.get("properties", {}).items():
@@ -86,14 +96,11 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     Raises:
         InputError: the config breaks the schema; the message names the key.
     """
-    from jsonschema import Draft202012Validator
-
     if not isinstance(config, dict):
         raise InputError(f"{source}: must be a mapping of keys to values")
     config = copy.deepcopy(config)
     _coerce_scalars(load_schema("config"), config)
-    validator = Draft202012Validator(load_schema("config"))
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator("config").iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError(_describe(errors[0], source))
     _apply_defaults(load_schema("config"), config)
@@ -126,10 +133,7 @@ def _check_readable(path: Path, where: str) -> None:
 
 
 def _validate_row(row: dict[str, str], where: str) -> None:
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(load_schema("samples"))
-    for error in sorted(validator.iter_errors(row), key=lambda e: list(e.absolute_path)):
+    for error in sorted(_validator("samples").iter_errors(row), key=lambda e: list(e.absolute_path)):
         if error.validator == "oneOf":
             given = [c for c in ("fq1", "fq2", "bam") if c in row]
             raise InputError(
@@ -225,10 +229,9 @@ def check_bam_contigs(sample: Sample, contigs: list[Contig], sheet: str) -> None
             if not (aln.is_bam or aln.is_cram):
                 raise ValueError("not BAM or CRAM format")
             header = dict(zip(aln.references, aln.lengths))
-            try:
+            used = None  # without a BAM index (or for CRAM) only the header can be checked
+            if aln.is_bam and aln.has_index():
                 used = [s.contig for s in aln.get_index_statistics() if s.mapped > 0]
-            except ValueError:  # no index: only the header can be checked
-                used = None
     except (ValueError, OSError) as exc:
         raise InputError(f"{where}: cannot read {sample.bam} as BAM/CRAM ({exc})") from exc
     ref = {c.name: c.length for c in contigs}

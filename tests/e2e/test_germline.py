@@ -115,13 +115,33 @@ def test_bad_reads_fail_their_job_and_leave_no_partial_output(damage, message, s
     assert not [p for p in (workdir / "results").rglob("*") if p.is_file()]
 
 
-def test_real_na12878_from_bam(na12878, sim_data, tmp_path):
-    """Real reads re-aligned from the BAM: inside the NIST confident regions, recall 1.0 and <= 1 FP."""
+@pytest.mark.parametrize("fmt", ["bam", "cram"])
+def test_real_na12878(fmt, na12878, sim_data, tmp_path):
+    """Real reads re-aligned from BAM (or CRAM): in the NIST confident regions, recall 1.0 and <= 1 FP."""
     cfg = scenario_config("na12878", sim_data, tmp_path)
+    if fmt == "cram":
+        import yaml
+
+        cram = tmp_path / "NA12878.cram"
+        pysam.view("-C", "-T", str(na12878 / "ucsc.hg19.chr20.unittest.fasta.gz"), "-o", str(cram),
+                   str(na12878 / "NA12878_S1.chr20.10_10p1mb.bam"), catch_stdout=False)
+        sheet = tmp_path / "cram.tsv"
+        sheet.write_text(f"sample\tbam\ttruth\nNA12878\t{cram}\t{na12878 / 'test_nist.b37_chr20_100kbp_at_10mb.vcf.gz'}\n")
+        values = yaml.safe_load(cfg.read_text())
+        values["samples"] = str(sheet)
+        cfg.write_text(yaml.safe_dump(values))
     res = run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
     assert res.returncode == 0, res.stderr[-5000:]
     m = metrics(tmp_path / "results" / "eval" / "NA12878.json")
     assert m["all"]["tp"] == 49 and m["all"]["fn"] == 0 and m["all"]["recall"] == 1.0, m["all"]
     assert m["snv"]["recall"] == 1.0 and m["indel"]["recall"] == 1.0
     assert m["all"]["fp"] <= 1, m["all"]
+    reads = json.loads((tmp_path / "results" / "qc" / "NA12878.reads.json").read_text())
+    # every primary read whose mate is in the file too (secondary/supplementary and singletons dropped)
+    with pysam.AlignmentFile(str(na12878 / "NA12878_S1.chr20.10_10p1mb.bam")) as bam:
+        mates = {}
+        for r in bam.fetch(until_eof=True):
+            if not (r.is_secondary or r.is_supplementary):
+                mates.setdefault(r.query_name, set()).add(r.is_read1)
+    assert reads["pairs"] == sum(1 for m in mates.values() if m == {True, False})
     assert not (tmp_path / "results" / "reads").exists() or not any((tmp_path / "results" / "reads").iterdir())

@@ -33,7 +33,7 @@ def config(files, sheet_path, **extra):
 def test_minimal_config_gets_defaults():
     cfg = validate_config({"samples": "s.tsv", "reference": "r.fa"})
     assert cfg["aligner"] == "minimap2"
-    assert cfg["calling"] == {"chunk_size": 5000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": False}
+    assert cfg["calling"] == {"chunk_size": 2000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": False}
     assert cfg["filter"] == {"min_qual": 20, "min_depth": 3}
     assert cfg["evaluation"] == {"bed": None}
 
@@ -184,6 +184,19 @@ def test_bam_contig_length_mismatch(files):
     bam = _bam(files / "len.bam", [("chr1", 999)], with_index=True)
     path = sheet(files, f"sample\tbam\nX\t{bam}\n")
     with pytest.raises(InputError, match="contig chr1 has length 999 in .*len.bam but 200 in the reference"):
+        validate_inputs(config(files, path))
+
+
+def test_cram_input_checked_by_header(na12878, files):
+    cram = files / "na12878.cram"
+    ref = na12878 / "ucsc.hg19.chr20.unittest.fasta.gz"
+    pysam.view("-C", "-T", str(ref), "-o", str(cram), str(na12878 / "NA12878_S1.chr20.10_10p1mb.bam"),
+               "chr20:10000000-10001000", catch_stdout=False)
+    path = sheet(files, f"sample\tbam\nNA12878\t{cram}\n")
+    inputs = validate_inputs({"samples": str(path), "reference": str(ref)})
+    assert inputs.samples[0].bam == cram
+    # the header lists hg19's chr1..chrY too; without read counts only a total mismatch is an error
+    with pytest.raises(InputError, match="contig chr1 has length 249250621 in .*na12878.cram but 200"):
         validate_inputs(config(files, path))
 
 
