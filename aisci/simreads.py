@@ -423,16 +423,6 @@ def _fastq(names: list[bytes], mate: bytes, codes: NDArray[np.uint8], quals: NDA
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """`atomic_output` with the usual umask permissions (its mkstemp file would stay 0600)."""
-    with atomic_output(path) as tmp:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
-        yield tmp
-
-
-@contextlib.contextmanager
 def bgzipped_output(final: Path, kind: str) -> Iterator[Path]:
     """Yield a temporary plain-text path; then bgzip it, index it and move it into place.
 
@@ -440,7 +430,7 @@ def bgzipped_output(final: Path, kind: str) -> Iterator[Path]:
     half-written file (`kind` is "fasta" for .fai/.gzi or "vcf" for .tbi).
     """
     suffixes = (".fai", ".gzi") if kind == "fasta" else (".tbi",)
-    with atomic_file(final) as tmp:
+    with atomic_output(final) as tmp:
         plain = tmp.with_name(tmp.name[: -len(".gz")])
         try:
             yield plain

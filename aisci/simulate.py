@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from aisci.errors import InputError
+from aisci.fileio import atomic_output
 
 if TYPE_CHECKING:
     import numpy as np
@@ -134,7 +135,7 @@ def simulate(
                                      variants, genotypes[i], source=f"aisci simulate seed={seed}")
         haps = simreads.build_haplotypes(seqs, variants, genotypes[i], _rng(seed, 3, i))
         fq = (out / "reads" / f"{sample}_R1.fastq.gz", out / "reads" / f"{sample}_R2.fastq.gz")
-        with simreads.atomic_file(fq[0]) as tmp1, simreads.atomic_file(fq[1]) as tmp2:
+        with atomic_output(fq[0]) as tmp1, atomic_output(fq[1]) as tmp2:
             simreads.simulate_reads(
                 sample, [c.name for c in contigs], haps, pairs, tmp1, tmp2,
                 read_length=read_length, fragment_mean=fragment_mean, fragment_sd=fragment_sd,
@@ -145,7 +146,7 @@ def simulate(
     rows = ["sample\tfq1\tfq2\ttruth"] + [
         "\t".join([s, *(p.relative_to(out).as_posix() for p in (*result.reads[s], result.truth_vcfs[s]))])
         for s in result.samples]
-    with simreads.atomic_file(result.sample_sheet) as tmp:
+    with atomic_output(result.sample_sheet) as tmp:
         tmp.write_text("\n".join(rows) + "\n")
     log.info("simulation finished in %.1f s", time.monotonic() - t0)
     return result
@@ -355,7 +356,6 @@ def write_gff3(contigs: list[Contig], path: Path) -> None:
         path: final output path (written atomically).
     """
     lines = ["##gff-version 3"] + [f"##sequence-region {c.name} 1 {len(c.seq)}" for c in contigs]
-    from aisci.simreads import atomic_file
 
     for contig in contigs:
         for g in contig.genes:
@@ -369,7 +369,7 @@ def write_gff3(contigs: list[Contig], path: Path) -> None:
             feats += [(s, e, "CDS", str(p), f"ID={tx}.cds;Parent={tx}") for s, e, p in g.cds]
             for s, e, kind, phase, attrs in sorted(feats):
                 lines.append(col.format(kind, s + 1, e, phase, attrs))
-    with atomic_file(path) as tmp:
+    with atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
 

@@ -1,10 +1,17 @@
 """Tests for aisci.fileio: atomic outputs never leave a half-written file; gzip is read transparently."""
 
 import gzip
+import os
 
 import pytest
 
 from aisci.fileio import atomic_output, is_gzipped, open_text
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_atomic_output_moves_into_place_on_success(tmp_path):
@@ -14,6 +21,7 @@ def test_atomic_output_moves_into_place_on_success(tmp_path):
         tmp.write_text("done")
         assert not final.exists()
     assert final.read_text() == "done"
+    assert final.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's 0600
     assert [p.name for p in final.parent.iterdir()] == ["out.vcf.gz"]
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import GERMLINE, REPO, run_snakemake, write_config
+from tests.conftest import REPO, run_snakemake, write_config
 from tests.workflows.scenarios import SCENARIOS, scenario_config
 
 WORKFLOWS = sorted((REPO / "workflows").glob("*/Snakefile"))
