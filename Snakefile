@@ -7,6 +7,10 @@ include: "workflows/germline/Snakefile"
 
 # The target must be defined here: Snakemake ignores `default_target` in included files
 # (https://github.com/snakemake/snakemake/issues/2773).
+localrules:
+    default,
+
+
 rule default:
     input:
         rules.all.input,

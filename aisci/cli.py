@@ -20,6 +20,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("aisci.config", "validate config.yaml and the sample sheet without running anything"),
     "check-reads": ("aisci.reads", "check a FASTQ pair end to end and write read statistics"),
     "align": ("aisci.align", "align paired reads, fix mates, sort and mark duplicates"),
+    "profile": ("aisci.profile", "write a Slurm profile from a short description of a site's partitions"),
+    "usage": ("aisci.usage", "utilisation report of a run from Slurm accounting (sacct)"),
+    "context": ("aisci.context", "sequence-context features of variant calls, on the GPU when visible"),
 }
 
 

@@ -56,6 +56,7 @@ class Pipeline:
                 f"results/align/{name}.bam",
                 f"results/qc/{name}.stats.txt",
                 f"results/qc/{name}.flagstat.txt",
+                f"results/annotate/{name}.context.parquet",
             ]
             if sample.truth is not None:
                 out.append(f"results/eval/{name}.json")

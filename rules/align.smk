@@ -23,7 +23,7 @@ rule align_reads:
         "../envs/align.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=mem_per_attempt(8000),
     params:
         aligner=lookup(dpath="aligner", within=config),
         index=pipeline.aligner_index_arg,

@@ -22,7 +22,7 @@ rule call_chunk:
         "../envs/bcftools.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_per_attempt(2000),
     params:
         region=pipeline.chunk_region,
         min_mapq=lookup(dpath="calling/min_mapq", within=config),
@@ -49,7 +49,7 @@ rule gather_calls:
         "../envs/bcftools.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_per_attempt(1000),
     shell:
         # chunks are disjoint and in reference order, so a plain concat gives a sorted file
         "(bcftools concat --output-type u {input.chunks}"
@@ -71,7 +71,7 @@ rule filter_calls:
         "../envs/bcftools.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_per_attempt(1000),
     params:
         min_qual=lookup(dpath="filter/min_qual", within=config),
         min_depth=lookup(dpath="filter/min_depth", within=config),

@@ -23,7 +23,7 @@ rule evaluate_calls:
         "../envs/aisci.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_per_attempt(1000),
     params:
         bed=pipeline.bed_option,
     shell:

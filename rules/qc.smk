@@ -20,7 +20,7 @@ rule samtools_stats:
         "../envs/samtools.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_per_attempt(1000),
     shell:
         "samtools stats --reference {input.ref} {input.bam} > {output.stats} 2> {log}"
 
@@ -38,6 +38,6 @@ rule samtools_flagstat:
         "../envs/samtools.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=mem_per_attempt(500),
     shell:
         "samtools flagstat {input.bam} > {output.flagstat} 2> {log}"

@@ -21,7 +21,7 @@ rule bam_to_fastq:
         "../envs/samtools.yaml"
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=mem_per_attempt(2000),
     shell:
         # collate groups mates; fastq drops secondary/supplementary alignments (its default -F 0x900)
         "(samtools collate -u -O -@ {threads} --reference {input.ref} {input.bam:q} {resources.tmpdir}/{wildcards.sample}.collate"
@@ -41,7 +41,7 @@ rule check_reads:
         "../envs/aisci.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=mem_per_attempt(500),
     shell:
         "aisci check-reads --sample {wildcards.sample} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
         " --out {output.json} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule prepare_reference:
         "../envs/samtools.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_per_attempt(1000),
     shell:
         "(gzip -cdf {input.fasta:q} > {output.fasta} && samtools faidx {output.fasta}) > {log} 2>&1"
 
@@ -38,7 +38,7 @@ rule index_minimap2:
         "../envs/minimap2.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=mem_per_attempt(8000),
     shell:
         "minimap2 -x sr -t {threads} -d {output.mmi} {input.fasta} > {log} 2>&1"
 
@@ -56,6 +56,6 @@ rule index_bwa:
         "../envs/bwa.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=mem_per_attempt(8000),
     shell:
         "bwa index {input.fasta} > {log} 2>&1"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 
+import pyarrow.parquet as pq
 import pysam
 import pytest
+
+from aisci.context import COLUMNS
 
 from tests.conftest import run_snakemake, write_config
 from tests.workflows.scenarios import scenario_config
@@ -56,6 +59,14 @@ def test_outputs_are_complete_and_consistent(sim_run, sim_data):
             keys = [(r.contig, r.pos) for r in recs]
             order = {c: i for i, c in enumerate(vcf.header.contigs)}
             assert keys == sorted(keys, key=lambda k: (order[k[0]], k[1]))
+        # GPU-class stage: one row per call, exact schema, features in range
+        table = pq.read_table(res / "annotate" / f"{sample}.context.parquet")
+        assert tuple(table.column_names) == COLUMNS and table.num_rows == len(recs)
+        assert table.column("pos").to_pylist() == [r.pos for r in recs]
+        gc = table.column("gc").to_pylist()
+        assert all(0 <= g <= 1 for g in gc) and 0.3 < sum(gc) / len(gc) < 0.65
+        log = (sim_run / "logs" / "annotate_context" / f"{sample}.log").read_text()
+        assert "device: cpu" in log or "device: cuda" in log
     with pysam.VariantFile(str(res / "calls" / "cohort.vcf.gz")) as cohort:
         assert list(cohort.header.samples) == sim_data.samples
         assert sum(1 for _ in cohort) > 0

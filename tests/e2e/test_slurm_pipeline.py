@@ -1,0 +1,209 @@
+"""The germline pipeline on a real local Slurm cluster: partitions, GPUs, retries, restarts, usage report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_snakemake, write_config
+from tests.slurm_cluster import ensure_cluster
+
+pytestmark = pytest.mark.slow
+
+PROFILE = REPO / "profiles" / "slurm"
+# the plugin's first status check waits 40 s by default; a test cluster answers at once
+FAST = ["--slurm-init-seconds-before-status-checks", "2", "--slurm-partition-config", str(PROFILE / "partitions.yaml")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ensure_cluster()
+
+
+def slurm_args(cfg: Path) -> list[str]:
+    return ["--profile", str(PROFILE), "--configfile", str(cfg), *FAST]
+
+
+def run_id(output: str) -> str:
+    m = re.search(r"SLURM run ID: (\S+)", output)
+    assert m, "no SLURM run ID in the output"
+    return m.group(1)
+
+
+def sacct(run: str, *fields: str) -> list[dict[str, str]]:
+    out = subprocess.run(
+        ["sacct", "--name", run, "-X", "--parsable2", "--allusers", "-o", ",".join(fields)],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    header = out[0].split("|")
+    return [dict(zip(header, line.split("|"))) for line in out[1:]]
+
+
+def popen_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflows/germline/Snakefile"),
+           "--directory", str(workdir), *args]
+    log = open(workdir.parent / f"{workdir.name}.driver.log", "w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def running_jobs(rule_fragment: str) -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], capture_output=True, text=True).stdout
+    return [line.split("|")[0] for line in out.splitlines() if rule_fragment in line]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def check_results(workdir: Path, samples) -> None:
+    for sample in samples:
+        m = json.loads((workdir / "results" / "eval" / f"{sample}.json").read_text())
+        assert m["snv"]["recall"] >= 0.97 and m["snv"]["precision"] >= 0.98, m["snv"]
+        assert (workdir / "results" / "annotate" / f"{sample}.context.parquet").exists()
+    assert not list((workdir / "results").rglob("*.tmp*"))
+
+
+@pytest.fixture(scope="module")
+def slurm_run(sim_data, tmp_path_factory):
+    """The germline pipeline on the simulated samples through profiles/slurm, run once."""
+    workdir = tmp_path_factory.mktemp("slurm_run")
+    cfg = write_config(workdir / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
+    t0 = time.time()
+    res = run_snakemake(workdir / "run", *slurm_args(cfg), timeout=900)
+    wall = time.time() - t0
+    assert res.returncode == 0, res.stderr[-5000:]
+    print(f"\nslurm pipeline wall: {wall:.1f} s")
+    return workdir / "run", run_id(res.stdout + res.stderr), wall
+
+
+def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, sim_data):
+    workdir, run, _ = slurm_run
+    check_results(workdir, sim_data.samples)
+    jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State")
+    assert jobs, "sacct shows no jobs for the run"
+    gpu = [j for j in jobs if "annotate_context" in j["Comment"]]
+    cpu = [j for j in jobs if "annotate_context" not in j["Comment"]]
+    assert len(gpu) == len(sim_data.samples) and cpu
+    for j in cpu:
+        assert j["Partition"] == "cpu" and "gres/gpu" not in j["AllocTRES"], j
+    for j in gpu:
+        assert j["Partition"] == "gpu" and "gres/gpu=1" in j["AllocTRES"], j
+    assert all(j["State"] == "COMPLETED" for j in jobs), jobs
+    # grouped: one 'align' and one 'calls' job per sample, plus two reference jobs
+    assert sum(j["Comment"].startswith("group_align") for j in jobs) == len(sim_data.samples)
+    for sample in sim_data.samples:
+        log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
+        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
+
+
+def test_usage_report_from_real_sacct(slurm_run, tmp_path):
+    workdir, run, _ = slurm_run
+    out = subprocess.run(
+        [sys.executable, "-m", "aisci.cli", "usage", "--run-id", run, "--format", "json",
+         "--plot", str(tmp_path / "gantt.png")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    rules = {r["rule"]: r for r in report["rules"]}
+    assert rules["annotate_context"]["gpu_hours"] > 0
+    assert rules["annotate_context"]["partition"] == "gpu"
+    parts = {p["partition"]: p for p in report["partitions"]}
+    assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_hours"] == 0
+    assert report["jobs"] == len(sacct(run, "JobID"))
+    assert (tmp_path / "gantt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scancelled_job_is_retried_and_the_run_completes(sim_data, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    proc = popen_snakemake(workdir, *slurm_args(cfg))
+    try:
+        victim = wait_for(lambda: running_jobs("group_align"), 300, "a running align job")[0]
+        subprocess.run(["scancel", victim], check=True)
+        assert proc.wait(timeout=900) == 0, (tmp_path / "run.driver.log").read_text()[-5000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run = run_id((tmp_path / "run.driver.log").read_text())
+    states = [(j["JobID"], j["State"]) for j in sacct(run, "JobID", "State", "Comment")]
+    assert (victim, "CANCELLED by 0") in states or any(s.startswith("CANCELLED") for i, s in states if i == victim)
+    check_results(workdir, sim_data.samples)
+
+
+def incomplete_outputs(workdir: Path) -> set[str]:
+    """Outputs Snakemake has marked as started but not finished (its .snakemake/incomplete records)."""
+    from base64 import urlsafe_b64decode
+
+    marks = workdir / ".snakemake" / "incomplete"
+    names = set()
+    for p in marks.iterdir() if marks.exists() else ():
+        try:
+            names.add(urlsafe_b64decode(p.name).decode())
+        except ValueError:
+            continue
+    return names
+
+
+def test_killed_driver_restarts_without_recomputing(sim_data, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    proc = popen_snakemake(workdir, *slurm_args(cfg))
+    bam = "results/align/S1.bam"
+    try:
+        # wait until one sample's align group has finished and been recorded by the driver
+        wait_for(lambda: (workdir / bam).exists() and bam not in incomplete_outputs(workdir), 600, "S1's BAM")
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver dies mid-run, as on a login-node crash
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    pending = incomplete_outputs(workdir)
+    finished = {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*")
+                if p.is_file() and str(p.relative_to(workdir)) not in pending}
+    assert workdir / bam in finished
+    run = run_id((tmp_path / "run.driver.log").read_text())
+    # the killed driver's jobs run on in Slurm: cancel them, as the README tells users to
+    subprocess.run(["scancel", "--name", run], check=True)
+    wait_for(lambda: not subprocess.run(["squeue", "-h", "--name", run], capture_output=True, text=True).stdout.strip(),
+             120, "the old run's jobs to leave the queue")
+    assert run_snakemake(workdir, "--unlock", "--configfile", str(cfg)).returncode == 0
+    res = run_snakemake(workdir, *slurm_args(cfg), timeout=900)
+    assert res.returncode == 0, res.stderr[-5000:]
+    check_results(workdir, sim_data.samples)
+    for path, mtime in finished.items():
+        if path.exists():  # temp() files may be gone once their consumers finished
+            assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed"
+    assert (workdir / bam).stat().st_mtime_ns == finished[workdir / bam]
+
+
+def test_out_of_memory_job_is_retried_with_more(tmp_path):
+    res = run_snakemake(
+        tmp_path, "--executor", "slurm", "--jobs", "2", "--retries", "2", "--latency-wait", "5",
+        "--default-resources", "slurm_partition=cpu", *FAST[:2],
+        snakefile=REPO / "tests" / "e2e" / "data" / "oom" / "Snakefile", timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-5000:]
+    assert (tmp_path / "done.txt").read_text().strip() == "600"
+    run = run_id(res.stdout + res.stderr)
+    jobs = sacct(run, "JobID", "State", "ReqMem")
+    assert [j["ReqMem"] for j in jobs] == ["300M", "600M"], jobs
+    assert jobs[0]["State"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), jobs
+    assert jobs[1]["State"] == "COMPLETED"

@@ -1,0 +1,42 @@
+"""Dry-run through the Slurm profile: how many Slurm jobs a 1,000-sample cohort submits."""
+
+from __future__ import annotations
+
+import re
+
+from aisci.profile import GROUPS
+from tests.conftest import REPO, run_snakemake, write_config
+from tests.workflows.test_dryrun import job_counts
+
+TARGET_RULES = {"all", "default"}  # local rules: never submitted
+
+
+def slurm_jobs(stdout: str) -> int:
+    """Jobs the Slurm executor would submit: one per group job, one per ungrouped non-local job."""
+    group_jobs = len(re.findall(r"^\[.*\] Group job \w+", stdout, re.M)) or stdout.count("Group job ")
+    ungrouped = sum(n for rule, n in job_counts(stdout).items() if rule not in GROUPS and rule not in TARGET_RULES)
+    return group_jobs + ungrouped
+
+
+def test_thousand_samples_submit_at_most_four_jobs_each(sim_data, tmp_path):
+    fq1, fq2 = sim_data.reads["S1"]
+    sheet = tmp_path / "cohort.tsv"
+    sheet.write_text("sample\tfq1\tfq2\n" + "".join(f"s{i:04d}\t{fq1}\t{fq2}\n" for i in range(1000)))
+    # joint calling on: the cohort call adds one more group job
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sheet), reference=str(sim_data.reference),
+                       calling={"joint": True, "chunk_size": 100000})
+    res = run_snakemake(
+        tmp_path / "run", "--dry-run", "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(cfg),
+        "--slurm-partition-config", str(REPO / "profiles" / "slurm" / "partitions.yaml"),
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    # 300 kb in 100 kb chunks: 4 chunks per callset -> 4,004 chunk jobs, all inside 'calls' groups
+    assert counts["call_chunk"] == 4 * 1001 and counts["align_reads"] == 1000
+    total_rule_jobs = sum(n for rule, n in counts.items() if rule not in TARGET_RULES)
+    submitted = slurm_jobs(res.stdout)
+    # per sample: 'align' group, 'calls' group, annotate_context (GPU); plus reference prep and the cohort
+    assert submitted == 3 * 1000 + 2 + 1
+    assert submitted / 1000 <= 4
+    assert total_rule_jobs > 3 * submitted  # grouping really merged jobs
