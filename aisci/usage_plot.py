@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.usage import Job
+from aisci.sacct import Job
 
 # Colours by rule (matplotlib's tab20, so PNG and HTML agree); cycled past 20 rules.
 PALETTE = (

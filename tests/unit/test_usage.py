@@ -15,9 +15,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from aisci import usage
+from aisci import sacct, usage
 from aisci.errors import InputError, ToolError
-from aisci.usage import Job, load_jobs, parse_sacct, summarise, write_report
+from aisci.sacct import Job, load_jobs, parse_sacct
+from aisci.usage import summarise, write_report
 
 # `sacct --parsable2` output of one run in the layout Slurm 22.05 prints: allocation lines carry
 # Partition/Comment/ReqMem/AllocTRES and the summed TotalCPU, step lines carry MaxRSS.
@@ -48,13 +49,13 @@ def by_id(jobs: list[Job]) -> dict[str, Job]:
      ("1-02:03:04", 93784), ("12-00:00:00", 12 * 86400), ("", None)],
 )
 def test_cpu_time_formats(text, seconds):
-    assert usage.parse_cpu_time(text) == (None if seconds is None else pytest.approx(seconds))
+    assert sacct.parse_cpu_time(text) == (None if seconds is None else pytest.approx(seconds))
 
 
 @pytest.mark.parametrize("text", ["1-02:03", "abc", "12", "1:2:3:4"])
 def test_cpu_time_rejects_what_sacct_never_prints(text):
     with pytest.raises(ValueError):
-        usage.parse_cpu_time(text)
+        sacct.parse_cpu_time(text)
 
 
 @pytest.mark.parametrize(
@@ -65,17 +66,17 @@ def test_cpu_time_rejects_what_sacct_never_prints(text):
      ("16000Mn", "M", (16000 * MIB, "n")), ("2000", "M", (2000 * MIB, ""))],
 )
 def test_size_formats(text, bare, expected):
-    assert usage.parse_size(text, bare_unit=bare) == expected
+    assert sacct.parse_size(text, bare_unit=bare) == expected
 
 
 def test_tres_and_gpus():
-    tres = usage.parse_tres("billing=2,cpu=2,gres/gpu=1,mem=2000M,node=1")
+    tres = sacct.parse_tres("billing=2,cpu=2,gres/gpu=1,mem=2000M,node=1")
     assert tres == {"billing": "2", "cpu": "2", "gres/gpu": "1", "mem": "2000M", "node": "1"}
-    assert usage.gpu_count(tres) == 1
+    assert sacct.gpu_count(tres) == 1
     # typed and untyped entries both appear: the untyped one is the total
-    assert usage.gpu_count(usage.parse_tres("cpu=8,gres/gpu:a100=2,gres/gpu=2,node=1")) == 2
-    assert usage.gpu_count(usage.parse_tres("cpu=8,gres/gpu:a100=2,gres/gpu:v100=1")) == 3
-    assert usage.gpu_count(usage.parse_tres("")) == 0
+    assert sacct.gpu_count(sacct.parse_tres("cpu=8,gres/gpu:a100=2,gres/gpu=2,node=1")) == 2
+    assert sacct.gpu_count(sacct.parse_tres("cpu=8,gres/gpu:a100=2,gres/gpu:v100=1")) == 3
+    assert sacct.gpu_count(sacct.parse_tres("")) == 0
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ def test_tres_and_gpus():
      ("rule_", "jobname")],
 )
 def test_rule_from_comment(comment, rule):
-    assert usage.rule_of(comment, "jobname") == rule
+    assert sacct.rule_of(comment, "jobname") == rule
 
 
 # --------------------------------------------------------------------------- parse_sacct
@@ -372,7 +373,7 @@ def test_run_end_to_end_with_fake_sacct(tmp_path, capsys):
                        "--sacct", str(sacct)])
     assert usage.run(args) == 0
     argv = (tmp_path / "args").read_text().splitlines()
-    assert argv == ["--parsable2", "--allusers", "--duplicates", "--format", usage.SACCT_FIELDS,
+    assert argv == ["--parsable2", "--allusers", "--duplicates", "--format", sacct.SACCT_FIELDS,
                     "--name", RUN_ID, "--starttime", "2000-01-01T00:00:00"]
     assert (tmp_path / "time_format").read_text().strip() == "standard"
     doc = json.loads(out.read_text())
