@@ -17,7 +17,7 @@ import pytest
 
 from aisci import sacct, usage
 from aisci.errors import InputError, ToolError
-from aisci.sacct import Job, load_jobs, parse_sacct
+from aisci.sacct import RUN_ID_DEFAULT_SINCE, SACCT_FIELDS, Job, load_jobs, parse_sacct
 from aisci.usage import summarise, write_report
 
 # `sacct --parsable2` output of one run in the layout Slurm 22.05 prints: allocation lines carry
@@ -373,7 +373,7 @@ def test_run_end_to_end_with_fake_sacct(tmp_path, capsys):
                        "--sacct", str(sacct)])
     assert usage.run(args) == 0
     argv = (tmp_path / "args").read_text().splitlines()
-    assert argv == ["--parsable2", "--allusers", "--duplicates", "--format", sacct.SACCT_FIELDS,
+    assert argv == ["--parsable2", "--allusers", "--duplicates", "--format", SACCT_FIELDS,
                     "--name", RUN_ID, "--starttime", "2000-01-01T00:00:00"]
     assert (tmp_path / "time_format").read_text().strip() == "standard"
     doc = json.loads(out.read_text())
