@@ -17,7 +17,7 @@ import pytest
 
 from aisci import sacct, usage
 from aisci.errors import InputError, ToolError
-from aisci.sacct import RUN_ID_DEFAULT_SINCE, SACCT_FIELDS, Job, load_jobs, parse_sacct
+from aisci.sacct import SACCT_FIELDS, Job, load_jobs, parse_sacct
 from aisci.usage import summarise, write_report
 
 # `sacct --parsable2` output of one run in the layout Slurm 22.05 prints: allocation lines carry
