@@ -132,15 +132,49 @@ def _gpus_nodes(text: str) -> tuple[int, int]:
     return gpu_count(tres), int(tres.get("node") or 1)
 
 
+def _group_of(name: str) -> str | None:
+    """``align_align_reads_check_reads`` -> ``align`` when it is one of our profile groups.
+
+    Snakemake names a group job ``<group>_<member rules, sorted>`` and the plugin comments it as
+    ``rule_<that name>``; only the known groups (aisci.profile.GROUPS) can be told apart safely.
+    """
+    from aisci.profile import GROUPS
+
+    for group in sorted(set(GROUPS.values()), key=len, reverse=True):
+        members = name[len(group) + 1:]
+        if name.startswith(group + "_") and members and all(
+            rule in GROUPS for rule in _split_rules(members)
+        ):
+            return group
+    return None
+
+
+def _split_rules(members: str) -> list[str]:
+    """Split ``align_reads_check_reads`` into known rule names, greedily from the left."""
+    from aisci.profile import GROUPS
+
+    out, rest = [], members
+    while rest:
+        match = next((r for r in sorted(GROUPS, key=len, reverse=True) if rest == r or rest.startswith(r + "_")), None)
+        if match is None:
+            return [rest]
+        out.append(match)
+        rest = rest[len(match) + 1:]
+    return out
+
+
 def rule_of(comment: str, job_name: str) -> str:
     """Rule name from the comment the Slurm executor plugin sets.
 
-    The plugin submits with `--comment rule_<rule>[_wildcards_<values>]`; a grouped job as
-    `group_<group>...` becomes `group:<group>`. Any other job is named after its JobName.
+    The plugin submits with `--comment rule_<rule>[_wildcards_<values>]`; a job of one of our
+    profile groups (``rule_<group>_<member rules>``) or commented ``group_<group>`` becomes
+    ``group:<group>``. Any other job is named after its JobName.
     """
     for prefix, label in (("rule_", ""), ("group_", "group:")):
         if comment.startswith(prefix):
             name = comment[len(prefix) :].split("_wildcards_", 1)[0]
+            if name and not label and (group := _group_of(name)):
+                return f"group:{group}"
             if name:
                 return label + name
     return job_name

@@ -20,18 +20,32 @@ def ensure_cluster() -> None:
             or, not being root, no Slurm controller answers.
     """
     if os.geteuid() == 0:
-        proc = subprocess.run([str(SLURM_LOCAL), "up"], capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [str(SLURM_LOCAL), "up"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if proc.returncode != 0:
             raise RuntimeError(
                 f"{SLURM_LOCAL} up failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
             )
         return
     try:
-        proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            ["scontrol", "ping"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except FileNotFoundError:
         proc = None
     if proc is None or proc.returncode != 0 or "is UP" not in proc.stdout:
-        raise RuntimeError(f"no Slurm controller answers and not root: run `sudo {SLURM_LOCAL} up`")
+        raise RuntimeError(
+            f"no Slurm controller answers and not root: run `sudo {SLURM_LOCAL} up`"
+        )
 
 
 def sacct_rows(*args: str) -> list[dict[str, str]]:
@@ -46,9 +60,17 @@ def sacct_rows(*args: str) -> list[dict[str, str]]:
     Raises:
         RuntimeError: sacct failed or wrote an error.
     """
-    proc = subprocess.run(["sacct", "--parsable2", *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["sacct", "--parsable2", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if proc.returncode != 0 or proc.stderr.strip():
-        raise RuntimeError(f"sacct {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+        raise RuntimeError(
+            f"sacct {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()}"
+        )
     lines = proc.stdout.splitlines()
     if not lines:
         return []

@@ -15,7 +15,17 @@ from tests.slurm_cluster import SLURM_LOCAL, ensure_cluster, sacct_rows
 pytestmark = pytest.mark.slow
 
 # States after which a job changes no more (sacct's spelling; CANCELLED may read "CANCELLED by 0").
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
+FINAL = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "OUT_OF_MEMORY",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
 COLUMNS = "JobID,Partition,State,ExitCode,AllocTRES,Comment,MaxRSS"
 MEM_LIMIT_MB = 100
 ALLOC_MB = 500
@@ -38,9 +48,23 @@ def sbatch(workdir: Path, name: str, script: str, *options: str) -> Job:
     # The comment mimics the Snakemake Slurm plugin's, which sacct must show (job_comment flag).
     comment = f"rule_{name}_wildcards_test"
     out = subprocess.run(
-        ["sbatch", "--parsable", f"--job-name=aisci_{name}", f"--comment={comment}", f"--chdir={jobdir}",
-         "--output=slurm-%j.out", "--time=2", "--ntasks=1", "--cpus-per-task=1", *options, str(jobdir / "job.sh")],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            "sbatch",
+            "--parsable",
+            f"--job-name=aisci_{name}",
+            f"--comment={comment}",
+            f"--chdir={jobdir}",
+            "--output=slurm-%j.out",
+            "--time=2",
+            "--ntasks=1",
+            "--cpus-per-task=1",
+            *options,
+            str(jobdir / "job.sh"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout.strip()
     return Job(id=out.split(";")[0], workdir=jobdir, comment=comment)
 
@@ -56,7 +80,8 @@ def wait_done(jobs: list[Job], timeout: float = 90) -> None:
         done = {
             row["JobID"]
             for row in rows
-            if row["State"].startswith(FINAL) and ("." in row["JobID"] or row["Partition"])
+            if row["State"].startswith(FINAL)
+            and ("." in row["JobID"] or row["Partition"])
         }
         # Steps (".batch") are recorded apart from the job: their MaxRSS is what we check.
         if all(job.id in done and f"{job.id}.batch" in done for job in jobs):
@@ -90,7 +115,11 @@ def jobs(tmp_path_factory) -> dict[str, Job]:
         # No --mem: DefMemPerCPU must give it a small share, not the whole node.
         "cpu": sbatch(work, "cpu", "echo ok > result.txt\n", "--partition=cpu"),
         "gpu": sbatch(
-            work, "gpu", 'echo "${CUDA_VISIBLE_DEVICES-unset}" > cuda.txt\n', "--partition=gpu", "--gres=gpu:1"
+            work,
+            "gpu",
+            'echo "${CUDA_VISIBLE_DEVICES-unset}" > cuda.txt\n',
+            "--partition=gpu",
+            "--gres=gpu:1",
         ),
         # Touches every page (b"x" * n), so the RSS really is ALLOC_MB, and holds it for several
         # accounting samples (JobAcctGatherFrequency=1 s) before it could finish.
@@ -110,7 +139,11 @@ def jobs(tmp_path_factory) -> dict[str, Job]:
 def test_cpu_job_on_cpu_partition(jobs):
     job = jobs["cpu"]
     row = job_row(job)
-    assert (row["Partition"], row["State"], row["ExitCode"]) == ("cpu", "COMPLETED", "0:0"), row
+    assert (row["Partition"], row["State"], row["ExitCode"]) == (
+        "cpu",
+        "COMPLETED",
+        "0:0",
+    ), row
     assert (job.workdir / "result.txt").read_text() == "ok\n"
     assert "gres/gpu" not in row["AllocTRES"], row
     # DefMemPerCPU=2048 for a 1-CPU job without --mem.
@@ -122,7 +155,10 @@ def test_finished_job_still_in_squeue(jobs):
     """MinJobAge=300: profiles that poll squeue still see a just-finished job and its state."""
     out = subprocess.run(
         ["squeue", "-h", "-t", "all", "-j", jobs["cpu"].id, "-o", "%T"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout.split()
     assert out == ["COMPLETED"]
 
@@ -130,7 +166,11 @@ def test_finished_job_still_in_squeue(jobs):
 def test_gpu_job_gets_one_gpu(jobs):
     job = jobs["gpu"]
     row = job_row(job)
-    assert (row["Partition"], row["State"], row["ExitCode"]) == ("gpu", "COMPLETED", "0:0"), row
+    assert (row["Partition"], row["State"], row["ExitCode"]) == (
+        "gpu",
+        "COMPLETED",
+        "0:0",
+    ), row
     assert "gres/gpu=1" in row["AllocTRES"].split(","), row
     assert row["Comment"] == job.comment
     # Slurm's gpu GRES plugin exports the index of the device it handed out.
@@ -142,9 +182,15 @@ def test_job_over_its_memory_is_killed(jobs):
     signal 9 (OUT_OF_MEMORY needs cgroup OOM events), the batch step CANCELLED, its MaxRSS recorded."""
     job = jobs["oom"]
     row = job_row(job)
-    assert (row["Partition"], row["State"], row["ExitCode"]) == ("cpu", "FAILED", "0:9"), row
+    assert (row["Partition"], row["State"], row["ExitCode"]) == (
+        "cpu",
+        "FAILED",
+        "0:9",
+    ), row
     assert row["Comment"] == job.comment
-    assert not (job.workdir / "result.txt").exists(), "the script went on after the allocation"
+    assert not (job.workdir / "result.txt").exists(), (
+        "the script went on after the allocation"
+    )
     batch = sacct_rows("-j", f"{job.id}.batch", "-o", "JobID,State,ExitCode,MaxRSS")
     assert len(batch) == 1 and batch[0]["State"].startswith("CANCELLED"), batch
     # Recorded, and above the limit it was killed for.
@@ -155,6 +201,12 @@ def test_job_over_its_memory_is_killed(jobs):
 
 
 def test_status_reports_healthy(jobs):
-    proc = subprocess.run([str(SLURM_LOCAL), "status"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(SLURM_LOCAL), "status"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAILING" not in proc.stdout

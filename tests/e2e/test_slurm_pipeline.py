@@ -104,8 +104,11 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, sim_da
     for j in gpu:
         assert j["Partition"] == "gpu" and "gres/gpu=1" in j["AllocTRES"], j
     assert all(j["State"] == "COMPLETED" for j in jobs), jobs
-    # grouped: one 'align' and one 'calls' job per sample, plus two reference jobs
-    assert sum(j["Comment"].startswith("group_align") for j in jobs) == len(sim_data.samples)
+    # grouped: one 'align' and one 'calls' job per sample (Snakemake names a group job
+    # <group>_<member rules>), plus the two reference jobs
+    assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
+    assert sum(j["Comment"].startswith("rule_calls_call_chunk_") for j in jobs) == len(sim_data.samples)
+    assert len(jobs) == 3 * len(sim_data.samples) + 2
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
@@ -121,10 +124,10 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
-    assert rules["annotate_context"]["gpu_hours"] > 0
-    assert rules["annotate_context"]["partition"] == "gpu"
+    assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context"}
+    assert rules["group:align"]["jobs"] == 2 and rules["annotate_context"]["gpu_h"] > 0
     parts = {p["partition"]: p for p in report["partitions"]}
-    assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_hours"] == 0
+    assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_h"] == 0 and parts["gpu"]["gpu_h"] > 0
     assert report["jobs"] == len(sacct(run, "JobID"))
     assert (tmp_path / "gantt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -135,7 +138,7 @@ def test_scancelled_job_is_retried_and_the_run_completes(sim_data, tmp_path):
     workdir.mkdir()
     proc = popen_snakemake(workdir, *slurm_args(cfg))
     try:
-        victim = wait_for(lambda: running_jobs("group_align"), 300, "a running align job")[0]
+        victim = wait_for(lambda: running_jobs("rule_align_align_reads"), 300, "a running align job")[0]
         subprocess.run(["scancel", victim], check=True)
         assert proc.wait(timeout=900) == 0, (tmp_path / "run.driver.log").read_text()[-5000:]
     finally:
@@ -201,9 +204,13 @@ def test_out_of_memory_job_is_retried_with_more(tmp_path):
         snakefile=REPO / "tests" / "e2e" / "data" / "oom" / "Snakefile", timeout=600,
     )
     assert res.returncode == 0, res.stderr[-5000:]
-    assert (tmp_path / "done.txt").read_text().strip() == "600"
+    assert (tmp_path / "done.txt").read_text().strip() == "800"
     run = run_id(res.stdout + res.stderr)
     jobs = sacct(run, "JobID", "State", "ReqMem")
-    assert [j["ReqMem"] for j in jobs] == ["300M", "600M"], jobs
-    assert jobs[0]["State"] in ("OUT_OF_MEMORY", "FAILED", "CANCELLED"), jobs
+    assert [j["ReqMem"] for j in jobs] == ["400M", "800M"], jobs
+    # without cgroups Slurm's OverMemoryKill ends the job FAILED (its step CANCELLED), not OUT_OF_MEMORY
+    assert jobs[0]["State"] in ("OUT_OF_MEMORY", "FAILED"), jobs
     assert jobs[1]["State"] == "COMPLETED"
+    log = subprocess.run(["sacct", "--name", run, "--parsable2", "-o", "JobID,State,MaxRSS"],
+                         capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^\d+\.0\|CANCELLED", log, re.M), log  # the over-memory step was killed

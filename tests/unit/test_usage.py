@@ -84,7 +84,10 @@ def test_tres_and_gpus():
     [("rule_align_reads_wildcards_S1", "align_reads"), ("rule_multiqc", "multiqc"),
      ("rule_call_wildcards_S1_chr20_1000", "call"), ("group_postproc", "group:postproc"),
      ("group_postproc_wildcards_S1", "group:postproc"), ("", "jobname"), ("my comment", "jobname"),
-     ("rule_", "jobname")],
+     ("rule_", "jobname"),
+     ("rule_align_align_reads_check_reads_samtools_flagstat_samtools_stats", "group:align"),
+     ("rule_calls_call_chunk_evaluate_calls_filter_calls_gather_calls", "group:calls"),
+     ("rule_align_reads", "align_reads"), ("rule_calls_unknown_rule", "calls_unknown_rule")],
 )
 def test_rule_from_comment(comment, rule):
     assert sacct.rule_of(comment, "jobname") == rule
