@@ -25,6 +25,21 @@ def sim_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """The dataset `make demo` runs on, made with the Makefile's own DEMO_ARGS."""
+    import re
+
+    from aisci.simulate import simulate
+
+    line = re.search(r"^DEMO_ARGS \?= (.*)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    args = dict(re.findall(r"--([\w-]+) (\S+)", line))
+    return simulate(
+        tmp_path_factory.mktemp("demo"), genome_size=int(args["genome-size"]), n_samples=int(args["samples"]),
+        depth=float(args["depth"]), seed=int(args["seed"]),
+    )
+
+
+@pytest.fixture(scope="session")
 def na12878() -> Path:
     """The real NA12878 chr20 slice in ../shared; missing data is a failure, never a skip."""
     assert SHARED_DATA.is_dir(), f"real test data missing: {SHARED_DATA} (see shared/data/README.md)"

@@ -79,10 +79,11 @@ def check_results(workdir: Path, samples) -> None:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(sim_data, tmp_path_factory):
-    """The germline pipeline on the simulated samples through profiles/slurm, run once."""
+def slurm_run(demo_data, tmp_path_factory):
+    """The germline pipeline on the demo data (as `make demo` makes it) through profiles/slurm, run once."""
     workdir = tmp_path_factory.mktemp("slurm_run")
-    cfg = write_config(workdir / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
+    cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
+                       calling={"joint": True})
     t0 = time.time()
     res = run_snakemake(workdir / "run", *slurm_args(cfg), timeout=900)
     wall = time.time() - t0
@@ -91,9 +92,11 @@ def slurm_run(sim_data, tmp_path_factory):
     return workdir / "run", run_id(res.stdout + res.stderr), wall
 
 
-def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, sim_data):
+def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_data):
+    sim_data = demo_data
     workdir, run, _ = slurm_run
     check_results(workdir, sim_data.samples)
+    assert (workdir / "results" / "calls" / "cohort.vcf.gz.tbi").exists()
     jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State")
     assert jobs, "sacct shows no jobs for the run"
     gpu = [j for j in jobs if "annotate_context" in j["Comment"]]
@@ -107,8 +110,8 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, sim_da
     # grouped: one 'align' and one 'calls' job per sample (Snakemake names a group job
     # <group>_<member rules>), plus the two reference jobs
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
-    assert sum(j["Comment"].startswith("rule_calls_call_chunk_") for j in jobs) == len(sim_data.samples)
-    assert len(jobs) == 3 * len(sim_data.samples) + 2
+    assert sum(j["Comment"].startswith("rule_calls_call_chunk_") for j in jobs) == len(sim_data.samples) + 1
+    assert len(jobs) == 3 * len(sim_data.samples) + 2 + 1  # + the cohort's calls group
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
@@ -125,7 +128,8 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context"}
-    assert rules["group:align"]["jobs"] == 2 and rules["annotate_context"]["gpu_h"] > 0
+    assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
+    assert rules["annotate_context"]["gpu_h"] > 0
     parts = {p["partition"]: p for p in report["partitions"]}
     assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_h"] == 0 and parts["gpu"]["gpu_h"] > 0
     assert report["jobs"] == len(sacct(run, "JobID"))
@@ -150,39 +154,47 @@ def test_scancelled_job_is_retried_and_the_run_completes(sim_data, tmp_path):
     check_results(workdir, sim_data.samples)
 
 
-def incomplete_outputs(workdir: Path) -> set[str]:
-    """Outputs Snakemake has marked as started but not finished (its .snakemake/incomplete records)."""
-    from base64 import urlsafe_b64decode
+def finished_align_sample(driver_log: Path) -> str | None:
+    """A sample whose align group the driver has recorded as finished (from its log), if any.
 
-    marks = workdir / ".snakemake" / "incomplete"
-    names = set()
-    for p in marks.iterdir() if marks.exists() else ():
-        try:
-            names.add(urlsafe_b64decode(p.name).decode())
-        except ValueError:
-            continue
-    return names
+    The driver logs each job with its jobid and wildcards when it submits it, and
+    `Finished jobid: N (Rule: align_reads)` once it has processed its completion.
+    """
+    text = driver_log.read_text()
+    finished = set(re.findall(r"Finished jobid: (\d+) \(Rule: align_reads\)", text))
+    block: dict[str, str] = {}
+    for line in text.splitlines() + [""]:
+        line = line.strip()
+        if line.startswith("rule ") or not line:
+            if block.get("rule") == "align_reads" and block.get("jobid") in finished:
+                return block["sample"]
+            block = {"rule": line[5:].rstrip(":")} if line.startswith("rule ") else {}
+        elif line.startswith("jobid: "):
+            block["jobid"] = line.split()[1]
+        elif line.startswith("wildcards: sample="):
+            block["sample"] = line.split("=", 1)[1]
+    return None
 
 
 def test_killed_driver_restarts_without_recomputing(sim_data, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
     workdir = tmp_path / "run"
     workdir.mkdir()
+    driver_log = tmp_path / "run.driver.log"
     proc = popen_snakemake(workdir, *slurm_args(cfg))
-    bam = "results/align/S1.bam"
     try:
-        # wait until one sample's align group has finished and been recorded by the driver
-        wait_for(lambda: (workdir / bam).exists() and bam not in incomplete_outputs(workdir), 600, "S1's BAM")
+        # wait until one sample's align group has finished and the driver has recorded it
+        sample = wait_for(lambda: finished_align_sample(driver_log), 600, "a finished align group")
         os.killpg(proc.pid, signal.SIGKILL)  # the driver dies mid-run, as on a login-node crash
         proc.wait()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    pending = incomplete_outputs(workdir)
-    finished = {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*")
-                if p.is_file() and str(p.relative_to(workdir)) not in pending}
-    assert workdir / bam in finished
-    run = run_id((tmp_path / "run.driver.log").read_text())
+    done = [workdir / "results" / "align" / f"{sample}.bam", workdir / "results" / "align" / f"{sample}.bam.bai",
+            *(workdir / "results" / "qc" / f"{sample}.{kind}" for kind in
+              ("reads.json", "markdup.txt", "stats.txt", "flagstat.txt"))]
+    finished = {p: p.stat().st_mtime_ns for p in done}
+    run = run_id(driver_log.read_text())
     # the killed driver's jobs run on in Slurm: cancel them, as the README tells users to
     subprocess.run(["scancel", "--name", run], check=True)
     wait_for(lambda: not subprocess.run(["squeue", "-h", "--name", run], capture_output=True, text=True).stdout.strip(),
@@ -192,9 +204,20 @@ def test_killed_driver_restarts_without_recomputing(sim_data, tmp_path):
     assert res.returncode == 0, res.stderr[-5000:]
     check_results(workdir, sim_data.samples)
     for path, mtime in finished.items():
-        if path.exists():  # temp() files may be gone once their consumers finished
-            assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed"
-    assert (workdir / bam).stat().st_mtime_ns == finished[workdir / bam]
+        assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed"
+    assert "align_reads" not in _rules_run(res.stdout + res.stderr, sample)
+
+
+def _rules_run(output: str, sample: str) -> set[str]:
+    """Rules the restarted run executed for a sample (from its job listings)."""
+    rules, current = set(), None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("rule "):
+            current = line[5:].rstrip(":")
+        elif line == f"wildcards: sample={sample}" and current:
+            rules.add(current)
+    return rules
 
 
 def test_out_of_memory_job_is_retried_with_more(tmp_path):
