@@ -82,8 +82,10 @@ def check_results(workdir: Path, samples) -> None:
 def slurm_run(demo_data, tmp_path_factory):
     """The germline pipeline on the demo data (as `make demo` makes it) through profiles/slurm, run once."""
     workdir = tmp_path_factory.mktemp("slurm_run")
+    # 250 kb chunks: 8 per callset, more than the node's 2 cores, so the 'calls' groups must
+    # stack their chunks in series to fit (the profile's `cores`)
     cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
-                       calling={"joint": True})
+                       calling={"joint": True, "chunk_size": 250000})
     t0 = time.time()
     res = run_snakemake(workdir / "run", *slurm_args(cfg), timeout=900)
     wall = time.time() - t0
@@ -97,8 +99,9 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     workdir, run, _ = slurm_run
     check_results(workdir, sim_data.samples)
     assert (workdir / "results" / "calls" / "cohort.vcf.gz.tbi").exists()
-    jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State")
+    jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State", "AllocCPUS")
     assert jobs, "sacct shows no jobs for the run"
+    assert all(int(j["AllocCPUS"]) <= 2 for j in jobs), jobs  # every job fits the 2-CPU node
     gpu = [j for j in jobs if "annotate_context" in j["Comment"]]
     cpu = [j for j in jobs if "annotate_context" not in j["Comment"]]
     assert len(gpu) == len(sim_data.samples) and cpu

@@ -23,6 +23,7 @@ def test_example_site_maps_partitions_account_and_qos(tmp_path):
     files = write_profile(REPO / "profiles/examples/hpc-institute/site.yaml", tmp_path / "p")
     config = yaml.safe_load(files[0].read_text())
     assert config["executor"] == "slurm" and config["slurm-qos"] == "normal"
+    assert config["cores"] == 64  # the largest partition: group jobs never ask for more
     assert config["default-resources"]["slurm_account"] == "genomics-core"
     assert config["groups"] == GROUPS
     parts = yaml.safe_load(files[1].read_text())["partitions"]
