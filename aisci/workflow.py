@@ -11,6 +11,7 @@ from aisci.errors import InputError
 from aisci.regions import Chunk, plan_chunks
 
 REFERENCE = "resources/reference/genome.fa"
+MINIMAP2_INDEX = "resources/reference/genome.mmi"
 COHORT = "cohort"
 
 
@@ -87,11 +88,11 @@ class Pipeline:
         """The files of the configured aligner's index."""
         if self.config["aligner"] == "bwa":
             return [f"{REFERENCE}.{ext}" for ext in ("amb", "ann", "bwt", "pac", "sa")]
-        return ["resources/reference/genome.mmi"]
+        return [MINIMAP2_INDEX]
 
     def aligner_index_arg(self, wildcards: Any = None) -> str:
         """What the aligner's command line names as its index (bwa: the FASTA prefix)."""
-        return REFERENCE if self.config["aligner"] == "bwa" else "resources/reference/genome.mmi"
+        return REFERENCE if self.config["aligner"] == "bwa" else MINIMAP2_INDEX
 
     # --- calling -------------------------------------------------------------------------
     def callset_bams(self, wildcards: Any) -> list[str]:

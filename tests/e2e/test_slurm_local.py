@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from aisci.sacct import parse_size
+
 from tests.slurm_cluster import SLURM_LOCAL, ensure_cluster, sacct_rows
 
 pytestmark = pytest.mark.slow
@@ -96,14 +98,6 @@ def job_row(job: Job) -> dict[str, str]:
     rows = sacct_rows("-j", job.id, "-X", "-o", COLUMNS)
     assert len(rows) == 1, rows
     return rows[0]
-
-
-def rss_bytes(value: str) -> int:
-    """sacct's MaxRSS ('523156K', '1.5G', '4096') in bytes."""
-    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    if value[-1:] in units:
-        return int(float(value[:-1]) * units[value[-1:]])
-    return int(value)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +189,7 @@ def test_job_over_its_memory_is_killed(jobs):
     assert len(batch) == 1 and batch[0]["State"].startswith("CANCELLED"), batch
     # Recorded, and above the limit it was killed for.
     assert batch[0]["MaxRSS"], batch
-    assert rss_bytes(batch[0]["MaxRSS"]) > MEM_LIMIT_MB * 2**20, batch
+    assert parse_size(batch[0]["MaxRSS"])[0] > MEM_LIMIT_MB * 2**20, batch
     log = next(job.workdir.glob("slurm-*.out")).read_text()
     assert "exceeded memory limit" in log
 

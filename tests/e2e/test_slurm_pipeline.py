@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_snakemake, write_config
-from tests.slurm_cluster import ensure_cluster
+from tests.slurm_cluster import ensure_cluster, sacct_rows
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +39,8 @@ def run_id(output: str) -> str:
 
 
 def sacct(run: str, *fields: str) -> list[dict[str, str]]:
-    out = subprocess.run(
-        ["sacct", "--name", run, "-X", "--parsable2", "--allusers", "-o", ",".join(fields)],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()
-    header = out[0].split("|")
-    return [dict(zip(header, line.split("|"))) for line in out[1:]]
+    """One row per job (allocation lines only) of a run, with the given columns."""
+    return sacct_rows("--name", run, "-X", "--allusers", "-o", ",".join(fields))
 
 
 def popen_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
