@@ -1,0 +1,268 @@
+"""Load the official SpliceAI Keras weight files (spliceai/models/spliceai{1..5}.h5) into PyTorch with h5py.
+
+No TensorFlow or Keras is imported. The loader reads the model graph stored in the file
+(`model_config`), walks it from the input to the softmax, checks every layer against the
+SpliceAI-10k architecture (kind, kernel width, dilation, filters, padding, BN epsilon) and copies
+each tensor after checking its shape. Anything missing, extra or misshapen stops the load with a
+message naming the file and the layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from aisci.errors import InputError
+from aisci.splice import model as arch
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_ENV = "AISCI_SPLICEAI_WEIGHTS"
+FILES = tuple(f"spliceai{i}.h5" for i in range(1, arch.N_MODELS + 1))
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the model registry records about a set of weights."""
+
+    name: str
+    source: str
+    licence: str
+    citation: str
+    sha256: dict[str, str]
+
+
+# The model registry entry for SpliceAI. The weights are Illumina's, released under GPL-3.0 in
+# the `spliceai` PyPI package; aisci (MIT) does not ship them, it reads them where pip put them.
+SPLICEAI = ModelCard(
+    name="spliceai-10k",
+    source="PyPI package spliceai==1.3.1 (Illumina), files spliceai/models/spliceai{1..5}.h5",
+    licence="GPL-3.0",
+    citation="Jaganathan et al., Predicting splicing from primary sequence with deep learning, Cell 176:535 (2019)",
+    sha256={
+        "spliceai1.h5": "e1fd5adcef7489d604b10e79c40078ef790d51ef048c4ce3869c9119ac5de42b",
+        "spliceai2.h5": "6ab042b82ab966b6d3582cb31b96f0859ea08a864f168d69e83aa14450a3b66e",
+        "spliceai3.h5": "e2e790bde53dfdf410c6dc434a86122a7d12f3f38dc2ef45d85986e9ecf22fad",
+        "spliceai4.h5": "ca88ac9e58e69ba6fdeed319b72f063f164c9abf7392eaccef903e94c1d99dd6",
+        "spliceai5.h5": "791cd22c62a80a08d2ca674615a93ce8159d7b55bd157cfef2983b1bd6b41391",
+    },
+)
+
+
+def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Where the five .h5 files are: ``directory``, else $AISCI_SPLICEAI_WEIGHTS, else the installed spliceai package.
+
+    Raises:
+        InputError: no directory given and the spliceai package is not installed.
+    """
+    if directory is None:
+        directory = os.environ.get(WEIGHTS_ENV) or None
+    if directory is not None:
+        return Path(directory)
+    try:
+        dist = metadata.distribution("spliceai")
+    except metadata.PackageNotFoundError:
+        raise InputError(
+            "SpliceAI weights not found: install the official package (pip install spliceai==1.3.1), "
+            f"or point {WEIGHTS_ENV} / --weights at a directory holding {', '.join(FILES)}"
+        ) from None
+    # locate_file does not import the package (its __init__ needs pkg_resources).
+    return Path(str(dist.locate_file("spliceai/models")))
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_weights(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Check the five weight files are present and intact before any job is submitted; return their folder.
+
+    Raises:
+        InputError: naming the missing or altered file and the command that stages the weights.
+    """
+    folder = weights_dir(directory)
+    for name in FILES:
+        path = folder / name
+        if not path.is_file():
+            raise InputError(f"{path}: SpliceAI weight file missing; stage the weights with "
+                             f"`pip install spliceai==1.3.1` or set {WEIGHTS_ENV} to a folder holding {', '.join(FILES)}")
+        if sha256(path) != SPLICEAI.sha256[name]:
+            raise InputError(f"{path}: SHA-256 differs from the official spliceai 1.3.1 release "
+                             f"(reinstall with `pip install --force-reinstall --no-deps spliceai==1.3.1`)")
+    return folder
+
+
+def load_ensemble(directory: str | os.PathLike[str] | None = None, verify: bool = True) -> arch.Ensemble:
+    """The five official networks as an `Ensemble` on the CPU, in eval mode (move it with ``.to(device)``).
+
+    Args:
+        directory: folder with spliceai1.h5 .. spliceai5.h5 (see `weights_dir`).
+        verify: compare each file's SHA-256 with the registry; a mismatch is an error.
+
+    Raises:
+        InputError: a file is missing, altered, or not the SpliceAI-10k architecture.
+    """
+    folder = weights_dir(directory)
+    models = []
+    for name in FILES:
+        path = folder / name
+        if not path.is_file():
+            raise InputError(f"{path}: SpliceAI weight file missing (expected {', '.join(FILES)} in {folder})")
+        if verify and sha256(path) != SPLICEAI.sha256[name]:
+            raise InputError(
+                f"{path}: SHA-256 differs from the official spliceai 1.3.1 release; "
+                "pass --no-verify-weights to load it anyway"
+            )
+        models.append(load_keras_h5(path))
+    log.info("loaded %s from %s (licence %s)", SPLICEAI.name, folder, SPLICEAI.licence)
+    return arch.Ensemble(models).eval()
+
+
+def load_keras_h5(path: str | os.PathLike[str]) -> arch.SpliceAI:
+    """One SpliceAI-10k network from a Keras 2 .h5 model file, checked layer by layer.
+
+    Raises:
+        InputError: the file is not a Keras model of the SpliceAI-10k architecture.
+    """
+    import h5py
+    import torch
+
+    path = Path(path)
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with fh:
+        try:
+            config = json.loads(fh.attrs["model_config"])
+            group = fh["model_weights"]
+        except KeyError as exc:
+            raise InputError(f"{path}: not a Keras model file (no {exc.args[0]})") from None
+        net = arch.SpliceAI()
+        plan = _walk(path, config, net)
+        used: set[str] = set()
+        with torch.no_grad():
+            for layer, module, kind in plan:
+                used.add(layer)
+                tensors = _tensors(path, group, layer)
+                if kind == "conv":
+                    _copy(path, layer, "kernel", tensors, module.weight, lambda a: a.transpose(2, 1, 0))
+                    _copy(path, layer, "bias", tensors, module.bias)
+                else:
+                    _copy(path, layer, "gamma", tensors, module.weight)
+                    _copy(path, layer, "beta", tensors, module.bias)
+                    _copy(path, layer, "moving_mean", tensors, module.running_mean)
+                    _copy(path, layer, "moving_variance", tensors, module.running_var)
+        extra = [n for n in _names(group.attrs.get("layer_names", [])) if n not in used and len(group[n].attrs.get("weight_names", []))]
+        if extra:
+            raise InputError(f"{path}: layers with weights that SpliceAI-10k does not have: {', '.join(extra)}")
+    return net.eval()
+
+
+def _names(values: Any) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _tensors(path: Path, group: Any, layer: str) -> dict[str, Any]:
+    if layer not in group:
+        raise InputError(f"{path}: no weights stored for layer {layer!r}")
+    g = group[layer]
+    out = {}
+    for full in _names(g.attrs.get("weight_names", [])):
+        short = full.rsplit("/", 1)[-1].split(":")[0]
+        if full in g:  # listed but absent counts as missing
+            out[short] = g[full][()]
+    return out
+
+
+def _copy(path: Path, layer: str, key: str, tensors: dict[str, Any], target: Any, transform: Any = None) -> None:
+    import torch
+
+    if key not in tensors:
+        raise InputError(f"{path}: layer {layer!r} has no {key!r} tensor (has {', '.join(sorted(tensors)) or 'none'})")
+    value = tensors[key] if transform is None else transform(tensors[key])
+    if tuple(value.shape) != tuple(target.shape):
+        raise InputError(
+            f"{path}: layer {layer!r} {key} has shape {tuple(tensors[key].shape)}, "
+            f"SpliceAI-10k expects {tuple(target.shape) if transform is None else 'the transpose of ' + str(tuple(target.shape))}"
+        )
+    target.copy_(torch.from_numpy(value.copy()))
+
+
+def _walk(path: Path, config: dict[str, Any], net: arch.SpliceAI) -> list[tuple[str, Any, str]]:
+    """Map the Keras layer graph onto the modules of ``net``: [(layer name, module, 'conv'|'bn')]."""
+    layers = {entry["name"]: entry for entry in config.get("config", {}).get("layers", [])}
+    consumers: dict[str, list[str]] = {}
+    for name, entry in layers.items():
+        for node in entry.get("inbound_nodes") or []:
+            for inbound in node:
+                consumers.setdefault(inbound[0], []).append(name)
+
+    def fail(msg: str) -> InputError:
+        return InputError(f"{path}: not the SpliceAI-10k architecture: {msg}")
+
+    def next_of(name: str, kind: str, width: int | None = None) -> str:
+        found = [
+            c for c in consumers.get(name, [])
+            if layers[c]["class_name"] == kind
+            and (width is None or layers[c]["config"].get("kernel_size") == [width])
+        ]
+        if len(found) != 1:
+            raise fail(f"expected one {kind}{'' if width is None else f' (width {width})'} after {name!r}, found {len(found)}")
+        return found[0]
+
+    def conv(name: str, width: int, dilation: int, filters: int) -> str:
+        cfg = layers[name]["config"]
+        want = {"kernel_size": [width], "dilation_rate": [dilation], "filters": filters}
+        got = {k: cfg.get(k) for k in want}
+        if got != want:
+            raise fail(f"layer {name!r} is {got}, expected {want}")
+        return name
+
+    def bn(name: str) -> str:
+        eps = layers[name]["config"].get("epsilon")
+        if eps is None or abs(eps - arch.BN_EPS) > 1e-12:
+            raise fail(f"layer {name!r} has epsilon {eps}, expected {arch.BN_EPS}")
+        return name
+
+    inputs = [n for n, e in layers.items() if e["class_name"] == "InputLayer"]
+    if len(inputs) != 1:
+        raise fail(f"expected one input layer, found {len(inputs)}")
+    plan: list[tuple[str, Any, str]] = []
+    stem = conv(next_of(inputs[0], "Conv1D"), 1, 1, arch.CHANNELS)
+    plan.append((stem, net.stem, "conv"))
+    plan.append((conv(next_of(stem, "Conv1D", 1), 1, 1, arch.CHANNELS), net.skip, "conv"))
+    current = stem
+    for i, (unit, width, dilation) in enumerate(zip(net.units, arch.WIDTHS, arch.DILATIONS)):
+        b1 = bn(next_of(current, "BatchNormalization"))
+        c1 = conv(next_of(next_of(b1, "Activation"), "Conv1D"), width, dilation, arch.CHANNELS)
+        b2 = bn(next_of(c1, "BatchNormalization"))
+        c2 = conv(next_of(next_of(b2, "Activation"), "Conv1D"), width, dilation, arch.CHANNELS)
+        add = next_of(c2, "Add")
+        inbound = {n[0] for n in layers[add]["inbound_nodes"][0]}
+        if inbound != {c2, current}:
+            raise fail(f"residual add {add!r} joins {sorted(inbound)}, expected {sorted({c2, current})}")
+        plan += [(b1, unit.bn1, "bn"), (c1, unit.conv1, "conv"), (b2, unit.bn2, "bn"), (c2, unit.conv2, "conv")]
+        current = add
+        if i + 1 in arch.DENSE_AFTER:
+            dense = conv(next_of(current, "Conv1D", 1), 1, 1, arch.CHANNELS)
+            plan.append((dense, net.dense[arch.DENSE_AFTER.index(i + 1)], "conv"))
+    outs = [n for n, e in layers.items() if e["class_name"] == "Conv1D" and e["config"].get("activation") == "softmax"]
+    if len(outs) != 1:
+        raise fail(f"expected one softmax output convolution, found {len(outs)}")
+    plan.append((conv(outs[0], 1, 1, 3), net.out, "conv"))
+    crops = [e["config"].get("cropping") for e in layers.values() if e["class_name"] == "Cropping1D"]
+    if crops != [[arch.FLANK, arch.FLANK]]:
+        raise fail(f"cropping {crops}, expected [[{arch.FLANK}, {arch.FLANK}]]")
+    return plan
