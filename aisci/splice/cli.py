@@ -1,0 +1,199 @@
+"""`aisci splice predict|score`: SpliceAI per-position probabilities and variant delta scores, on CUDA when visible."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+
+log = logging.getLogger(__name__)
+
+PREDICT_COLUMNS = ("chrom", "pos", "acceptor", "donor")
+PARQUET_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "gene", "strand",
+                   "ds_ag", "ds_al", "ds_dg", "ds_dl", "dp_ag", "dp_al", "dp_dg", "dp_dl")
+PREDICT_TILE = 50000  # positions per forward pass in `predict`
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Register `predict` and `score` under `aisci splice`."""
+    sub = parser.add_subparsers(dest="splice_command", metavar="ACTION", required=True)
+    p = sub.add_parser("predict", help="acceptor/donor probability of every position of a region")
+    p.add_argument("--ref", required=True, help="reference FASTA (plain or bgzip, with .fai)")
+    p.add_argument("--region", required=True, help="chrom:start-end, 1-based inclusive")
+    p.add_argument("--strand", choices=["+", "-"], default="+", help="score splice sites of this strand (default +)")
+    p.add_argument("--out", required=True, help="TSV: chrom, pos, acceptor, donor")
+    _common(p)
+    s = sub.add_parser("score", help="SpliceAI delta scores of VCF records (official INFO format) and a Parquet table")
+    s.add_argument("--vcf", required=True, help="input VCF/BCF (plain, bgzip)")
+    s.add_argument("--ref", required=True, help="reference FASTA the VCF was called against")
+    s.add_argument("--annotation", required=True,
+                   help="grch37 | grch38 (tables shipped with the spliceai package) | a table, GFF3 or GTF file")
+    s.add_argument("--distance", type=int, default=50, help="max distance between variant and gained/lost site (default 50)")
+    s.add_argument("--mask", action="store_true", help="mask gains at annotated and losses at unannotated boundaries")
+    s.add_argument("--skip-mismatch", action="store_true", help="skip (and count) records whose REF disagrees with --ref")
+    s.add_argument("--out", required=True, help="output VCF, bgzipped and tabix-indexed (.vcf.gz)")
+    s.add_argument("--parquet", help="also write one row per ALT allele x gene here")
+    _common(s)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", help="folder with spliceai1..5.h5 (default: $AISCI_SPLICEAI_WEIGHTS, else the spliceai package)")
+    p.add_argument("--no-verify-weights", action="store_true", help="skip the SHA-256 check of the weight files")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="fp32 everywhere; bf16/fp16 only on CUDA (checked against fp32 in benchmarks/splice_speed)")
+    p.add_argument("--batch-size", type=int, default=64, help="variant windows per forward pass")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to `predict` or `score`."""
+    if args.splice_command == "predict":
+        predict(args)
+    else:
+        score(args)
+    return 0
+
+
+def make_engine(args: argparse.Namespace) -> Any:
+    """Load the ensemble and put it on the chosen device with the chosen precision."""
+    import torch
+
+    from aisci.context import pick_device
+    from aisci.splice.engine import Engine
+    from aisci.splice.weights import load_ensemble
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    if dtype != torch.float32 and device.type != "cuda":
+        raise InputError(f"--precision {args.precision} needs a CUDA device (this run is on {device})")
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    ensemble = load_ensemble(args.weights, verify=not args.no_verify_weights)
+    log.info("torch %s, %d CPU threads, precision %s", torch.__version__, torch.get_num_threads(), args.precision)
+    return Engine(ensemble, device, batch_size=args.batch_size, dtype=dtype)
+
+
+def open_fasta(path: str) -> Any:
+    import pysam
+
+    try:
+        return pysam.FastaFile(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot open the reference FASTA ({exc})") from None
+
+
+def parse_region(text: str, fasta: Any, path: str) -> tuple[str, int, int]:
+    """chrom:start-end (1-based inclusive, commas allowed) checked against the FASTA."""
+    m = re.fullmatch(r"(.+):([\d,]+)-([\d,]+)", text)
+    if not m:
+        raise InputError(f"--region {text!r}: expected chrom:start-end")
+    chrom, start, end = m.group(1), int(m.group(2).replace(",", "")), int(m.group(3).replace(",", ""))
+    if chrom not in fasta.references:
+        raise InputError(f"--region {text!r}: contig {chrom!r} is not in {path}")
+    length = fasta.get_reference_length(chrom)
+    if not 1 <= start <= end <= length:
+        raise InputError(f"--region {text!r}: need 1 <= start <= end <= {length} (length of {chrom})")
+    return chrom, start, end
+
+
+def predict(args: argparse.Namespace) -> None:
+    """Per-position acceptor/donor probabilities of a region; N beyond the contig ends only."""
+    from aisci.splice.encode import codes, fetch_padded, reverse_complement
+    from aisci.splice.model import FLANK
+
+    fasta = open_fasta(args.ref)
+    chrom, start, end = parse_region(args.region, fasta, args.ref)
+    engine = make_engine(args)
+    t0 = time.perf_counter()
+    with atomic_output(args.out) as tmp, open(tmp, "w") as out:
+        out.write("\t".join(PREDICT_COLUMNS) + "\n")
+        for lo in range(start, end + 1, PREDICT_TILE):
+            hi = min(lo + PREDICT_TILE - 1, end)
+            c = codes(fetch_padded(fasta, chrom, lo - 1 - FLANK, hi + FLANK))
+            if args.strand == "-":
+                y = engine.predict(reverse_complement(c))[::-1]
+            else:
+                y = engine.predict(c)
+            out.writelines(f"{chrom}\t{lo + i}\t{a:.6g}\t{d:.6g}\n" for i, (a, d) in enumerate(y[:, 1:3].tolist()))
+    log.info("predicted %d positions of %s:%d-%d (%s strand) in %.1f s", end - start + 1, chrom, start, end,
+             args.strand, time.perf_counter() - t0)
+
+
+def score(args: argparse.Namespace) -> None:
+    """Score a VCF: bgzipped + indexed VCF with the SpliceAI INFO field, and optionally the Parquet table."""
+    import pysam
+
+    from aisci.splice.annotation import load_annotation
+    from aisci.splice.scoring import INFO_HEADER, Scorer, chunks, describe
+
+    if not str(args.out).endswith(".vcf.gz"):
+        raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
+    if not 0 <= args.distance < 5000:
+        raise InputError(f"--distance must be in [0, 5000), got {args.distance}")
+    if not Path(args.vcf).is_file():
+        raise InputError(f"--vcf {args.vcf}: no such file")
+    fasta = open_fasta(args.ref)
+    annotation = load_annotation(args.annotation)
+    try:
+        vcf = pysam.VariantFile(args.vcf)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{args.vcf}: cannot read as VCF ({exc})") from None
+    engine = make_engine(args)
+    scorer = Scorer(fasta, annotation, engine, args.distance, args.mask, args.skip_mismatch, source=args.vcf)
+    header = vcf.header
+    if "SpliceAI" in header.info:
+        log.info("%s already has a SpliceAI INFO field: its values are replaced", args.vcf)
+    else:
+        header.add_line(INFO_HEADER)
+    if "END" not in header.info:
+        # pysam writes END for symbolic alleles (<DEL>) and refuses a record whose END is undeclared.
+        header.add_line('##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the variant">')
+    rows: list[tuple[Any, ...]] = []
+    t0 = time.perf_counter()
+    with atomic_output(args.out) as tmp:
+        with pysam.VariantFile(str(tmp), "wz", header=header) as out:
+            for chunk in chunks(iter(vcf)):
+                planned = [scorer.plan(rec) for rec in chunk]
+                scorer.run(planned)
+                for p in planned:
+                    rec = p.record
+                    if p.entries:
+                        rec.info["SpliceAI"] = [e.text for e in p.entries]
+                    elif "SpliceAI" in rec.info:
+                        del rec.info["SpliceAI"]
+                    out.write(rec)
+                    if args.parquet:
+                        rows += [(rec.chrom, rec.pos, rec.id, rec.ref, e.alt, e.gene.name, e.gene.strand, *e.values)
+                                 for e in p.entries]
+        pysam.tabix_index(str(tmp), preset="vcf", force=True)
+    os.replace(f"{tmp}.tbi", f"{args.out}.tbi")
+    vcf.close()
+    if args.parquet:
+        write_parquet(rows, args.parquet)
+    seconds = time.perf_counter() - t0
+    log.info("%s; %.1f s, %.1f scored allele x gene per second", describe(scorer.counts), seconds,
+             scorer.counts["scored"] / max(seconds, 1e-9))
+
+
+def write_parquet(rows: list[tuple[Any, ...]], path: str) -> None:
+    """One row per ALT allele x gene; DS values as printed in the INFO field, null where the official prints '.'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = [pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string()]
+    types += [pa.float32()] * 4 + [pa.int32()] * 4
+    schema = pa.schema([pa.field(n, t) for n, t in zip(PARQUET_COLUMNS, types)])
+    columns = list(zip(*rows)) if rows else [[] for _ in PARQUET_COLUMNS]
+    table = pa.Table.from_arrays([pa.array(list(c), type=t) for c, t in zip(columns, types)], schema=schema)
+    with atomic_output(path) as tmp:
+        pq.write_table(table, tmp)

@@ -1,0 +1,206 @@
+"""`aisci splice score` against the official spliceai 1.3.1 CLI's own output (fixtures: data/splice/make_fixtures.py)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pysam
+import pytest
+
+from aisci.splice.scoring import INFO_HEADER, delta_scores, info_text
+from tests.conftest import REPO
+
+DATA = REPO / "tests" / "unit" / "data" / "splice"
+FASTA = "ucsc.hg19.chr20.unittest.fasta.gz"
+FIELDS = ("ALLELE", "SYMBOL", "DS_AG", "DS_AL", "DS_DG", "DS_DL", "DP_AG", "DP_AL", "DP_DG", "DP_DL")
+
+
+def score(tmp_path, vcf, ref, *options, name="out"):
+    out = tmp_path / f"{name}.vcf.gz"
+    cmd = [sys.executable, "-m", "aisci.cli", "splice", "score", "--vcf", str(vcf), "--ref", str(ref),
+           "--out", str(out), "--parquet", str(tmp_path / f"{name}.parquet"), *options]
+    return subprocess.run(cmd, capture_output=True, text=True), out
+
+
+def text(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        return fh.read()
+
+
+def entries(vcf_text):
+    """{(pos, allele, gene): fields} of every SpliceAI INFO entry."""
+    out = {}
+    for line in vcf_text.splitlines():
+        if line.startswith("#"):
+            continue
+        f = line.split("\t")
+        info = dict(kv.split("=", 1) for kv in f[7].split(";") if "=" in kv)
+        for entry in info.get("SpliceAI", "").split(",") if "SpliceAI" in info else []:
+            parts = entry.split("|")
+            out[int(f[1]), parts[0], parts[1]] = parts
+    return out
+
+
+@pytest.fixture(scope="module")
+def grch37_run(na12878, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grch37")
+    res, out = score(tmp, DATA / "variants.vcf", na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch")
+    assert res.returncode == 0, res.stderr
+    return res, out, tmp
+
+
+def test_output_is_byte_for_byte_the_official_vcf(grch37_run):
+    """330 records (the NIST truth of the slice + designed cases): header, records, INFO text identical."""
+    res, out, _ = grch37_run
+    official = text(DATA / "official.grch37.D50.vcf")
+    assert INFO_HEADER in official.splitlines()
+    assert text(out) == official
+    assert len(entries(official)) > 100
+    # skipped records are counted in the log with the official tool's reasons
+    assert "330 records" in res.stderr and "1 ref mismatch" in res.stderr and "1 ref too long" in res.stderr
+    assert "199 not in a gene" in res.stderr and "2 unscorable allele" in res.stderr
+    assert pysam.TabixFile(str(out)).contigs == ["chr20"]
+
+
+def test_both_strands_indels_and_strong_effects_are_covered(grch37_run):
+    """The fixture is not all zeros: strong gains/losses on + and - strand genes, SNVs and indels alike."""
+    e = entries(text(DATA / "official.grch37.D50.vcf"))
+    strong = {k: v for k, v in e.items() if v[2] != "." and max(map(float, v[2:6])) >= 0.5}
+    genes = {g for (_, _, g) in strong}
+    assert {"ANKEF1", "SNAP25"} & genes and {"MKKS", "JAG1"} & genes  # + and - strand
+    assert any(len(a) > 1 for (_, a, _) in strong)  # an insertion with a strong effect
+    assert any(v[2] == "." for v in e.values())  # MNVs are listed with '.' scores, as the official tool does
+
+
+def test_parquet_equals_the_info_field_parsed_back(grch37_run):
+    _, out, tmp = grch37_run
+    table = pq.read_table(tmp / "out.parquet")
+    assert table.column_names == ["chrom", "pos", "id", "ref", "alt", "gene", "strand", "ds_ag", "ds_al", "ds_dg",
+                                  "ds_dl", "dp_ag", "dp_al", "dp_dg", "dp_dl"]
+    assert str(table.schema.field("ds_ag").type) == "float" and str(table.schema.field("dp_ag").type) == "int32"
+    rows = table.to_pylist()
+    parsed = []
+    with pysam.VariantFile(str(out)) as vcf:
+        assert vcf.header.info["SpliceAI"].number == "." and vcf.header.info["SpliceAI"].type == "String"
+        for rec in vcf:
+            for entry in rec.info.get("SpliceAI", ()):
+                parts = entry.split("|")
+                assert len(parts) == len(FIELDS)
+                parsed.append((rec.pos, parts))
+    assert len(rows) == len(parsed)
+    for row, (pos, parts) in zip(rows, parsed):
+        assert (row["pos"], row["alt"], row["gene"]) == (pos, parts[0], parts[1])
+        if parts[2] == ".":
+            assert row["ds_ag"] is None and row["dp_dl"] is None
+        else:
+            assert [round(row[k], 2) for k in ("ds_ag", "ds_al", "ds_dg", "ds_dl")] == [float(x) for x in parts[2:6]]
+            assert [row[k] for k in ("dp_ag", "dp_al", "dp_dg", "dp_dl")] == [int(x) for x in parts[6:]]
+    assert {r["strand"] for r in rows} == {"+", "-"}
+
+
+def test_custom_annotation_with_mask_equals_official(na12878, tmp_path):
+    """The official ran on custom.txt (four real genes + a made-up antisense gene overlapping ANKEF1), -M 1.
+
+    We read the same genes from the GFF3 (test_splice_annotation checks the table, GFF3 and GTF
+    forms load to equal genes).
+    """
+    res, out = score(tmp_path, DATA / "designed.vcf", na12878 / FASTA, "--annotation", str(DATA / "custom.gff3"),
+                     "--mask", "--skip-mismatch")
+    assert res.returncode == 0, res.stderr
+    official = text(DATA / "official.custom.D50.M1.vcf")
+    assert text(out) == official
+    both = [k for k in entries(official) if k[2] == "ANKEF1-AS"]
+    assert both  # variants in two genes get one entry per gene
+
+
+def test_distance_500_equals_official(na12878, tmp_path):
+    res, out = score(tmp_path, DATA / "distance.vcf", na12878 / FASTA, "--annotation", "grch37", "--distance", "500",
+                     "--skip-mismatch")
+    assert res.returncode == 0, res.stderr
+    assert text(out) == text(DATA / "official.grch37.D500.vcf")
+
+
+def test_rescoring_a_scored_vcf_replaces_the_field(na12878, tmp_path):
+    """Batch reanalysis: scoring our own output again keeps one SpliceAI header line and the same values."""
+    res, first = score(tmp_path, DATA / "distance.vcf", na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch",
+                       name="first")
+    assert res.returncode == 0, res.stderr
+    res, again = score(tmp_path, first, na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch", name="again")
+    assert res.returncode == 0, res.stderr
+    assert "already has a SpliceAI INFO field" in res.stderr
+    assert text(again) == text(first) and text(first).count("##INFO=<ID=SpliceAI") == 1
+    assert len(entries(text(first))) == 9  # ten SNVs, one with a REF that disagrees
+
+
+def test_ref_mismatch_is_an_error_naming_the_variant(na12878, tmp_path):
+    res, out = score(tmp_path, DATA / "designed.vcf", na12878 / FASTA, "--annotation", "grch37")
+    assert res.returncode == 1
+    assert "designed.vcf: chr20:" in res.stderr and "REF disagrees with the reference" in res.stderr
+    assert "--skip-mismatch" in res.stderr
+    assert not out.exists() and not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_bad_arguments_fail_before_loading_anything(na12878, tmp_path):
+    vcf = DATA / "distance.vcf"
+    res, _ = score(tmp_path, vcf, na12878 / FASTA, "--annotation", "grch37", "--distance", "5000")
+    assert res.returncode == 1 and "--distance must be in [0, 5000)" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "aisci.cli", "splice", "score", "--vcf", str(vcf), "--ref",
+                          str(na12878 / FASTA), "--annotation", "grch37", "--out", str(tmp_path / "x.vcf")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "must end in .vcf.gz" in res.stderr
+    res, _ = score(tmp_path, vcf, na12878 / FASTA, "--annotation", str(tmp_path / "nope.gff3"))
+    assert res.returncode == 1 and "nope.gff3" in res.stderr
+    res, _ = score(tmp_path, vcf, DATA / "windows.fa", "--annotation", "grch37")
+    assert res.returncode == 1 and "distance.vcf: chr20:" in res.stderr and "is not in the reference" in res.stderr
+    other = tmp_path / "chrX.vcf"
+    other.write_text(text(vcf).replace("chr20\t", "chrX\t").replace("ID=chr20", "ID=chrX"))
+    res, _ = score(tmp_path, other, na12878 / FASTA, "--annotation", str(DATA / "custom.gff3"))
+    assert res.returncode == 0, res.stderr  # no genes on chrX here: every record passes through unscored
+    assert "10 records" in res.stderr and "10 not in a gene" in res.stderr
+
+
+# --- the delta-score arithmetic on hand-made outputs -----------------------------------------
+
+
+def _flat(n, value=0.1):
+    y = np.full((n, 3), value, dtype=np.float32)
+    y[:, 0] = 1 - 2 * value
+    return y
+
+
+def test_deletion_pads_zeros_and_insertion_max_pools():
+    d = 5  # cov 11, variant at index 5
+    ref = _flat(11)
+    # deletion of 3 bases (REF 4, ALT 1): the alternative has 8 outputs; 3 zero rows go after the anchor
+    alt = _flat(8)
+    alt[7, 1] = 0.9  # last output = reference index 10 after padding
+    ds, dp = delta_scores(ref, alt, 4, 1, d, False, 99)
+    assert dp[0] == 5 and abs(ds[0] - 0.8) < 1e-6  # acceptor gain at +5
+    assert abs(ds[1] - 0.1) < 1e-6 and dp[1] == 1  # loss where zeros were padded: first padded row, +1
+    # insertion of 2 bases (REF 1, ALT 3): 13 outputs, rows 5..7 max-pooled into one
+    alt = _flat(13)
+    alt[6, 2] = 0.7
+    ds, dp = delta_scores(ref, alt, 1, 3, d, False, 99)
+    assert dp[2] == 0 and abs(ds[2] - 0.6) < 1e-6
+
+
+def test_mask_zeroes_annotated_gains_and_unannotated_losses():
+    ref, alt = _flat(11), _flat(11)
+    alt[7, 1] = 0.5  # acceptor gain at +2
+    alt[3, 2] = 0.0  # donor loss at -2
+    unmasked, dp = delta_scores(ref, alt, 1, 1, 5, False, 2)
+    assert dp[0] == 2 and dp[3] == -2 and float(unmasked[0]) > 0.3 and float(unmasked[3]) > 0.05
+    masked, _ = delta_scores(ref, alt, 1, 1, 5, True, 2)  # the boundary is at +2
+    assert float(masked[0]) == 0.0  # gain of an annotated site: masked
+    assert float(masked[3]) == 0.0  # loss at -2, not the annotated +2: masked
+    masked, _ = delta_scores(ref, alt, 1, 1, 5, True, -2)
+    assert float(masked[0]) > 0.3 and float(masked[3]) > 0.05
+
+
+def test_info_text_format():
+    assert info_text("A", "G1", (np.float32(0.125), 0.0, -0.0001, 1), (1, -2, 0, 50)) == "A|G1|0.12|0.00|-0.00|1.00|1|-2|0|50"
