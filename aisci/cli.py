@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("aisci.profile", "write a Slurm profile from a short description of a site's partitions"),
     "usage": ("aisci.usage", "utilisation report of a run from Slurm accounting (sacct)"),
     "context": ("aisci.context", "sequence-context features of variant calls, on the GPU when visible"),
+    "splice": ("aisci.splice.cli", "SpliceAI splice-effect scores (PyTorch port of the official models)"),
 }
 
 

@@ -284,7 +284,26 @@ def validate_inputs(config: dict[str, Any], source: str = "config") -> Inputs:
     bed = config["evaluation"]["bed"]
     if bed is not None:
         _check_readable(Path(bed), f"{source}: evaluation.bed")
+    if config["splicing"]["enabled"]:
+        _check_splicing(config["splicing"], source)
     return Inputs(config=config, samples=samples, contigs=contigs)
+
+
+def _check_splicing(splicing: dict[str, Any], source: str) -> None:
+    """The SpliceAI stage's weights and gene annotation, checked (and the annotation parsed) before any job."""
+    from aisci.splice.annotation import PACKAGED, load_annotation, packaged_table
+    from aisci.splice.weights import verify_weights
+
+    verify_weights()
+    annotation = splicing["annotation"]
+    try:
+        if annotation in PACKAGED:
+            packaged_table(annotation)  # present; the tables themselves are the release's
+        else:
+            _check_readable(Path(annotation), f"{source}: splicing.annotation")
+            load_annotation(annotation)
+    except InputError as exc:
+        raise InputError(f"{source}: splicing.annotation: {exc}") from None
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

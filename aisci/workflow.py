@@ -63,6 +63,9 @@ class Pipeline:
                 out.append(f"results/eval/{name}.json")
         for callset in self.callsets():
             out += [f"results/calls/{callset}.vcf.gz", f"results/calls/{callset}.vcf.gz.tbi"]
+            if self.config["splicing"]["enabled"]:
+                out += [f"results/splice/{callset}.vcf.gz", f"results/splice/{callset}.vcf.gz.tbi",
+                        f"results/splice/{callset}.parquet"]
         return out
 
     # --- reads ---------------------------------------------------------------------------
@@ -124,3 +127,18 @@ class Pipeline:
         """``--bed PATH`` when a confident-region BED is configured, else nothing."""
         bed = self.config["evaluation"]["bed"]
         return f"--bed {shlex.quote(str(Path(bed).resolve()))}" if bed else ""
+
+    # --- splicing ------------------------------------------------------------------------
+    def splice_annotation_file(self, wildcards: Any = None) -> list[str]:
+        """The gene annotation file as a rule input (none for the packaged grch37/grch38 tables)."""
+        from aisci.splice.annotation import PACKAGED
+
+        annotation = self.config["splicing"]["annotation"]
+        return [] if annotation in PACKAGED else [annotation]
+
+    def splice_options(self, wildcards: Any = None) -> str:
+        """``--annotation ... --distance N [--mask]`` for `aisci splice score`."""
+        s = self.config["splicing"]
+        annotation = s["annotation"] if not self.splice_annotation_file() else str(Path(s["annotation"]).resolve())
+        mask = " --mask" if s["mask"] else ""
+        return f"--annotation {shlex.quote(annotation)} --distance {int(s['distance'])}{mask}"

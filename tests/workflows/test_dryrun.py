@@ -54,11 +54,14 @@ def test_command_line_overrides_of_the_repo_config(sim_data, tmp_path):
     res = run_snakemake(
         tmp_path, "--dry-run", "--cores", "2", "--config",
         f"samples={sim_data.sample_sheet}", f"reference={sim_data.reference}", "aligner=bwa",
+        f"splicing={{'annotation': '{sim_data.annotation}', 'distance': 100}}",
         snakefile=REPO / "Snakefile",
     )
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout)
     assert counts["align_reads"] == 2 and counts["index_bwa"] == 1 and counts["evaluate_calls"] == 2
+    # two samples + the cohort (the repo config calls jointly), each scored for splicing
+    assert counts["score_splicing"] == 3
 
 
 @pytest.mark.parametrize("snakefile", WORKFLOWS, ids=lambda p: p.parent.name)
