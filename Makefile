@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo test lint bench clean
+.PHONY: install system-tools demo test lint bench bench-splice clean
 
 install: system-tools $(VENV)/.installed
 
@@ -45,6 +45,10 @@ lint: install
 
 bench: install
 	python benchmarks/germline_overhead/run.py
+
+# SpliceAI: aisci vs the official spliceai CLI (needs the TensorFlow venv of tests/unit/data/splice/make_fixtures.py)
+bench-splice: install
+	python benchmarks/splice_speed/run.py
 
 clean:
 	rm -rf results logs resources .snakemake

@@ -11,7 +11,7 @@ import pytest
 
 from aisci.context import COLUMNS
 
-from tests.conftest import run_snakemake, write_config
+from tests.conftest import REPO, run_snakemake, write_config
 from tests.workflows.scenarios import scenario_config
 
 pytestmark = pytest.mark.slow
@@ -70,9 +70,42 @@ def test_outputs_are_complete_and_consistent(sim_run, sim_data):
     with pysam.VariantFile(str(res / "calls" / "cohort.vcf.gz")) as cohort:
         assert list(cohort.header.samples) == sim_data.samples
         assert sum(1 for _ in cohort) > 0
+    # SpliceAI stage: every call passes through, INFO/SpliceAI in the official format, Parquet agrees
+    scored_total = 0
+    for callset in [*sim_data.samples, "cohort"]:
+        with pysam.VariantFile(str(res / "calls" / f"{callset}.vcf.gz")) as calls:
+            called = [(r.pos, r.ref, r.alts) for r in calls]
+        with pysam.VariantFile(str(res / "splice" / f"{callset}.vcf.gz")) as vcf:
+            assert "SpliceAI" in vcf.header.info and vcf.index is not None
+            recs = list(vcf)
+        assert [(r.pos, r.ref, r.alts) for r in recs] == called
+        infos = []
+        for r in recs:
+            for entry in r.info.get("SpliceAI", ()):
+                fields = entry.split("|")
+                assert len(fields) == 10 and fields[0] in r.alts
+                infos.append((r.pos, fields))
+        table = pq.read_table(res / "splice" / f"{callset}.parquet")
+        assert table.num_rows == len(infos)
+        assert table.column("gene").to_pylist() == [f[1] for _, f in infos]
+        assert set(table.column("gene").to_pylist()) <= genes_of(sim_data.annotation)
+        scored_total += len(infos)
+        log = (sim_run / "logs" / "score_splicing" / f"{callset}.log").read_text()
+        assert "device: cpu" in log and "allele x gene scored" in log
+    assert scored_total > 50  # the simulated genes hold a good share of the calls
     # temporary chunk files are gone; nothing half-written remains
     assert not (res / "calls" / "chunks").exists() or not any((res / "calls" / "chunks").rglob("*.bcf"))
     assert not list(res.rglob("*.tmp*"))
+
+
+def genes_of(gff3):
+    """Gene names of a GFF3 (the simulator names genes by their ID)."""
+    names = set()
+    for line in gff3.read_text().splitlines():
+        f = line.split("\t")
+        if len(f) == 9 and f[2] == "gene":
+            names.add(dict(kv.split("=", 1) for kv in f[8].split(";"))["Name"])
+    return names
 
 
 def test_second_run_has_nothing_to_do(sim_run, sim_data):
@@ -147,6 +180,18 @@ def test_real_na12878(fmt, na12878, sim_data, tmp_path):
     assert m["all"]["tp"] == 49 and m["all"]["fn"] == 0 and m["all"]["recall"] == 1.0, m["all"]
     assert m["snv"]["recall"] == 1.0 and m["indel"]["recall"] == 1.0
     assert m["all"]["fp"] <= 1, m["all"]
+    # SpliceAI on the real calls (grch37 table): where a call is a NIST truth variant, its INFO
+    # entry is exactly what the official CLI printed for that variant (fixture of tests/unit)
+    official = {}
+    for line in (REPO / "tests/unit/data/splice/official.grch37.D50.vcf").read_text().splitlines():
+        f = line.split("\t")
+        if not line.startswith("#") and "SpliceAI=" in f[7]:
+            official[int(f[1]), f[3], f[4]] = f[7].split("SpliceAI=")[1]
+    with pysam.VariantFile(str(tmp_path / "results" / "splice" / "NA12878.vcf.gz")) as vcf:
+        ours = {(r.pos, r.ref, r.alts[0]): ",".join(r.info["SpliceAI"]) for r in vcf if "SpliceAI" in r.info}
+    shared = set(ours) & set(official)
+    assert len(shared) >= 30, (len(ours), len(official))
+    assert all(ours[k] == official[k] for k in shared)
     reads = json.loads((tmp_path / "results" / "qc" / "NA12878.reads.json").read_text())
     # every primary read whose mate is in the file too (secondary/supplementary and singletons dropped)
     with pysam.AlignmentFile(str(na12878 / "NA12878_S1.chr20.10_10p1mb.bam")) as bam:

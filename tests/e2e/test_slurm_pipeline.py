@@ -81,7 +81,8 @@ def slurm_run(demo_data, tmp_path_factory):
     # 250 kb chunks: 8 per callset, more than the node's 2 cores, so the 'calls' groups must
     # stack their chunks in series to fit (the profile's `cores`)
     cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
-                       calling={"joint": True, "chunk_size": 250000})
+                       calling={"joint": True, "chunk_size": 250000},
+                       splicing={"annotation": str(demo_data.annotation)})
     t0 = time.time()
     res = run_snakemake(workdir / "run", *slurm_args(cfg), timeout=900)
     wall = time.time() - t0
@@ -98,9 +99,11 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State", "AllocCPUS")
     assert jobs, "sacct shows no jobs for the run"
     assert all(int(j["AllocCPUS"]) <= 2 for j in jobs), jobs  # every job fits the 2-CPU node
-    gpu = [j for j in jobs if "annotate_context" in j["Comment"]]
-    cpu = [j for j in jobs if "annotate_context" not in j["Comment"]]
-    assert len(gpu) == len(sim_data.samples) and cpu
+    gpu_rules = ("annotate_context", "score_splicing")
+    gpu = [j for j in jobs if any(r in j["Comment"] for r in gpu_rules)]
+    cpu = [j for j in jobs if not any(r in j["Comment"] for r in gpu_rules)]
+    # context per sample; SpliceAI per callset (samples + cohort)
+    assert len(gpu) == 2 * len(sim_data.samples) + 1 and cpu
     for j in cpu:
         assert j["Partition"] == "cpu" and "gres/gpu" not in j["AllocTRES"], j
     for j in gpu:
@@ -110,10 +113,14 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     # <group>_<member rules>), plus the two reference jobs
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
     assert sum(j["Comment"].startswith("rule_calls_call_chunk_") for j in jobs) == len(sim_data.samples) + 1
-    assert len(jobs) == 3 * len(sim_data.samples) + 2 + 1  # + the cohort's calls group
+    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2  # + the cohort's calls group and its SpliceAI job
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
+    for callset in [*sim_data.samples, "cohort"]:
+        log = (workdir / "logs" / "score_splicing" / f"{callset}.log").read_text()
+        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "allele x gene scored" in log, log
+        assert (workdir / "results" / "splice" / f"{callset}.parquet").exists()
 
 
 def test_usage_report_from_real_sacct(slurm_run, tmp_path):
@@ -126,9 +133,11 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
-    assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context"}
+    assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context",
+                          "score_splicing"}
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
-    assert rules["annotate_context"]["gpu_h"] > 0
+    assert rules["annotate_context"]["gpu_h"] > 0 and rules["score_splicing"]["gpu_h"] > 0
+    assert rules["score_splicing"]["jobs"] == 3
     parts = {p["partition"]: p for p in report["partitions"]}
     assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_h"] == 0 and parts["gpu"]["gpu_h"] > 0
     assert report["jobs"] == len(sacct(run, "JobID"))
@@ -136,7 +145,8 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
 
 
 def test_scancelled_job_is_retried_and_the_run_completes(sim_data, tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
+                       splicing={"annotation": str(sim_data.annotation)})
     workdir = tmp_path / "run"
     workdir.mkdir()
     proc = popen_snakemake(workdir, *slurm_args(cfg))
@@ -176,7 +186,8 @@ def finished_align_sample(driver_log: Path) -> str | None:
 
 
 def test_killed_driver_restarts_without_recomputing(sim_data, tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference))
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
+                       splicing={"annotation": str(sim_data.annotation)})
     workdir = tmp_path / "run"
     workdir.mkdir()
     driver_log = tmp_path / "run.driver.log"

@@ -22,6 +22,11 @@ def scenario_config(name: str, sim_data, out_dir: Path) -> Path:
             cfg[key] = str((base / cfg[key]).resolve())
     cfg.setdefault("samples", str(sim_data.sample_sheet))
     cfg.setdefault("reference", str(sim_data.reference))
+    splicing = cfg.setdefault("splicing", {})
+    if "annotation" not in splicing:  # score the simulated genome's own genes
+        splicing["annotation"] = str(sim_data.annotation)
+    elif splicing["annotation"] not in ("grch37", "grch38"):
+        splicing["annotation"] = str((base / splicing["annotation"]).resolve())
     bed = cfg.get("evaluation", {}).get("bed")
     if bed:
         cfg["evaluation"]["bed"] = str((base / bed).resolve())

@@ -37,6 +37,9 @@ def test_dry_run(snakefile, scenario, sim_data, tmp_path):
         assert counts["filter_calls"] == 3 and counts["call_chunk"] == 12
     if scenario == "na12878":
         assert counts["bam_to_fastq"] == 1 and counts["evaluate_calls"] == 1
+    # score_splicing: one per callset; the bwa scenario switches the stage off
+    splice = {"bwa": 0, "joint": 3, "na12878": 1}.get(scenario, 2)
+    assert counts.get("score_splicing", 0) == splice
     assert not (tmp_path / "results").exists()
 
 
@@ -94,12 +97,31 @@ BAD_INPUTS = {
                                     "contains no sequences"),
     "BAM contigs not in reference": ("sample\tbam\nS1\t{na12878_bam}\n", {},
                                      "has reads on contigs not in the reference: chr20"),
+    "splicing annotation missing": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n",
+                                    {"splicing": {"annotation": "/nonexistent/genes.gff3"}},
+                                    "splicing.annotation: file not found: /nonexistent/genes.gff3"),
+    "splicing annotation malformed": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splicing": {"annotation": "BADGFF"}},
+                                      "splicing.annotation: "),
+    "SpliceAI weights not staged": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"weights": "EMPTYDIR"},
+                                    "spliceai1.h5: SpliceAI weight file missing; stage the weights with "
+                                    "`pip install spliceai==1.3.1`"),
+    "splicing distance out of range": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splicing": {"distance": 5000}},
+                                       "splicing.distance"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
-def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path):
+def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path, monkeypatch):
     text, extra, message = BAD_INPUTS[case]
+    if extra.get("weights") == "EMPTYDIR":  # a site whose compute nodes read weights from an unstaged folder
+        (tmp_path / "weights").mkdir()
+        monkeypatch.setenv("AISCI_SPLICEAI_WEIGHTS", str(tmp_path / "weights"))
+        extra = {}
+    if extra.get("splicing", {}).get("annotation") == "BADGFF":
+        bad = tmp_path / "genes.gff3"
+        bad.write_text("##gff-version 3\nchr1\tx\texon\t10\tnine\t.\t+\t.\tParent=t1\n")
+        extra = {"splicing": {"annotation": str(bad)}}
+        message = f"splicing.annotation: {bad} line 2"
     fq1, fq2 = sim_data.reads["S1"]
     sheet = _sheet(tmp_path, text.format(fq1=fq1, fq2=fq2, na12878_bam=na12878 / "NA12878_S1.chr20.10_10p1mb.bam"))
     if extra.get("reference") == "EMPTY":
