@@ -34,7 +34,9 @@ demo: install $(DEMO_DIR)/samples.tsv
 	@echo "  calls       results/calls/{sample}.vcf.gz (+.tbi), cohort: results/calls/cohort.vcf.gz"
 	@echo "  QC          results/qc/{sample}.*"
 	@echo "  accuracy    results/eval/{sample}.json (vs the simulator's truth)"
-	@ls -1 results/calls/*.vcf.gz
+	@echo "  SpliceAI    results/splice/{callset}.vcf.gz (INFO/SpliceAI) and .parquet"
+	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
+	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 
 test: install

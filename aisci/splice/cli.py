@@ -41,6 +41,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="output VCF, bgzipped and tabix-indexed (.vcf.gz)")
     s.add_argument("--parquet", help="also write one row per ALT allele x gene here")
     _common(s)
+    m = sub.add_parser("summary", help="print the strongest effects of score Parquet tables")
+    m.add_argument("parquet", nargs="+", help="tables written by `aisci splice score --parquet`")
+    m.add_argument("--min-ds", type=float, default=0.5, help="only entries whose largest DS reaches this (default 0.5)")
+    m.add_argument("--top", type=int, default=20, help="at most this many lines (default 20)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -57,9 +61,35 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to `predict` or `score`."""
     if args.splice_command == "predict":
         predict(args)
+    elif args.splice_command == "summary":
+        summary(args.parquet, args.min_ds, args.top)
     else:
         score(args)
     return 0
+
+
+def summary(paths: list[str], min_ds: float, top: int) -> None:
+    """Print, strongest first, the allele x gene entries whose largest delta score reaches ``min_ds``."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a Parquet table ({exc})") from None
+        missing = [c for c in PARQUET_COLUMNS if c not in table.column_names]
+        if missing:
+            raise InputError(f"{path}: not a SpliceAI table (missing {', '.join(missing)})")
+        name = Path(path).name.removesuffix(".parquet")
+        rows += [(max(r["ds_ag"], r["ds_al"], r["ds_dg"], r["ds_dl"]), name, r)
+                 for r in table.to_pylist() if r["ds_ag"] is not None]
+    hits = sorted((t for t in rows if t[0] >= min_ds), key=lambda t: -t[0])
+    print(f"{len(hits)} of {len(rows)} scored allele x gene entries have a delta score >= {min_ds}")
+    for ds, name, r in hits[:top]:
+        print(f"  {name:10} {r['chrom']}:{r['pos']} {r['ref']}>{r['alt']} {r['gene']} ({r['strand']})  "
+              f"AG {r['ds_ag']:.2f}@{r['dp_ag']} AL {r['ds_al']:.2f}@{r['dp_al']} "
+              f"DG {r['ds_dg']:.2f}@{r['dp_dg']} DL {r['ds_dl']:.2f}@{r['dp_dl']}")
 
 
 def make_engine(args: argparse.Namespace) -> Any:

@@ -23,6 +23,7 @@ from aisci.errors import InputError
 from aisci.splice import engine as eng
 from aisci.splice.annotation import Annotation, Gene
 from aisci.splice.encode import codes, mask_outside, reverse_complement
+from aisci.splice.model import FLANK
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ INFO_HEADER = (
 SKIPS = ("bad input", "not in a gene", "ref mismatch", "near chromosome end", "ref too long", "unscorable allele")
 CHUNK = 4096  # records read, scored and written at a time
 TILE_GAP = 5000  # variants of one gene closer than this share a reference tile ...
-TILE_SPAN = 20000  # ... as long as the tile's span of variant positions stays below this
+TILE_SPAN = 50000  # ... as long as the tile's span of variant positions stays below this (streams: ~130 MB)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Entry:
     alt: str
     gene: Gene
     job: eng.AltJob | None = None
+    ref_lo: int = 0  # first of its reference outputs, as an index into its tile's input
     ref_scores: np.ndarray | None = None
     text: str = ""
     values: tuple[Any, ...] = ()
@@ -54,6 +56,8 @@ class Entry:
 
 @dataclass
 class Planned:
+    """A VCF record and its entries, in INFO order (ALT alleles outer, genes inner, as the official)."""
+
     record: Any
     entries: list[Entry] = field(default_factory=list)
 
@@ -116,7 +120,7 @@ class Scorer:
             raise InputError(f"--distance must be in [0, 5000), got {distance}")
         self.fasta, self.annotation, self.engine = fasta, annotation, engine
         self.distance, self.mask, self.skip_mismatch, self.source = distance, mask, skip_mismatch, source
-        self.half = arch_flank() + distance  # wid // 2 of the official code
+        self.half = FLANK + distance  # wid // 2 of the official code
         self.first_contig = fasta.references[0]
         self.counts: Counter[str] = Counter()
 
@@ -201,12 +205,11 @@ class Scorer:
             else:
                 start, out_lo, ref_lo = c, c - d, c - d
             e.job = eng.AltJob(start=start, ref_len=rl, alt=alt, out_lo=out_lo, n_out=2 * d + 1 - rl + al)
-            e.ref_scores = ref_lo  # index into the tile's reference outputs, resolved below
+            e.ref_lo = ref_lo
             jobs.append(e.job)
-        ref, _ = self.engine.run_tile(tile, jobs)
-        flank = arch_flank()
+        ref, _ = self.engine.run_tile(tile, jobs)  # ref[i] is the output at tile input position i + FLANK
         for _, e in items:
-            r = ref[e.ref_scores - flank: e.ref_scores - flank + 2 * d + 1]
+            r = ref[e.ref_lo - FLANK: e.ref_lo - FLANK + 2 * d + 1]
             if strand == "-":
                 r, e.job.result = r[::-1], e.job.result[::-1]
             e.ref_scores = r
@@ -229,12 +232,6 @@ def _clusters(items: list[tuple[Planned, Entry]]) -> Iterator[list[tuple[Planned
             group = []
         group.append(item)
     yield group
-
-
-def arch_flank() -> int:
-    from aisci.splice.model import FLANK
-
-    return FLANK
 
 
 def chunks(records: Iterator[Any], size: int = CHUNK) -> Iterator[list[Any]]:

@@ -204,3 +204,20 @@ def test_mask_zeroes_annotated_gains_and_unannotated_losses():
 
 def test_info_text_format():
     assert info_text("A", "G1", (np.float32(0.125), 0.0, -0.0001, 1), (1, -2, 0, 50)) == "A|G1|0.12|0.00|-0.00|1.00|1|-2|0|50"
+
+
+def test_summary_lists_the_strongest_effects_first(grch37_run, tmp_path):
+    _, _, tmp = grch37_run
+    res = subprocess.run([sys.executable, "-m", "aisci.cli", "splice", "summary", str(tmp / "out.parquet"),
+                          "--min-ds", "0.5", "--top", "3"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    rows = [r for r in pq.read_table(tmp / "out.parquet").to_pylist() if r["ds_ag"] is not None]
+    strong = sorted(max(r["ds_ag"], r["ds_al"], r["ds_dg"], r["ds_dl"]) for r in rows)
+    assert lines[0] == f"{sum(s >= 0.5 for s in strong)} of {len(rows)} scored allele x gene entries have a delta score >= 0.5"
+    assert len(lines) == 4 and all(ln.startswith("  out ") for ln in lines[1:])
+    assert f"{strong[-1]:.2f}" in lines[1]
+    bad = tmp_path / "x.parquet"
+    bad.write_text("no")
+    res = subprocess.run([sys.executable, "-m", "aisci.cli", "splice", "summary", str(bad)], capture_output=True, text=True)
+    assert res.returncode == 1 and "x.parquet: not a Parquet table" in res.stderr
