@@ -8,11 +8,11 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from urllib.parse import unquote
 
 from aisci.errors import InputError
+from aisci.splice.package import official_file
 
 PACKAGED = ("grch37", "grch38")
 COLUMNS = ("#NAME", "CHROM", "STRAND", "TX_START", "TX_END", "EXON_START", "EXON_END")
@@ -76,15 +76,7 @@ class Annotation:
         return f"Annotation(source={self.source!r}, genes={len(self.genes)})"
 
     def _normalise(self, chrom: str) -> str:
-        # The official normalise_chrom(chrom, first gene's chrom). It drops the prefix with
-        # `chrom.strip('chr')`, which also eats c/h/r characters at either end ('chrUn_r' -> 'Un_');
-        # we remove only a leading 'chr', which agrees on every ordinary chromosome name.
-        target = self.genes[0].chrom
-        if chrom.startswith("chr") and not target.startswith("chr"):
-            return chrom[3:]
-        if not chrom.startswith("chr") and target.startswith("chr"):
-            return "chr" + chrom
-        return chrom
+        return normalise_chrom(chrom, self.genes[0].chrom)
 
     def genes_at(self, chrom: str, pos: int) -> list[Gene]:
         """Genes whose transcript span holds a position, as the official ``get_name_and_strand``.
@@ -109,17 +101,23 @@ class Annotation:
         return [g for g in candidates if g.tx_start <= pos <= g.tx_end]
 
 
+def normalise_chrom(source: str, target: str) -> str:
+    """The official normalise_chrom: add or drop a 'chr' prefix so ``source`` follows ``target``'s naming.
+
+    The official drops the prefix with `source.strip('chr')`, which also eats c/h/r characters at
+    either end ('chrUn_r' -> 'Un_'); we remove only a leading 'chr', which agrees on every ordinary
+    chromosome name.
+    """
+    if source.startswith("chr") and not target.startswith("chr"):
+        return source[3:]
+    if not source.startswith("chr") and target.startswith("chr"):
+        return "chr" + source
+    return source
+
+
 def packaged_table(name: str) -> Path:
     """Path of a gene table shipped with the spliceai package (grch37, grch38)."""
-    try:
-        dist = metadata.distribution("spliceai")
-    except metadata.PackageNotFoundError:
-        raise InputError(
-            f"annotation '{name}' is packaged with the official SpliceAI: pip install spliceai==1.3.1"
-            " (or pass a table, GFF3 or GTF path)"
-        ) from None
-    # locate_file does not import the package (its __init__ needs pkg_resources and Keras).
-    return Path(str(dist.locate_file(f"spliceai/annotations/{name}.txt")))
+    return official_file(f"spliceai/annotations/{name}.txt", f"annotation '{name}' (or pass a table, GFF3 or GTF path)")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

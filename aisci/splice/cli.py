@@ -164,12 +164,11 @@ def score(args: argparse.Namespace) -> None:
     import pysam
 
     from aisci.splice.annotation import load_annotation
-    from aisci.splice.scoring import INFO_HEADER, Scorer, chunks, describe
+    from aisci.splice.scoring import INFO_HEADER, Scorer, check_distance, chunks, describe
 
     if not str(args.out).endswith(".vcf.gz"):
         raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
-    if not 0 <= args.distance < 5000:
-        raise InputError(f"--distance must be in [0, 5000), got {args.distance}")
+    check_distance(args.distance)  # before the models load
     if not Path(args.vcf).is_file():
         raise InputError(f"--vcf {args.vcf}: no such file")
     fasta = open_fasta(args.ref)

@@ -21,7 +21,7 @@ import numpy as np
 
 from aisci.errors import InputError
 from aisci.splice import engine as eng
-from aisci.splice.annotation import Annotation, Gene
+from aisci.splice.annotation import Annotation, Gene, normalise_chrom
 from aisci.splice.encode import codes, mask_outside, reverse_complement
 from aisci.splice.model import FLANK
 
@@ -62,13 +62,10 @@ class Planned:
     entries: list[Entry] = field(default_factory=list)
 
 
-def normalise_chrom(source: str, target: str) -> str:
-    """The official rule: add or drop a 'chr' prefix so ``source`` follows ``target``'s naming."""
-    if source.startswith("chr") and not target.startswith("chr"):
-        return source[3:]
-    if not source.startswith("chr") and target.startswith("chr"):
-        return "chr" + source
-    return source
+def check_distance(distance: int) -> None:
+    """The official CLI's range for -D."""
+    if not 0 <= distance < 5000:
+        raise InputError(f"--distance must be in [0, 5000), got {distance}")
 
 
 def delta_scores(y_ref: np.ndarray, y_alt: np.ndarray, ref_len: int, alt_len: int, distance: int,
@@ -116,8 +113,7 @@ class Scorer:
 
     def __init__(self, fasta: Any, annotation: Annotation, engine: eng.Engine, distance: int = 50,
                  mask: bool = False, skip_mismatch: bool = False, source: str = "input") -> None:
-        if not 0 <= distance < 5000:
-            raise InputError(f"--distance must be in [0, 5000), got {distance}")
+        check_distance(distance)
         self.fasta, self.annotation, self.engine = fasta, annotation, engine
         self.distance, self.mask, self.skip_mismatch, self.source = distance, mask, skip_mismatch, source
         self.half = FLANK + distance  # wid // 2 of the official code

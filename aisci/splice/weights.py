@@ -14,17 +14,19 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aisci.errors import InputError
-from aisci.splice import model as arch
+from aisci.splice.package import INSTALL, official_file
+
+if TYPE_CHECKING:  # the architecture imports torch: only the loaders need it, not the pre-run check
+    from aisci.splice import model as arch
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_ENV = "AISCI_SPLICEAI_WEIGHTS"
-FILES = tuple(f"spliceai{i}.h5" for i in range(1, arch.N_MODELS + 1))
+FILES = tuple(f"spliceai{i}.h5" for i in range(1, 6))  # the five networks of the ensemble
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,7 @@ def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
         directory = os.environ.get(WEIGHTS_ENV) or None
     if directory is not None:
         return Path(directory)
-    try:
-        dist = metadata.distribution("spliceai")
-    except metadata.PackageNotFoundError:
-        raise InputError(
-            "SpliceAI weights not found: install the official package (pip install spliceai==1.3.1), "
-            f"or point {WEIGHTS_ENV} / --weights at a directory holding {', '.join(FILES)}"
-        ) from None
-    # locate_file does not import the package (its __init__ needs pkg_resources).
-    return Path(str(dist.locate_file("spliceai/models")))
+    return official_file("spliceai/models", f"SpliceAI weights (or {WEIGHTS_ENV} / --weights: a folder holding {', '.join(FILES)})")
 
 
 def sha256(path: Path) -> str:
@@ -93,17 +87,21 @@ def verify_weights(directory: str | os.PathLike[str] | None = None) -> Path:
     """
     folder = weights_dir(directory)
     for name in FILES:
-        path = folder / name
-        if not path.is_file():
-            raise InputError(f"{path}: SpliceAI weight file missing; stage the weights with "
-                             f"`pip install spliceai==1.3.1` or set {WEIGHTS_ENV} to a folder holding {', '.join(FILES)}")
-        if sha256(path) != SPLICEAI.sha256[name]:
-            raise InputError(f"{path}: SHA-256 differs from the official spliceai 1.3.1 release "
-                             f"(reinstall with `pip install --force-reinstall --no-deps spliceai==1.3.1`)")
+        _check_file(folder / name, verify=True)
     return folder
 
 
-def load_ensemble(directory: str | os.PathLike[str] | None = None, verify: bool = True) -> arch.Ensemble:
+def _check_file(path: Path, verify: bool) -> None:
+    if not path.is_file():
+        raise InputError(f"{path}: SpliceAI weight file missing; stage the weights with `{INSTALL}` "
+                         f"or set {WEIGHTS_ENV} to a folder holding {', '.join(FILES)}")
+    if verify and sha256(path) != SPLICEAI.sha256[path.name]:
+        raise InputError(f"{path}: SHA-256 differs from the official spliceai 1.3.1 release (reinstall with "
+                         f"`pip install --force-reinstall --no-deps spliceai==1.3.1`, or pass --no-verify-weights "
+                         "to load it anyway)")
+
+
+def load_ensemble(directory: str | os.PathLike[str] | None = None, verify: bool = True) -> "arch.Ensemble":
     """The five official networks as an `Ensemble` on the CPU, in eval mode (move it with ``.to(device)``).
 
     Args:
@@ -113,23 +111,18 @@ def load_ensemble(directory: str | os.PathLike[str] | None = None, verify: bool 
     Raises:
         InputError: a file is missing, altered, or not the SpliceAI-10k architecture.
     """
+    from aisci.splice import model as arch
+
     folder = weights_dir(directory)
     models = []
     for name in FILES:
-        path = folder / name
-        if not path.is_file():
-            raise InputError(f"{path}: SpliceAI weight file missing (expected {', '.join(FILES)} in {folder})")
-        if verify and sha256(path) != SPLICEAI.sha256[name]:
-            raise InputError(
-                f"{path}: SHA-256 differs from the official spliceai 1.3.1 release; "
-                "pass --no-verify-weights to load it anyway"
-            )
-        models.append(load_keras_h5(path))
+        _check_file(folder / name, verify)
+        models.append(load_keras_h5(folder / name))
     log.info("loaded %s from %s (licence %s)", SPLICEAI.name, folder, SPLICEAI.licence)
     return arch.Ensemble(models).eval()
 
 
-def load_keras_h5(path: str | os.PathLike[str]) -> arch.SpliceAI:
+def load_keras_h5(path: str | os.PathLike[str]) -> "arch.SpliceAI":
     """One SpliceAI-10k network from a Keras 2 .h5 model file, checked layer by layer.
 
     Raises:
@@ -137,6 +130,8 @@ def load_keras_h5(path: str | os.PathLike[str]) -> arch.SpliceAI:
     """
     import h5py
     import torch
+
+    from aisci.splice import model as arch
 
     path = Path(path)
     try:
@@ -200,8 +195,10 @@ def _copy(path: Path, layer: str, key: str, tensors: dict[str, Any], target: Any
     target.copy_(torch.from_numpy(value.copy()))
 
 
-def _walk(path: Path, config: dict[str, Any], net: arch.SpliceAI) -> list[tuple[str, Any, str]]:
+def _walk(path: Path, config: dict[str, Any], net: "arch.SpliceAI") -> list[tuple[str, Any, str]]:
     """Map the Keras layer graph onto the modules of ``net``: [(layer name, module, 'conv'|'bn')]."""
+    from aisci.splice import model as arch
+
     layers = {entry["name"]: entry for entry in config.get("config", {}).get("layers", [])}
     consumers: dict[str, list[str]] = {}
     for name, entry in layers.items():

@@ -13,6 +13,7 @@ import pytest
 
 from aisci.errors import InputError
 from aisci.splice import annotation as ann
+from aisci.splice import package
 from aisci.splice.annotation import Annotation, Gene, load_annotation, write_table
 
 DATA = Path(__file__).parent / "data" / "splice"
@@ -104,7 +105,7 @@ def test_packaged_needs_spliceai(monkeypatch):
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(ann.metadata, "distribution", missing)
+    monkeypatch.setattr(package.metadata, "distribution", missing)
     with pytest.raises(InputError, match=r"pip install spliceai==1\.3\.1"):
         load_annotation("grch38")
 
