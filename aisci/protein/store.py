@@ -1,0 +1,362 @@
+"""Site store of protein language models: stage, list and verify ESM checkpoints; check them before any job runs.
+
+Layout: ``<store>/manifest.json`` + ``<store>/<name>/<files>``. Pure Python (json, hashlib, file headers): no torch
+or transformers import, so the pipelines call `check_model` before submitting jobs. The ESM folder checks are in
+`aisci.protein.layout`, hub downloads in `aisci.protein.hub` (`pull_model` here defers to it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+from aisci.protein.layout import EsmLayout, inspect_model_dir  # noqa: F401 - EsmLayout: re-exported
+from aisci.splice.weights import sha256 as file_sha256
+
+log = logging.getLogger(__name__)
+
+STORE_ENV = "AISCI_MODELS"
+MANIFEST, FORMAT, LOCK = "manifest.json", 1, ".manifest.lock"
+STAMP = ".aisci-verified.json"  # per file: size, mtime_ns, ctime_ns and sha256 at the last full verification
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
+# the files `aisci.protein.hub.pull_model` downloads (plus pytorch_model.bin when a repo has no safetensors)
+PULL_PATTERNS = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                 "README.md"]
+
+# name -> (Hugging Face repo, licence). ESM-2 and ESM-1v weights are MIT (github.com/facebookresearch/esm).
+KNOWN_MODELS: dict[str, tuple[str, str]] = {
+    **{f"esm2_{size}": (f"facebook/esm2_{size}_UR50D", "MIT")
+       for size in ("t6_8M", "t12_35M", "t30_150M", "t33_650M", "t36_3B")},
+    **{f"esm1v_t33_650M_UR90S_{i}": (f"facebook/esm1v_t33_650M_UR90S_{i}", "MIT") for i in range(1, 6)},
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the store, as its manifest entry records it."""
+
+    name: str
+    path: Path  # <store>/<name>
+    source: str  # hf:<repo>@<commit> | local:<original path> | demo:random-seed<N>
+    licence: str
+    architecture: str
+    layers: int
+    hidden: int
+    window: int  # residues per forward: max_position_embeddings - 2
+    added: str  # ISO 8601, UTC
+    files: dict[str, dict[str, Any]]  # relpath -> {"size": bytes, "sha256": hex}
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the model's files."""
+        return sum(f["size"] for f in self.files.values())
+
+    def record(self) -> dict[str, Any]:
+        """The manifest form of the entry (without name and path)."""
+        return {k: getattr(self, k) for k in ("source", "licence", "architecture", "layers", "hidden", "window",
+                                              "added", "files")}
+
+
+def store_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The store: ``explicit`` (--store), else $AISCI_MODELS, as an absolute path.
+
+    Raises:
+        InputError: neither is set.
+    """
+    value = explicit or os.environ.get(STORE_ENV)
+    if not value:
+        raise InputError(f"no model store: pass --store DIR or set {STORE_ENV}=DIR "
+                         "(the pipelines take it from protein.model_store in config.yaml)")
+    return _abs(value)
+
+
+def list_models(store: str | os.PathLike[str]) -> list[ModelEntry]:
+    """Every model of the manifest, by name ([] when the store does not exist yet).
+
+    Raises:
+        InputError: the manifest is not a valid format-1 manifest.
+    """
+    root = _abs(store)
+    manifest = read_manifest(root)
+    return [_entry(root, name, manifest) for name in sorted(manifest["models"])]
+
+
+def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.PathLike[str], *,
+              licence: str | None = None, source: str | None = None, move: bool = False,
+              force: bool = False) -> ModelEntry:
+    """Copy (or move) an ESM model directory into ``<store>/<name>/`` and record it in the manifest.
+
+    The files go into a hidden temporary directory of the store (hashed on the way), which is renamed into place
+    and recorded under the manifest lock: a failure leaves neither a model directory nor a manifest entry.
+
+    Args:
+        store: the store directory (created if needed).
+        name: model name, matching `NAME_RE`.
+        source_dir: directory in the Hugging Face layout (checked by `inspect_model_dir`).
+        licence: default: the `KNOWN_MODELS` licence of a known hub source, else "unknown" (with a warning).
+        source: provenance; default ``local:<source_dir>``.
+        move: move the files instead of copying them (consumes ``source_dir``; used by pull and demo).
+        force: replace a model of the same name.
+
+    Returns:
+        The new entry.
+
+    Raises:
+        InputError: invalid name or directory (naming the file), or the name is taken and ``force`` is false.
+    """
+    root, src = _abs(store), _abs(source_dir)
+    _check_name(name, "model name")
+    layout = inspect_model_dir(src)
+    source = source or f"local:{src}"
+    if not licence:
+        repo = source[3:].split("@")[0] if source.startswith("hf:") else None
+        licence = next((lic for repo_id, lic in KNOWN_MODELS.values() if repo == repo_id), "unknown")
+        if licence == "unknown":
+            log.warning("model %s: no licence given (--licence); recorded as 'unknown'", name)
+    root.mkdir(parents=True, exist_ok=True)
+    if not force:  # fail before a long copy; checked again under the lock
+        check_free(root, name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    try:
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a site store is read by every user
+        files = {rel: _place(src / rel, tmp / rel, move, 0o666 & ~umask) for rel in layout.files}
+        added = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        entry = ModelEntry(name, root / name, source, licence, "EsmForMaskedLM", layout.layers, layout.hidden,
+                           layout.window, added, files)
+        old = root / f".{name}.{uuid.uuid4().hex}.old"
+        with _locked(root):
+            manifest = read_manifest(root)
+            if not force:
+                check_free(root, name, manifest)
+            had_old = os.path.lexists(entry.path)
+            if had_old:
+                os.replace(entry.path, old)
+            os.replace(tmp, entry.path)
+            try:
+                manifest["models"][name] = entry.record()
+                _write_manifest(root, manifest)
+            except BaseException:
+                os.replace(entry.path, tmp)  # removed below
+                if had_old:
+                    os.replace(old, entry.path)
+                raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("added %s to %s: %d files, %d bytes, licence %s, source %s", name, root, len(files), entry.size,
+             licence, source)
+    return entry
+
+
+def pull_model(store: str | os.PathLike[str], repo_id: str, *, name: str | None = None, revision: str = "main",
+               force: bool = False, endpoint: str | None = None) -> ModelEntry:
+    """Download an ESM model from the Hugging Face hub and add it: see `aisci.protein.hub.pull_model`."""
+    from aisci.protein.hub import pull_model as pull  # hub imports this module: imported here, not at the top
+
+    return pull(store, repo_id, name=name, revision=revision, force=force, endpoint=endpoint)
+
+
+def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
+    """Re-hash every file of a model against the manifest (always a full SHA-256) and refresh its stamp.
+
+    Returns:
+        Problems (missing file, size or SHA-256 change, weight file not in the manifest); [] when intact.
+    """
+    root = _abs(store)
+    manifest = read_manifest(root)
+    if name not in manifest["models"]:
+        held = ", ".join(sorted(manifest["models"])) or "nothing"
+        return [f"{root}: no model named {name!r} (the store holds: {held})"]
+    return _verify_files(_entry(root, name, manifest), use_stamp=False)
+
+
+def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) -> Path:
+    """Check, before any job runs, that a model is staged and intact; return its directory.
+
+    The first check hashes every file; later ones trust the stamp of a file whose size, mtime_ns and ctime_ns are
+    unchanged (ctime cannot be set back, so restoring the mtime after an edit does not hide it).
+
+    Args:
+        store: the store directory (None: $AISCI_MODELS).
+        name: model name.
+        where: what asks for the model, e.g. "config.yaml: protein.model"; every error starts with it.
+
+    Raises:
+        InputError: no store, the model is not staged or fails verification; with the command that stages it.
+    """
+    _check_name(name, f"{where}: model name")
+    value = store or os.environ.get(STORE_ENV)
+    if not value:
+        raise InputError(f"{where}: model {name!r} needs a model store: set protein.model_store in the config or "
+                         f"{STORE_ENV}, then stage it with `{staging_command(name, Path('/abs/path/to/store'))}`")
+    root = _abs(value)
+    command = staging_command(name, root)
+    demo = "" if name in KNOWN_MODELS else (
+        f" (or, for a test run with random weights, `aisci models demo {name} --store {shlex.quote(str(root))}`)")
+    if not (root / MANIFEST).is_file():
+        why = "does not exist" if not root.exists() else f"has no {MANIFEST}"
+        raise InputError(f"{where}: model {name!r} is not staged: the model store {root} {why}; "
+                         f"stage it with `{command}`{demo}")
+    manifest = read_manifest(root)
+    if name not in manifest["models"]:
+        held = ", ".join(sorted(manifest["models"])) or "nothing"
+        raise InputError(f"{where}: model {name!r} is not in the model store {root} (it holds: {held}); "
+                         f"stage it with `{command}`{demo}")
+    entry = _entry(root, name, manifest)
+    problems = _verify_files(entry, use_stamp=True)
+    if problems:
+        raise InputError(f"{where}: model {name!r} failed verification: {'; '.join(problems)}; check it with "
+                         f"`aisci models verify {name} --store {shlex.quote(str(root))}` and re-stage it with "
+                         f"`{command} --force`")
+    return entry.path
+
+
+def check_free(store: str | os.PathLike[str], name: str, manifest: dict[str, Any] | None = None) -> None:
+    """Raise InputError when ``name`` is taken in the store: by a manifest entry or by a directory."""
+    root = _abs(store)
+    manifest = read_manifest(root) if manifest is None else manifest
+    if name in manifest["models"]:
+        raise InputError(f"{root}: the store already holds a model named {name!r} "
+                         f"({manifest['models'][name].get('source')}); pass --force to replace it")
+    if os.path.lexists(root / name):
+        raise InputError(f"{root / name}: exists but is not in {root / MANIFEST}; remove it or pass --force")
+
+
+def staging_command(name: str, root: Path) -> str:
+    """The command that puts ``name`` into the store ``root``: pull for a known hub model, else add."""
+    quoted = shlex.quote(str(root))
+    if name in KNOWN_MODELS:
+        return f"aisci models pull {KNOWN_MODELS[name][0]} --store {quoted} --name {name}"
+    return f"aisci models add {name} /path/to/{name} --store {quoted}"
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The manifest as a dict (an empty one when the file does not exist).
+
+    Raises:
+        InputError: the file is not JSON or not a format-1 manifest.
+    """
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return {"format": FORMAT, "models": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable JSON manifest ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("models"), dict):
+        raise InputError(f'{path}: not an aisci model manifest (expected {{"format": {FORMAT}, "models": {{...}}}})')
+    return data
+
+
+# --- manifest, lock, copies, verification stamps --------------------------------------------------------------
+
+def _abs(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InputError(f"{what} {name!r} must match {NAME_RE.pattern}")
+
+
+def _entry(root: Path, name: str, manifest: dict[str, Any]) -> ModelEntry:
+    rec = manifest["models"][name]
+    try:
+        files = {str(k): {"size": int(v["size"]), "sha256": str(v["sha256"])} for k, v in rec["files"].items()}
+        return ModelEntry(name, root / name, str(rec["source"]), str(rec["licence"]), str(rec["architecture"]),
+                          int(rec["layers"]), int(rec["hidden"]), int(rec["window"]), str(rec["added"]), files)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{root / MANIFEST}: model {name!r}: missing or invalid field ({exc!r})") from None
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    with atomic_output(root / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Exclusive lock of the manifest (flock: the kernel releases it if the process dies)."""
+    with open(root / LOCK, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise InputError(f"{root / LOCK}: cannot lock the manifest ({exc}); the store needs a filesystem "
+                             "with flock (Lustre: mount with -o flock)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _place(src: Path, dst: Path, move: bool, mode: int) -> dict[str, Any]:
+    """Copy (hashing on the way) or move one file, with permissions ``mode``; return its manifest record."""
+    if move:
+        shutil.move(src, dst)
+        dst.chmod(mode)
+        return {"size": dst.stat().st_size, "sha256": file_sha256(dst)}
+    h, size = hashlib.sha256(), 0
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        for block in iter(lambda: fi.read(1 << 20), b""):
+            h.update(block)
+            fo.write(block)
+            size += len(block)
+    dst.chmod(mode)
+    return {"size": size, "sha256": h.hexdigest()}
+
+
+def _verify_files(entry: ModelEntry, *, use_stamp: bool) -> list[str]:
+    """Problems of a model's files; hashes those the stamp does not vouch for; stamps an intact model."""
+    d = entry.path
+    if not d.is_dir():
+        return [f"{d}: model directory missing"]
+    stamp: dict[str, Any] = {}
+    if use_stamp:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            data = json.loads((d / STAMP).read_text())
+            stamp = data.get("files") if data.get("format") == FORMAT and isinstance(data.get("files"), dict) else {}
+    problems, fresh = [], {}
+    for rel, rec in sorted(entry.files.items()):
+        path = d / rel
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            problems.append(f"{path}: missing")
+            continue
+        if st.st_size != rec["size"]:
+            problems.append(f"{path}: {st.st_size} bytes, the manifest says {rec['size']}")
+            continue
+        key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "sha256": rec["sha256"]}
+        if stamp.get(rel) != key and file_sha256(path) != rec["sha256"]:
+            problems.append(f"{path}: SHA-256 differs from the manifest (altered or corrupted)")
+            continue
+        fresh[rel] = key
+    extra = sorted(p.name for p in d.iterdir()
+                   if p.suffix in WEIGHT_SUFFIXES and p.name not in entry.files and not p.name.startswith("."))
+    problems += [f"{d / x}: weight file not in the manifest (a loader could read it instead)" for x in extra]
+    if not problems and fresh != stamp:
+        try:
+            with atomic_output(d / STAMP) as tmp:
+                tmp.write_text(json.dumps({"format": FORMAT, "files": fresh}, indent=1, sort_keys=True))
+        except OSError as exc:  # a read-only store: every check re-hashes
+            log.debug("cannot write the verification stamp in %s (%s)", d, exc)
+    return problems

@@ -1,0 +1,402 @@
+"""Tests for aisci.protein.store, aisci.models (CLI) and aisci.protein.demo_model: staging, verification, checks."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aisci import models as cli
+from aisci.errors import AisciError, InputError
+from aisci.protein import store as ms
+from aisci.protein.demo_model import VOCAB
+
+
+def fake_esm(directory: Path, *, hidden: int = 8, layers: int = 2, **config) -> Path:
+    """A small ESM directory in the hub layout, written without torch (hand-made safetensors)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = {"model_type": "esm", "architectures": ["EsmForMaskedLM"], "num_hidden_layers": layers,
+           "hidden_size": hidden, "max_position_embeddings": 1026, "vocab_size": len(VOCAB), **config}
+    (directory / "config.json").write_text(json.dumps(cfg))
+    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    (directory / "special_tokens_map.json").write_text("{}")
+    tensors = {"esm.embeddings.word_embeddings.weight": [len(VOCAB), hidden], "lm_head.bias": [len(VOCAB)]}
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for key, shape in tensors.items():
+        n = 4 * shape[0] * (shape[1] if len(shape) > 1 else 1)
+        header[key] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header).encode()
+    payload = hashlib.sha256(directory.name.encode()).digest() * (offset // 32 + 1)
+    (directory / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + payload[:offset])
+    return directory
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden ones included) with its content."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_cli(*argv: str) -> int:
+    """`aisci models ...` as aisci.cli.main runs it (user errors -> message on stderr, exit 1)."""
+    parser = argparse.ArgumentParser(prog="aisci models")
+    cli.configure_parser(parser)
+    try:
+        return cli.run(parser.parse_args(argv))
+    except AisciError as exc:
+        print(f"aisci models: error: {exc}", file=sys.stderr)
+        return 1
+
+
+@pytest.fixture
+def src(tmp_path):
+    return fake_esm(tmp_path / "src" / "esm_small")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "store"
+
+
+def test_add_list_verify_round_trip(src, store, caplog):
+    (src / "tf_model.h5").write_bytes(b"other framework")  # not what the loader reads: not copied
+    (src / "pytorch_model.bin").write_bytes(b"PK pickle")  # model.safetensors is preferred
+    (src / ".cache").mkdir()
+    (src / ".cache" / "x.lock").write_text("")
+    with caplog.at_level(logging.WARNING):
+        entry = ms.add_model(store, "small", src)
+    assert "recorded as 'unknown'" in caplog.text
+    assert entry.path == store / "small" and entry.licence == "unknown" and entry.source == f"local:{src}"
+    assert (entry.layers, entry.hidden, entry.window, entry.architecture) == (2, 8, 1024, "EsmForMaskedLM")
+    assert sorted(p.name for p in entry.path.iterdir()) == ["config.json", "model.safetensors",
+                                                             "special_tokens_map.json", "vocab.txt"]
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["format"] == 1 and list(manifest["models"]) == ["small"]
+    rec = manifest["models"]["small"]
+    for rel, info in rec["files"].items():
+        data = (src / rel).read_bytes()
+        assert info == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert {k for k in rec} == {"source", "licence", "architecture", "layers", "hidden", "window", "added", "files"}
+    assert [e.name for e in ms.list_models(store)] == ["small"] and ms.list_models(store)[0] == entry
+    assert ms.verify_model(store, "small") == []
+    assert ms.check_model(store, "small", where="config.yaml: model") == store / "small"
+    assert not [p for p in store.iterdir() if p.name.startswith(".") and p.name != ".manifest.lock"]
+    umask = os.umask(0)
+    os.umask(umask)  # a site store is readable by all whom the umask allows: not mkdtemp's 0700
+    assert {p.stat().st_mode & 0o777 for p in entry.path.iterdir()} == {0o666 & ~umask}
+    assert entry.path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_licence_from_argument_or_known_source(src, store):
+    (src / "README.md").write_text("---\nlicense: mit\n---\n# ESM-2\n")
+    assert ms.add_model(store, "a", src).licence == "unknown"
+    assert (store / "a" / "README.md").is_file()  # the model card is kept
+    assert ms.add_model(store, "b", src, licence="CC-BY-4.0", source="hf:x/y@abc").licence == "CC-BY-4.0"
+    assert ms.add_model(store, "c", src, source="hf:facebook/esm2_t6_8M_UR50D@abc").licence == "MIT"
+
+
+def test_refuses_to_overwrite_unless_force(src, store, tmp_path):
+    ms.add_model(store, "small", src)
+    before = snapshot(store)
+    with pytest.raises(InputError, match="already holds a model named 'small'.*--force"):
+        ms.add_model(store, "small", fake_esm(tmp_path / "other"))
+    assert snapshot(store) == before
+    (store / "stray").mkdir()
+    with pytest.raises(InputError, match="stray: exists but is not in"):
+        ms.add_model(store, "stray", src)
+    other = fake_esm(tmp_path / "other")
+    entry = ms.add_model(store, "small", other, force=True)
+    assert (store / "small" / "model.safetensors").read_bytes() == (other / "model.safetensors").read_bytes()
+    old_files = json.loads(before["manifest.json"])["models"]["small"]["files"]
+    assert ms.list_models(store)[0].files == entry.files != old_files
+    assert ms.verify_model(store, "small") == []
+    assert sorted(p.name for p in store.iterdir()) == [".manifest.lock", "manifest.json", "small", "stray"]
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: (d / "config.json").unlink(), r"config\.json: missing"),
+    (lambda d: (d / "config.json").write_text('{"model_type": "bert"}'), r"config\.json: model_type is 'bert'"),
+    (lambda d: (d / "config.json").write_text("{oops"), r"config\.json: not valid JSON"),
+    (lambda d: _edit_config(d, architectures=["EsmModel"]), r"config\.json: architectures is \['EsmModel'\]"),
+    (lambda d: _edit_config(d, hidden_size=0), r"config\.json: hidden_size must be a positive integer"),
+    (lambda d: (d / "model.safetensors").unlink(), r"esm_small: no weights file \(model\.safetensors or pytorch"),
+    (lambda d: (d / "vocab.txt").unlink(), r"vocab\.txt: missing"),
+    (lambda d: (d / "vocab.txt").write_text("<cls>\n<pad>\n<eos>\n<unk>\n<mask>\nA\n"), r"vocab\.txt: 6 tokens, but"),
+    (lambda d: _truncate(d / "model.safetensors"), r"model\.safetensors: \d+ bytes, its header describes \d+"),
+    (lambda d: (d / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\n"),
+     r"model\.safetensors: a Git LFS pointer"),
+    (lambda d: _edit_config(d, hidden_size=16), r"word_embeddings\.weight has shape \[33, 8\], config\.json implies"),
+])
+def test_invalid_model_dir_refused(src, store, breakage, message):
+    ms.add_model(store, "kept", fake_esm(src.parent / "good"))
+    before = snapshot(store)
+    breakage(src)
+    with pytest.raises(InputError, match=message):
+        ms.add_model(store, "bad", src)
+    assert snapshot(store) == before and not (store / "bad").exists()
+
+
+def _edit_config(d: Path, **changes) -> None:
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, **changes}))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def test_failed_copy_leaves_nothing(src, store, monkeypatch):
+    ms.add_model(store, "kept", src)
+    before = snapshot(store)
+    real = ms._place
+    calls = []
+
+    def failing(a, *rest):
+        calls.append(a)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(a, *rest)
+
+    monkeypatch.setattr(ms, "_place", failing)
+    with pytest.raises(OSError, match="No space left"):
+        ms.add_model(store, "new", src)
+    assert snapshot(store) == before and sorted(os.listdir(store)) == [".manifest.lock", "kept", "manifest.json"]
+
+
+def test_corruption_detected_by_verify_and_check(src, store):
+    ms.add_model(store, "small", src)
+    where = "config.yaml: protein.model"
+    ms.check_model(store, "small", where=where)  # hashes, writes the stamp
+    weights = store / "small" / "model.safetensors"
+    st = weights.stat()
+    time.sleep(0.05)  # ctime ticks are coarse: the edit must fall in a later tick than the stamp
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one byte, same size
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime restored: ctime still betrays the edit
+    assert weights.stat().st_size == st.st_size and weights.stat().st_mtime_ns == st.st_mtime_ns
+    assert ms.verify_model(store, "small") == [f"{weights}: SHA-256 differs from the manifest (altered or corrupted)"]
+    with pytest.raises(InputError) as err:
+        ms.check_model(store, "small", where=where)
+    text = str(err.value)
+    assert text.startswith(f"{where}: model 'small' failed verification: {weights}: SHA-256 differs")
+    assert f"`aisci models verify small --store {store}`" in text
+    assert f"`aisci models add small /path/to/small --store {store} --force`" in text
+
+
+def test_deleted_changed_and_extra_files(src, store):
+    ms.add_model(store, "small", src)
+    d = store / "small"
+    (d / "vocab.txt").unlink()
+    (d / "config.json").write_text((d / "config.json").read_text() + " ")
+    (d / "pytorch_model.bin").write_bytes(b"PK")
+    problems = ms.verify_model(store, "small")
+    size = len((src / "config.json").read_bytes())
+    assert problems == [f"{d / 'config.json'}: {size + 1} bytes, the manifest says {size}",
+                        f"{d / 'vocab.txt'}: missing",
+                        f"{d / 'pytorch_model.bin'}: weight file not in the manifest (a loader could read it instead)"]
+    with pytest.raises(InputError, match=r"vocab\.txt: missing"):
+        ms.check_model(store, "small", where="w")
+    assert ms.verify_model(store, "nope") == [f"{store}: no model named 'nope' (the store holds: small)"]
+
+
+def test_check_model_missing_gives_the_staging_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    where = "config.yaml: protein.model"
+    with pytest.raises(InputError) as err:  # relative store: the command names it absolute
+        ms.check_model("models", "esm2_t6_8M", where=where)
+    assert str(err.value) == (
+        f"{where}: model 'esm2_t6_8M' is not staged: the model store {tmp_path / 'models'} does not exist; "
+        f"stage it with `aisci models pull facebook/esm2_t6_8M_UR50D --store {tmp_path / 'models'} --name esm2_t6_8M`")
+    fake_esm(tmp_path / "x")
+    ms.add_model("models", "other", tmp_path / "x")
+    with pytest.raises(InputError) as err:
+        ms.check_model("models", "mine", where=where)
+    assert str(err.value).startswith(
+        f"{where}: model 'mine' is not in the model store {tmp_path / 'models'} (it holds: other); "
+        f"stage it with `aisci models add mine /path/to/mine --store {tmp_path / 'models'}` "
+        f"(or, for a test run with random weights, `aisci models demo mine --store {tmp_path / 'models'}`)")
+    with pytest.raises(InputError, match=r"^w: model name '\.\./x' must match"):
+        ms.check_model("models", "../x", where="w")
+
+
+def test_store_from_environment(src, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(ms.STORE_ENV, raising=False)
+    with pytest.raises(InputError, match="no model store: pass --store DIR or set AISCI_MODELS"):
+        ms.store_dir()
+    with pytest.raises(InputError, match="^w: model 'm' needs a model store"):
+        ms.check_model(None, "m", where="w")
+    monkeypatch.setenv(ms.STORE_ENV, str(tmp_path / "env-store"))
+    assert ms.store_dir() == tmp_path / "env-store" and ms.store_dir(tmp_path / "s") == tmp_path / "s"
+    assert run_cli("add", "small", str(src)) == 0
+    assert ms.check_model(None, "small", where="w") == tmp_path / "env-store" / "small"
+    assert run_cli("list") == 0
+    assert f"1 model in {tmp_path / 'env-store'}" in capsys.readouterr().out
+
+
+def test_second_check_skips_hashing(src, store, monkeypatch):
+    ms.add_model(store, "small", src)
+    hashed = []
+    real = ms.file_sha256
+    monkeypatch.setattr(ms, "file_sha256", lambda p: hashed.append(Path(p).name) or real(p))
+    ms.check_model(store, "small", where="w")
+    assert sorted(hashed) == ["config.json", "model.safetensors", "special_tokens_map.json", "vocab.txt"]
+    hashed.clear()
+    ms.check_model(store, "small", where="w")
+    assert hashed == []
+    os.utime(store / "small" / "vocab.txt")  # touched, same content: re-hashed once, still intact
+    ms.check_model(store, "small", where="w")
+    ms.check_model(store, "small", where="w")
+    assert hashed == ["vocab.txt"]
+    hashed.clear()
+    assert ms.verify_model(store, "small") == [] and len(hashed) == 4  # verify always re-hashes
+
+    def read_only(path):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(ms, "atomic_output", read_only)  # no stamp can be written: checks re-hash, and pass
+    os.utime(store / "small" / "config.json")
+    hashed.clear()
+    assert ms.check_model(store, "small", where="w") == ms.check_model(store, "small", where="w") == store / "small"
+    assert hashed == ["config.json", "config.json"]
+
+
+def test_pull_offline_fails_clearly_and_leaves_store_untouched(src, store, monkeypatch):
+    ms.add_model(store, "kept", src)
+    before = snapshot(store)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError) as err:
+        ms.pull_model(store, "facebook/esm2_t6_8M_UR50D")
+    text = str(err.value)
+    assert "this machine cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)" in text
+    assert "`aisci models pull facebook/esm2_t6_8M_UR50D --store DIR --name esm2_t6_8M`" in text
+    assert "`hf download facebook/esm2_t6_8M_UR50D --local-dir esm2_t6_8M`" in text
+    assert (f"`aisci models add esm2_t6_8M /path/to/esm2_t6_8M --store {store} --licence MIT "
+            "--source hf:facebook/esm2_t6_8M_UR50D`") in text
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(InputError, match=r"cannot reach the Hugging Face hub \((ConnectError|OfflineModeIsEnabled)"):
+        ms.pull_model(store, "someone/esm_x", endpoint="http://127.0.0.1:9")  # nothing listens on port 9
+    assert snapshot(store) == before
+    with pytest.raises(InputError):
+        ms.pull_model(store.parent / "fresh", "someone/esm_x", endpoint="http://127.0.0.1:9")
+    assert not (store.parent / "fresh").exists()
+
+
+def test_pull_from_a_fake_hub(store, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    sha, calls = "c0ffee" * 6 + "abcd", []
+
+    class Api:
+        def __init__(self, endpoint=None):
+            pass
+
+        def model_info(self, repo_id, revision=None, timeout=None):
+            return argparse.Namespace(sha=sha, card_data={"license": "apache-2.0"})
+
+    def download(repo_id, *, allow_patterns, revision, local_dir, endpoint):
+        calls.append((repo_id, revision, allow_patterns))
+        fake_esm(Path(local_dir), hidden=16)
+        (Path(local_dir) / ".cache").mkdir()
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    entry = ms.pull_model(store, "facebook/esm2_t6_8M_UR50D")
+    assert calls == [("facebook/esm2_t6_8M_UR50D", sha, ms.PULL_PATTERNS)]
+    assert (entry.name, entry.licence, entry.hidden) == ("esm2_t6_8M", "MIT", 16)
+    assert entry.source == f"hf:facebook/esm2_t6_8M_UR50D@{sha}"
+    assert sorted(os.listdir(store)) == [".manifest.lock", "esm2_t6_8M", "manifest.json"]
+    with pytest.raises(InputError, match="already holds"):
+        ms.pull_model(store, "facebook/esm2_t6_8M_UR50D")
+    assert len(calls) == 1  # refused before any download
+    other = ms.pull_model(store, "someone/esm_finetuned")  # unknown repo: the hub's model card gives the licence
+    assert (other.name, other.licence) == ("esm_finetuned", "apache-2.0")
+
+
+def test_concurrent_adds_all_land(src, store):
+    # Each write of the manifest is slowed down so that unlocked read-modify-write cycles would overlap
+    # (without the lock, entries are lost: checked by hand with a no-op `_locked`).
+    code = ("import sys, time; from aisci.protein import store as ms; w = ms._write_manifest; "
+            "ms._write_manifest = lambda *a: (time.sleep(0.1), w(*a)); "
+            "[ms.add_model(sys.argv[1], f'{sys.argv[2]}_{i}', sys.argv[3], licence='MIT') for i in range(3)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(store), f"p{k}", str(src)]) for k in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    names = sorted(json.loads((store / "manifest.json").read_text())["models"])
+    assert names == sorted(f"p{k}_{i}" for k in range(4) for i in range(3))
+    assert all(ms.verify_model(store, n) == [] for n in names)
+
+
+def test_cli_list_add_verify(src, store, capsys):
+    s = ["--store", str(store)]
+    assert run_cli("list", *s) == 0
+    assert capsys.readouterr().out == f"0 models in {store}\n"
+    assert run_cli("add", "small", str(src), "--licence", "MIT", "--source", "hf:me/small", *s) == 0
+    size = cli.human_size(ms.list_models(store)[0].size)
+    assert size.endswith(" kB")
+    assert capsys.readouterr().out == (f"small: 2 layers, hidden 8, {size}, licence MIT, source hf:me/small "
+                                       f"-> {store / 'small'}\n")
+    assert run_cli("add", "small", str(src), *s) == 1
+    assert "aisci models: error: " in capsys.readouterr().err
+    assert run_cli("list", *s) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"1 model in {store}"
+    assert lines[1].split() == ["NAME", "LAYERS", "HIDDEN", "SIZE", "LICENCE", "SOURCE"]
+    assert lines[2].split() == ["small", "2", "8", *size.split(), "MIT", "hf:me/small"]
+    assert run_cli("verify", *s) == 0 and capsys.readouterr().out == "small: ok\n"
+    (store / "small" / "vocab.txt").unlink()
+    assert run_cli("verify", "small", "ghost", *s) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "small: 1 problem", f"  {store / 'small' / 'vocab.txt'}: missing",
+        "ghost: 1 problem", f"  {store}: no model named 'ghost' (the store holds: small)",
+        "2 of 2 models failed verification"]
+    assert run_cli("add", "bad", str(store), *s) == 1
+    assert f"{store / 'config.json'}: missing" in capsys.readouterr().err
+
+
+def test_cli_pull_offline(store, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert run_cli("pull", "facebook/esm2_t12_35M_UR50D", "--store", str(store)) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the Hugging Face hub" in err and "aisci models add esm2_t12_35M" in err
+    assert not store.exists()
+
+
+def test_demo_model_is_deterministic_and_loads(store, capsys, tmp_path):
+    import torch
+    from transformers import EsmForMaskedLM, EsmTokenizer
+
+    from aisci.protein.demo_model import write_random_esm
+
+    state = torch.random.get_rng_state()
+    assert run_cli("demo", "d0", "--store", str(store)) == 0
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's random state is untouched
+    assert run_cli("demo", "d0b", "--store", str(store), "--seed", "0") == 0
+    assert run_cli("demo", "d1", "--store", str(store), "--seed", "1") == 0
+    assert run_cli("demo", "d1", "--store", str(store)) == 1
+    entries = {e.name: e for e in ms.list_models(store)}
+    assert entries["d0"].licence == "none (random weights, demo only)" and entries["d0"].source == "demo:random-seed0"
+    sha = {n: e.files["model.safetensors"]["sha256"] for n, e in entries.items()}
+    assert sha["d0"] == sha["d0b"] != sha["d1"]
+    assert sorted(entries["d0"].files) == ["config.json", "model.safetensors", "special_tokens_map.json",
+                                           "tokenizer_config.json", "vocab.txt"]
+    assert (entries["d0"].layers, entries["d0"].hidden, entries["d0"].window) == (2, 64, 1024)
+    again = write_random_esm(tmp_path / "again", seed=0)
+    assert hashlib.sha256((again / "model.safetensors").read_bytes()).hexdigest() == sha["d0"]
+    model = EsmForMaskedLM.from_pretrained(store / "d0", local_files_only=True).eval()
+    tok = EsmTokenizer.from_pretrained(store / "d0", local_files_only=True)
+    ids = tok("MKV", return_tensors="pt")["input_ids"]
+    assert ids.tolist() == [[0, 20, 15, 7, 2]]
+    with torch.no_grad():
+        assert model(input_ids=ids).logits.shape == (1, 5, 33)
+    assert not [p for p in store.iterdir() if p.name.startswith(".demo")]
