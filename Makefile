@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo test lint bench bench-splice clean
+.PHONY: install system-tools demo test lint bench bench-splice bench-plm clean
 
 install: system-tools $(VENV)/.installed
 
@@ -26,8 +26,17 @@ $(VENV)/.installed: pyproject.toml $(TORCH_CONSTRAINTS)
 $(DEMO_DIR)/samples.tsv: | install
 	aisci simulate --out $(DEMO_DIR) $(DEMO_ARGS)
 
-demo: install $(DEMO_DIR)/samples.tsv
+# A small randomly initialised ESM-2 for the protein stages (no weights can be downloaded here).
+$(DEMO_DIR)/models/manifest.json: | install
+	aisci models demo esm2-demo --store $(DEMO_DIR)/models
+
+# The demo genome's proteins, input of workflows/protein.
+$(DEMO_DIR)/proteins.fa: $(DEMO_DIR)/samples.tsv
+	aisci plm proteins --annotation $(DEMO_DIR)/genes.gff3 --ref $(DEMO_DIR)/reference.fa.gz --out $@
+
+demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DIR)/proteins.fa
 	snakemake --profile profiles/local
+	snakemake --profile profiles/local --snakefile workflows/protein/Snakefile
 	@echo
 	@echo "Demo finished. Results:"
 	@echo "  alignments  results/align/{sample}.bam (+.bai)"
@@ -35,8 +44,11 @@ demo: install $(DEMO_DIR)/samples.tsv
 	@echo "  QC          results/qc/{sample}.*"
 	@echo "  accuracy    results/eval/{sample}.json (vs the simulator's truth)"
 	@echo "  SpliceAI    results/splice/{callset}.vcf.gz (INFO/SpliceAI) and .parquet"
+	@echo "  proteins    results/protein/{callset}.vcf.gz (INFO/AISCI_CSQ, PLM_SCORE, SpliceAI) and .parquet"
+	@echo "  protein LM  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png"
 	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
 	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12
+	@echo; aisci plm summary results/protein/*.parquet --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 
 test: install
@@ -51,6 +63,10 @@ bench: install
 # SpliceAI: aisci vs the official spliceai CLI (needs the TensorFlow venv of tests/unit/data/splice/make_fixtures.py)
 bench-splice: install
 	python benchmarks/splice_speed/run.py
+
+# ESM saturation mutagenesis: batched wt-/masked-marginals vs a naive one-forward-per-variant loop
+bench-plm: install
+	python benchmarks/plm_speed/run.py
 
 clean:
 	rm -rf results logs resources .snakemake

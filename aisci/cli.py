@@ -24,6 +24,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "usage": ("aisci.usage", "utilisation report of a run from Slurm accounting (sacct)"),
     "context": ("aisci.context", "sequence-context features of variant calls, on the GPU when visible"),
     "splice": ("aisci.splice.cli", "SpliceAI splice-effect scores (PyTorch port of the official models)"),
+    "annotate": ("aisci.annotate", "coding consequences of VCF variants on every overlapping transcript (HGVS p.)"),
+    "plm": ("aisci.protein.cli", "ESM protein language model scores, embeddings and mutagenesis maps"),
+    "models": ("aisci.models", "the site's model store: list, pull, add, verify protein language models"),
 }
 
 

@@ -83,12 +83,13 @@ def _describe(error: Any, source: str) -> str:
     return f"{where}: {error.message}"
 
 
-def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate a pipeline config against the schema and return a copy with defaults filled.
+def validate_config(config: dict[str, Any], source: str = "config", schema: str = "config") -> dict[str, Any]:
+    """Validate a pipeline config against its schema and return a copy with defaults filled.
 
     Args:
         config: the parsed config (config.yaml merged with --config overrides).
         source: how to name the config in messages (usually its file name).
+        schema: aisci/schemas/<schema>.schema.yaml (config: the germline pipeline's; protein: workflows/protein's).
 
     Returns:
         The validated config with every default filled in.
@@ -99,11 +100,11 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     if not isinstance(config, dict):
         raise InputError(f"{source}: must be a mapping of keys to values")
     config = copy.deepcopy(config)
-    _coerce_scalars(load_schema("config"), config)
-    errors = sorted(_validator("config").iter_errors(config), key=lambda e: list(e.absolute_path))
+    _coerce_scalars(load_schema(schema), config)
+    errors = sorted(_validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError(_describe(errors[0], source))
-    _apply_defaults(load_schema("config"), config)
+    _apply_defaults(load_schema(schema), config)
     return config
 
 
@@ -286,6 +287,8 @@ def validate_inputs(config: dict[str, Any], source: str = "config") -> Inputs:
         _check_readable(Path(bed), f"{source}: evaluation.bed")
     if config["splicing"]["enabled"]:
         _check_splicing(config["splicing"], source)
+    if config["protein"]["enabled"]:
+        _check_protein(config["protein"], contigs, source)
     return Inputs(config=config, samples=samples, contigs=contigs)
 
 
@@ -304,6 +307,38 @@ def _check_splicing(splicing: dict[str, Any], source: str) -> None:
             load_annotation(annotation)
     except InputError as exc:
         raise InputError(f"{source}: splicing.annotation: {exc}") from None
+
+
+def _check_protein(protein: dict[str, Any], contigs: list[Contig], source: str) -> None:
+    """The protein stage's annotation (parsed, on the reference's contigs) and model (staged, intact)."""
+    from aisci.protein.store import check_model, store_dir
+    from aisci.protein.transcripts import load_transcripts
+
+    annotation = protein["annotation"]
+    field = f"{source}: protein.annotation"
+    if annotation is None:
+        raise InputError(f"{field}: required while protein.enabled is true (a GFF3 or GTF with CDS features)")
+    _check_readable(Path(annotation), field)
+    try:
+        transcripts = load_transcripts(annotation)
+    except InputError as exc:
+        raise InputError(f"{field}: {exc}") from None
+    check_annotation_contigs({t.chrom for t in transcripts}, contigs, field)
+    try:
+        store = store_dir(protein["model_store"])
+    except InputError as exc:
+        raise InputError(f"{source}: protein.model_store: {exc}") from None
+    check_model(store, protein["model"], where=f"{source}: protein.model")
+
+
+def check_annotation_contigs(names: set[str], contigs: list[Contig], field: str) -> None:
+    """An annotation must name at least one of the reference's contigs (a 'chr' prefix more or less is fine)."""
+    from aisci.splice.annotation import normalise_chrom
+
+    known = {c.name for c in contigs}
+    if names and known and not {normalise_chrom(n, next(iter(known))) for n in names} & known:
+        raise InputError(f"{field}: none of its contigs ({', '.join(sorted(names)[:3])}, ...) is in the reference "
+                         f"({', '.join(sorted(known)[:3])}, ...): annotation and reference use different names")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

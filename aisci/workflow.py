@@ -66,6 +66,9 @@ class Pipeline:
             if self.config["splicing"]["enabled"]:
                 out += [f"results/splice/{callset}.vcf.gz", f"results/splice/{callset}.vcf.gz.tbi",
                         f"results/splice/{callset}.parquet"]
+            if self.config["protein"]["enabled"]:
+                out += [f"results/protein/{callset}.vcf.gz", f"results/protein/{callset}.vcf.gz.tbi",
+                        f"results/protein/{callset}.parquet"]
         return out
 
     # --- reads ---------------------------------------------------------------------------
@@ -142,3 +145,30 @@ class Pipeline:
         annotation = s["annotation"] if not self.splice_annotation_file() else str(Path(s["annotation"]).resolve())
         mask = " --mask" if s["mask"] else ""
         return f"--annotation {shlex.quote(annotation)} --distance {int(s['distance'])}{mask}"
+
+    # --- protein ---------------------------------------------------------------------------
+    def protein_annotation_file(self, wildcards: Any = None) -> list[str]:
+        """The GFF3/GTF of the protein stage (none while the stage is off)."""
+        annotation = self.config["protein"]["annotation"]
+        return [annotation] if annotation else []
+
+    def protein_vcf(self, wildcards: Any) -> dict[str, str]:
+        """The VCF score_missense annotates: the SpliceAI-scored one when that stage runs, so that
+        results/protein/{callset}.vcf.gz carries every annotation; else the calls."""
+        base = "results/splice" if self.config["splicing"]["enabled"] else "results/calls"
+        return {"vcf": f"{base}/{wildcards.callset}.vcf.gz", "tbi": f"{base}/{wildcards.callset}.vcf.gz.tbi"}
+
+    def protein_model_files(self, wildcards: Any = None) -> list[str]:
+        """The staged model's config.json: re-adding (replacing) a model re-scores every callset."""
+        from aisci.protein.store import store_dir
+
+        p = self.config["protein"]
+        return [str(store_dir(p["model_store"]).resolve() / p["model"] / "config.json")]
+
+    def protein_model_options(self, wildcards: Any = None) -> str:
+        """``--model NAME --store ABS --strategy S`` for `aisci plm score`."""
+        from aisci.protein.store import store_dir
+
+        p = self.config["protein"]
+        store = shlex.quote(str(store_dir(p["model_store"]).resolve()))
+        return f"--model {p['model']} --store {store} --strategy {p['strategy']}"

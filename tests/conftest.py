@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,24 @@ def demo_data(tmp_path_factory):
         tmp_path_factory.mktemp("demo"), genome_size=int(args["genome-size"]), n_samples=int(args["samples"]),
         depth=float(args["depth"]), seed=int(args["seed"]),
     )
+
+
+@dataclass(frozen=True)
+class EsmStore:
+    """A model store holding one small randomly initialised ESM-2 (no weights can be downloaded here)."""
+
+    path: Path
+    model: str
+
+
+@pytest.fixture(scope="session")
+def esm_store(tmp_path_factory) -> EsmStore:
+    """A store with `esm2-test` (2 layers, hidden 64), staged with `aisci models demo` as `make demo` does."""
+    from aisci.cli import main
+
+    path = tmp_path_factory.mktemp("models")
+    assert main(["models", "demo", "esm2-test", "--store", str(path), "--seed", "11"]) == 0
+    return EsmStore(path, "esm2-test")
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,10 @@ def metrics(path):
 
 
 @pytest.fixture(scope="module")
-def sim_run(sim_data, tmp_path_factory):
-    """The pipeline with joint calling on the simulated samples, run once for the module."""
+def sim_run(sim_data, esm_store, tmp_path_factory):
+    """The pipeline with joint calling and the protein stage on the simulated samples, run once for the module."""
     workdir = tmp_path_factory.mktemp("sim_run")
-    cfg = scenario_config("joint", sim_data, workdir)
+    cfg = scenario_config("joint", sim_data, workdir, esm_store)
     res = run_snakemake(workdir, "--cores", "2", "--configfile", str(cfg))
     assert res.returncode == 0, res.stderr[-5000:]
     return workdir
@@ -98,6 +98,49 @@ def test_outputs_are_complete_and_consistent(sim_run, sim_data):
     assert not list(res.rglob("*.tmp*"))
 
 
+def test_protein_stage(sim_run, sim_data, esm_store):
+    """Consequences of every call on the simulated genes, ESM scores of the in-frame changes, VCF and Parquet agree."""
+    from aisci.protein.esm import load_esm
+    from aisci.protein.plm import score_variants
+
+    res = sim_run / "results" / "protein"
+    bundle = load_esm(esm_store.path / esm_store.model, device="cpu", name=esm_store.model)
+    missense = 0
+    for callset in [*sim_data.samples, "cohort"]:
+        with pysam.VariantFile(str(sim_run / "results" / "splice" / f"{callset}.vcf.gz")) as vcf:
+            spliced = [(r.pos, r.ref, r.alts, r.info.get("SpliceAI")) for r in vcf]
+        with pysam.VariantFile(str(res / f"{callset}.vcf.gz")) as vcf:
+            assert {"AISCI_CSQ", "PLM_SCORE", "SpliceAI"} <= set(vcf.header.info) and vcf.index is not None
+            recs = list(vcf)
+        # every call passes through with its SpliceAI annotation kept
+        assert [(r.pos, r.ref, r.alts, r.info.get("SpliceAI")) for r in recs] == spliced
+        rows = pq.read_table(res / f"{callset}.parquet").to_pylist()
+        entries = [(r.pos, e.split("|")) for r in recs for e in r.info.get("AISCI_CSQ", ())]
+        assert len(entries) == len(rows) > 0
+        assert [(pos, f[5]) for pos, f in entries] == [(r["pos"], r["transcript"]) for r in rows]
+        scored = [r for r in rows if r["score"] is not None]
+        assert scored and all(r["model"] == esm_store.model for r in scored)
+        assert {r["strategy"] for r in scored} <= {"wt-marginals", "pseudo-ppl"}
+        assert all("missense_variant" in r["consequence"] or "inframe" in r["consequence"] for r in scored)
+        missense += sum("missense_variant" in r["consequence"] for r in rows)
+        # PLM_SCORE is the lowest score over the transcripts of the allele
+        for r in recs:
+            best = min((x["score"] for x in scored if (x["pos"], x["alt"]) == (r.pos, r.alts[0])), default=None)
+            got = r.info.get("PLM_SCORE")
+            assert (got is None) if best is None else abs(got[0] - best) < 1e-3
+    # the scores are the library's own, recomputed in this process on the last callset's rows
+    consequences = pq.read_table(res / f"{callset}.consequences.parquet").to_pylist()
+    pairs = {(r["wt_protein"], r["mut_protein"]) for r in consequences
+             if "missense_variant" in r["consequence"] and r["wt_protein"] != r["mut_protein"]}
+    expect = dict(zip(pairs, (s.score for s in score_variants(bundle, list(pairs), "wt-marginals"))))
+    for row, c in zip(rows, consequences):
+        if (c["wt_protein"], c["mut_protein"]) in expect and row["strategy"] == "wt-marginals":
+            assert abs(row["score"] - expect[(c["wt_protein"], c["mut_protein"])]) < 1e-5
+    assert missense > 5  # the simulated exons hold a few SNVs per sample
+    log = (sim_run / "logs" / "score_missense" / "cohort.log").read_text()
+    assert "device: cpu" in log
+
+
 def genes_of(gff3):
     """Gene names of a GFF3 (the simulator names genes by their ID)."""
     names = set()
@@ -108,8 +151,8 @@ def genes_of(gff3):
     return names
 
 
-def test_second_run_has_nothing_to_do(sim_run, sim_data):
-    cfg = scenario_config("joint", sim_data, sim_run)
+def test_second_run_has_nothing_to_do(sim_run, sim_data, esm_store):
+    cfg = scenario_config("joint", sim_data, sim_run, esm_store)
     res = run_snakemake(sim_run, "--dry-run", "--cores", "2", "--configfile", str(cfg))
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
 

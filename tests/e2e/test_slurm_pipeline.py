@@ -89,14 +89,16 @@ def first_genes(gff3: Path, n: int, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(demo_data, tmp_path_factory):
+def slurm_run(demo_data, esm_store, tmp_path_factory):
     """The germline pipeline on the demo data (as `make demo` makes it) through profiles/slurm, run once."""
     workdir = tmp_path_factory.mktemp("slurm_run")
     # 250 kb chunks: 8 per callset, more than the node's 2 cores, so the 'calls' groups must
     # stack their chunks in series to fit (the profile's `cores`)
+    genes = str(first_genes(demo_data.annotation, 8, workdir / "genes.gff3"))
     cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
-                       calling={"joint": True, "chunk_size": 250000},
-                       splicing={"annotation": str(first_genes(demo_data.annotation, 8, workdir / "genes.gff3"))})
+                       calling={"joint": True, "chunk_size": 250000}, splicing={"annotation": genes},
+                       protein={"enabled": True, "annotation": genes, "model_store": str(esm_store.path),
+                                "model": esm_store.model})
     t0 = time.time()
     res = run_snakemake(workdir / "run", *slurm_args(cfg), timeout=900)
     wall = time.time() - t0
@@ -113,11 +115,11 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State", "AllocCPUS")
     assert jobs, "sacct shows no jobs for the run"
     assert all(int(j["AllocCPUS"]) <= 2 for j in jobs), jobs  # every job fits the 2-CPU node
-    gpu_rules = ("annotate_context", "score_splicing")
+    gpu_rules = ("annotate_context", "score_splicing", "score_missense")
     gpu = [j for j in jobs if any(r in j["Comment"] for r in gpu_rules)]
     cpu = [j for j in jobs if not any(r in j["Comment"] for r in gpu_rules)]
-    # context per sample; SpliceAI per callset (samples + cohort)
-    assert len(gpu) == 2 * len(sim_data.samples) + 1 and cpu
+    # context per sample; SpliceAI and protein LM scores per callset (samples + cohort)
+    assert len(gpu) == len(sim_data.samples) + 2 * (len(sim_data.samples) + 1) and cpu
     for j in cpu:
         assert j["Partition"] == "cpu" and "gres/gpu" not in j["AllocTRES"], j
     for j in gpu:
@@ -127,7 +129,8 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     # <group>_<member rules>), plus the two reference jobs
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
     assert sum(j["Comment"].startswith("rule_calls_call_chunk_") for j in jobs) == len(sim_data.samples) + 1
-    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2  # + the cohort's calls group and its SpliceAI job
+    # + the cohort's calls group and its SpliceAI job; + annotate_coding and score_missense per callset
+    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2 + 2 * (len(sim_data.samples) + 1)
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
@@ -135,6 +138,9 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
         log = (workdir / "logs" / "score_splicing" / f"{callset}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "allele x gene scored" in log, log
         assert (workdir / "results" / "splice" / f"{callset}.parquet").exists()
+        log = (workdir / "logs" / "score_missense" / f"{callset}.log").read_text()
+        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "scored rows" in log, log
+        assert (workdir / "results" / "protein" / f"{callset}.parquet").exists()
 
 
 def test_usage_report_from_real_sacct(slurm_run, tmp_path):
@@ -148,10 +154,11 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context",
-                          "score_splicing"}
+                          "score_splicing", "annotate_coding", "score_missense"}
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
     assert rules["annotate_context"]["gpu_h"] > 0 and rules["score_splicing"]["gpu_h"] > 0
-    assert rules["score_splicing"]["jobs"] == 3
+    assert rules["score_splicing"]["jobs"] == 3 and rules["score_missense"]["jobs"] == 3
+    assert rules["score_missense"]["gpu_h"] > 0 and rules["annotate_coding"]["gpu_h"] == 0
     parts = {p["partition"]: p for p in report["partitions"]}
     assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_h"] == 0 and parts["gpu"]["gpu_h"] > 0
     assert report["jobs"] == len(sacct(run, "JobID"))

@@ -13,8 +13,12 @@ SCENARIOS = sorted(p.name for p in CONFIGS.iterdir() if (p / "config.yaml").is_f
 PATH_KEYS = ("samples", "reference")
 
 
-def scenario_config(name: str, sim_data, out_dir: Path) -> Path:
-    """Write the scenario's config with absolute paths (and the simulated data where none is given)."""
+def scenario_config(name: str, sim_data, out_dir: Path, esm_store=None) -> Path:
+    """Write the scenario's config with absolute paths (and the simulated data where none is given).
+
+    A scenario with the protein stage on scores the simulated genome's genes with the test session's
+    model store (``esm_store``: the ``esm_store`` fixture), unless it names its own.
+    """
     base = CONFIGS / name
     cfg = yaml.safe_load((base / "config.yaml").read_text()) or {}
     for key in PATH_KEYS:
@@ -27,6 +31,12 @@ def scenario_config(name: str, sim_data, out_dir: Path) -> Path:
         splicing["annotation"] = str(sim_data.annotation)
     elif splicing["annotation"] not in ("grch37", "grch38"):
         splicing["annotation"] = str((base / splicing["annotation"]).resolve())
+    protein = cfg.get("protein", {})
+    if protein.get("enabled"):
+        protein.setdefault("annotation", str(sim_data.annotation))
+        if "model_store" not in protein:
+            assert esm_store is not None, f"scenario {name} runs the protein stage: pass the esm_store fixture"
+            protein["model_store"], protein["model"] = str(esm_store.path), esm_store.model
     bed = cfg.get("evaluation", {}).get("bed")
     if bed:
         cfg["evaluation"]["bed"] = str((base / bed).resolve())

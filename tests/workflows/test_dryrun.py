@@ -1,4 +1,7 @@
-"""Dry-runs of every workflow x every scenario, lint, and bad input that must stop before any job."""
+"""Dry-runs of the germline workflow x every scenario, lint, and bad input that must stop before any job.
+
+workflows/protein has its own: tests/workflows/test_protein_dryrun.py.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO, run_snakemake, write_config
+from tests.conftest import GERMLINE, REPO, run_snakemake, write_config
 from tests.workflows.scenarios import SCENARIOS, scenario_config
-
-WORKFLOWS = sorted((REPO / "workflows").glob("*/Snakefile"))
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -20,10 +21,9 @@ def job_counts(stdout: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-@pytest.mark.parametrize("snakefile", WORKFLOWS, ids=lambda p: p.parent.name)
-def test_dry_run(snakefile, scenario, sim_data, tmp_path):
-    cfg = scenario_config(scenario, sim_data, tmp_path)
-    res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=snakefile)
+def test_dry_run(scenario, sim_data, esm_store, tmp_path):
+    cfg = scenario_config(scenario, sim_data, tmp_path, esm_store)
+    res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=GERMLINE)
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout)
     n = {"na12878": 1}.get(scenario, 2)
@@ -40,6 +40,9 @@ def test_dry_run(snakefile, scenario, sim_data, tmp_path):
     # score_splicing: one per callset; the bwa scenario switches the stage off
     splice = {"bwa": 0, "joint": 3, "na12878": 1}.get(scenario, 2)
     assert counts.get("score_splicing", 0) == splice
+    # protein stage: off by default, on in the joint scenario (one annotation + one scoring per callset)
+    protein = {"joint": 3}.get(scenario, 0)
+    assert counts.get("annotate_coding", 0) == protein and counts.get("score_missense", 0) == protein
     assert not (tmp_path / "results").exists()
 
 
@@ -51,26 +54,27 @@ def test_root_snakefile_runs_default_pipeline(sim_data, tmp_path):
     assert job_counts(res.stdout)["default"] == 1 and "align_reads" in job_counts(res.stdout)
 
 
-def test_command_line_overrides_of_the_repo_config(sim_data, tmp_path):
+def test_command_line_overrides_of_the_repo_config(sim_data, esm_store, tmp_path):
     """The repo's config.yaml with `--config samples=... reference=...`, as a user would run it."""
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     res = run_snakemake(
         tmp_path, "--dry-run", "--cores", "2", "--config",
         f"samples={sim_data.sample_sheet}", f"reference={sim_data.reference}", "aligner=bwa",
         f"splicing={{'annotation': '{sim_data.annotation}', 'distance': 100}}",
+        f"protein={{'annotation': '{sim_data.annotation}', 'model_store': '{esm_store.path}', "
+        f"'model': '{esm_store.model}'}}",
         snakefile=REPO / "Snakefile",
     )
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout)
     assert counts["align_reads"] == 2 and counts["index_bwa"] == 1 and counts["evaluate_calls"] == 2
-    # two samples + the cohort (the repo config calls jointly), each scored for splicing
-    assert counts["score_splicing"] == 3
+    # two samples + the cohort (the repo config calls jointly), each scored for splicing and protein effects
+    assert counts["score_splicing"] == 3 and counts["score_missense"] == 3 and counts["annotate_coding"] == 3
 
 
-@pytest.mark.parametrize("snakefile", WORKFLOWS, ids=lambda p: p.parent.name)
-def test_lint_clean(snakefile, sim_data, tmp_path):
-    cfg = scenario_config("default", sim_data, tmp_path)
-    res = run_snakemake(tmp_path, "--lint", "--configfile", str(cfg), snakefile=snakefile)
+def test_lint_clean(sim_data, esm_store, tmp_path):
+    cfg = scenario_config("joint", sim_data, tmp_path, esm_store)
+    res = run_snakemake(tmp_path, "--lint", "--configfile", str(cfg), snakefile=GERMLINE)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Lints for" not in res.stdout + res.stderr
 
@@ -105,6 +109,16 @@ BAD_INPUTS = {
     "SpliceAI weights not staged": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"weights": "EMPTYDIR"},
                                     "spliceai1.h5: SpliceAI weight file missing; stage the weights with "
                                     "`pip install spliceai==1.3.1`"),
+    "protein stage without an annotation": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"protein": {"enabled": True}},
+                                            "protein.annotation: required while protein.enabled is true"),
+    "protein model not staged": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n",
+                                 {"protein": {"enabled": True, "annotation": "SIMGFF", "model_store": "EMPTYDIR",
+                                              "model": "esm2_t6_8M"}},
+                                 "protein.model: "),
+    "protein annotation on other contig names": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n",
+                                                 {"protein": {"enabled": True, "annotation": "OTHERNAMES",
+                                                              "model_store": "EMPTYDIR"}},
+                                                 "annotation and reference use different names"),
     "splicing distance out of range": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splicing": {"distance": 5000}},
                                        "splicing.distance"),
 }
@@ -122,6 +136,21 @@ def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path, monke
         bad.write_text("##gff-version 3\nchr1\tx\texon\t10\tnine\t.\t+\t.\tParent=t1\n")
         extra = {"splicing": {"annotation": str(bad)}}
         message = f"splicing.annotation: {bad} line 2"
+    protein = extra.get("protein", {})
+    if protein.get("annotation") == "SIMGFF":
+        protein["annotation"] = str(sim_data.annotation)
+    if protein.get("annotation") == "OTHERNAMES":  # genes of another assembly's scaffolds
+        gff = tmp_path / "scaffolds.gff3"
+        gff.write_text("".join(line.replace("chr", "scaffold_", 1) if not line.startswith("#") else line
+                               for line in sim_data.annotation.read_text().splitlines(keepends=True)))
+        protein["annotation"] = str(gff)
+    if protein.get("model_store") == "EMPTYDIR":
+        (tmp_path / "models").mkdir()
+        protein["model_store"] = str(tmp_path / "models")
+        if case == "protein model not staged":  # the exact command that stages it
+            message += (f"model 'esm2_t6_8M' is not staged: the model store {tmp_path / 'models'} has no "
+                        f"manifest.json; stage it with `aisci models pull facebook/esm2_t6_8M_UR50D --store {tmp_path / 'models'} "
+                        "--name esm2_t6_8M`")
     fq1, fq2 = sim_data.reads["S1"]
     sheet = _sheet(tmp_path, text.format(fq1=fq1, fq2=fq2, na12878_bam=na12878 / "NA12878_S1.chr20.10_10p1mb.bam"))
     if extra.get("reference") == "EMPTY":

@@ -1,0 +1,133 @@
+"""`aisci plm score|embed|mutagenesis|heatmap|proteins|summary`: ESM protein language model scores, on CUDA when visible."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from aisci.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Register the actions of `aisci plm`."""
+    sub = parser.add_subparsers(dest="plm_command", metavar="ACTION", required=True)
+    s = sub.add_parser("score", help="score the in-frame protein changes of an `aisci annotate` table; "
+                                     "write the VCF with INFO/AISCI_CSQ + PLM_SCORE and a Parquet table")
+    s.add_argument("--vcf", required=True, help="the VCF the consequences were computed from (plain or bgzip)")
+    s.add_argument("--consequences", required=True, help="Parquet table written by `aisci annotate`")
+    s.add_argument("--strategy", choices=["masked-marginals", "wt-marginals", "pseudo-ppl"],
+                   default="masked-marginals", help="substitutions (default masked-marginals); indels use pseudo-ppl")
+    s.add_argument("--out", required=True, help="output VCF, bgzipped and tabix-indexed (.vcf.gz)")
+    s.add_argument("--parquet", help="also write one row per record x ALT x transcript here")
+    _model_options(s)
+    e = sub.add_parser("embed", help="mean-pooled embedding of every protein of a FASTA (Parquet)")
+    e.add_argument("--fasta", required=True, help="protein FASTA")
+    e.add_argument("--out", required=True, help="Parquet: protein, length, model, embedding")
+    _model_options(e)
+    m = sub.add_parser("mutagenesis", help="all 19 substitutions at every position of a protein (Parquet)")
+    m.add_argument("--fasta", required=True, help="protein FASTA")
+    m.add_argument("--protein", help="the key of one protein (id with [^A-Za-z0-9._-] as _); default: the only one")
+    m.add_argument("--strategy", choices=["wt-marginals", "masked-marginals"], default="wt-marginals",
+                   help="wt-marginals (one forward per window, default) or masked-marginals (one per position)")
+    m.add_argument("--out", required=True, help="Parquet: protein, position, wt, mt, score, model, strategy")
+    _model_options(m)
+    t = sub.add_parser("proteins", help="translate every coding transcript of a GFF3/GTF into a protein FASTA")
+    t.add_argument("--annotation", required=True, help="GFF3 or GTF with CDS features")
+    t.add_argument("--ref", required=True, help="reference FASTA (plain or bgzip, with .fai)")
+    t.add_argument("--out", required=True, help="protein FASTA: >transcript gene=NAME")
+    y = sub.add_parser("summary", help="print consequence counts and the lowest-scoring changes of `score` tables")
+    y.add_argument("parquet", nargs="+", help="tables written by `aisci plm score --parquet`")
+    y.add_argument("--top", type=int, default=20, help="at most this many changes per table (default 20)")
+    h = sub.add_parser("heatmap", help="PNG heatmap of a mutagenesis table")
+    h.add_argument("parquet", help="table written by `aisci plm mutagenesis`")
+    h.add_argument("--out", required=True, help="PNG file")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model name in the store (`aisci models list`)")
+    p.add_argument("--store", help="model store (default: $AISCI_MODELS)")
+    p.add_argument("--model-dir", help="load this directory instead of a store entry (config.json, weights, vocab.txt)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--half", action="store_true", help="fp16 weights and activations (CUDA only)")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """The ESM model named by --model/--store (checked intact first) or --model-dir, on its device."""
+    from aisci.protein.esm import load_esm
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.model_dir:
+        return load_esm(Path(args.model_dir), device=args.device, half=args.half, name=args.model)
+    if not args.model:
+        raise InputError("give --model NAME (a model of the store) or --model-dir DIR")
+    from aisci.protein.store import check_model, store_dir
+
+    path = check_model(store_dir(args.store), args.model, where="--model")
+    return load_esm(path, device=args.device, half=args.half, name=args.model)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch `aisci plm ACTION`."""
+    from aisci.protein import proteins as prot
+
+    if args.plm_command == "heatmap":
+        prot.plot_heatmap(args.parquet, args.out)
+        return 0
+    if args.plm_command == "proteins":
+        n = prot.translate_annotation(args.annotation, args.ref, args.out)
+        log.info("wrote %d proteins to %s", n, args.out)
+        return 0
+    if args.plm_command == "summary":
+        from aisci.protein.variants import summary
+
+        summary(args.parquet, args.top)
+        return 0
+    if args.plm_command == "score":
+        from aisci.protein.variants import read_consequences, score_vcf
+
+        if not str(args.out).endswith(".vcf.gz"):
+            raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
+        read_consequences(args.consequences)  # a wrong table fails before the model loads
+        bundle = load_model(args)
+        t0 = time.perf_counter()
+        counts = score_vcf(args.vcf, args.consequences, bundle, args.strategy, args.out, args.parquet,
+                           batch_size=args.batch_size)
+        log.info("%s in %.1f s", ", ".join(f"{v} {k}" for k, v in counts.items()), time.perf_counter() - t0)
+        return 0
+    proteins = prot.read_proteins(args.fasta)
+    if args.plm_command == "embed":
+        from aisci.protein.plm import embed
+
+        bundle = load_model(args)
+        vectors = embed(bundle, [p.sequence for p in proteins], batch_size=args.batch_size)
+        prot.write_embeddings(proteins, vectors, bundle.name, args.out)
+        log.info("embedded %d proteins (%d dimensions) with %s", len(proteins), vectors.shape[1], bundle.name)
+        return 0
+    if args.protein:
+        protein = prot.select(proteins, args.protein, args.fasta)
+    elif len(proteins) == 1:
+        protein = proteins[0]
+    else:
+        raise InputError(f"{args.fasta}: holds {len(proteins)} proteins; choose one with --protein KEY")
+    from aisci.protein.plm import saturation
+
+    bundle = load_model(args)
+    t0 = time.perf_counter()
+    scores = saturation(bundle, protein.sequence, args.strategy, batch_size=args.batch_size)
+    prot.write_mutagenesis(protein, scores, bundle.name, args.strategy, args.out)
+    seconds = time.perf_counter() - t0
+    n = len(protein.sequence) * 19
+    log.info("%s: %d substitutions in %.1f s (%.0f variants/s)", protein.id, n, seconds, n / max(seconds, 1e-9))
+    return 0

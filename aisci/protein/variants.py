@@ -1,0 +1,203 @@
+"""Protein language model scores of annotated variants, joined into the VCF (INFO/AISCI_CSQ) and a Parquet table."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+
+log = logging.getLogger(__name__)
+
+# Consequences whose mutant protein is scored: in-frame changes of the protein sequence. Truncating
+# (stop gained, frameshift) and start/stop changes are left unscored (null), as in ESM-1v.
+SCORED = frozenset({"missense_variant", "inframe_insertion", "inframe_deletion", "protein_altering_variant"})
+
+# One row per VCF record x ALT allele x overlapping transcript, as in results/protein/{callset}.parquet.
+COLUMNS = ("chrom", "pos", "ref", "alt", "variant", "gene", "gene_id", "transcript", "consequence", "impact",
+           "hgvs_c", "hgvs_p", "protein_pos", "model", "strategy", "score")
+
+# VEP-style pipe-separated INFO field (bcftools +split-vep -a AISCI_CSQ reads it).
+CSQ_FIELDS = ("Allele", "Consequence", "IMPACT", "SYMBOL", "Gene", "Feature", "HGVSc", "HGVSp",
+              "Protein_position", "Amino_acids", "PLM_score", "PLM_strategy")
+CSQ_HEADER = ('##INFO=<ID=AISCI_CSQ,Number=.,Type=String,Description="Coding consequences and protein language '
+              'model scores from aisci. Format: ' + "|".join(CSQ_FIELDS) + '">')
+SCORE_HEADER = ('##INFO=<ID=PLM_SCORE,Number=A,Type=Float,Description="Lowest protein language model score '
+                '(log p(mut) - log p(wt), natural log; lower = more damaging) over the transcripts of each ALT">')
+_ESCAPE = str.maketrans({"|": "&", ",": "&", ";": "%3B", "=": "%3D", " ": "_"})
+
+
+def is_scored(consequence: str) -> bool:
+    """Whether a row's consequence terms include an in-frame protein change."""
+    return any(term in SCORED for term in consequence.split("&"))
+
+
+def read_consequences(path: str | os.PathLike[str]) -> Any:
+    """The Parquet table of `aisci annotate`, checked for the columns scoring needs."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as Parquet ({exc})") from None
+    needed = {"chrom", "pos", "ref", "alt", "gene", "gene_id", "transcript", "consequence", "impact",
+              "hgvs_c", "hgvs_p", "protein_pos", "ref_aa", "alt_aa", "wt_protein", "mut_protein"}
+    missing = sorted(needed - set(table.column_names))
+    if missing:
+        raise InputError(f"{path}: not a table of `aisci annotate` (missing columns {', '.join(missing)})")
+    return table
+
+
+def score_rows(rows: list[dict[str, Any]], bundle: Any, strategy: str, batch_size: int) -> list[dict[str, Any]]:
+    """Add ``model``, ``strategy`` and ``score`` to consequence rows; unscored rows get nulls.
+
+    Args:
+        rows: consequence rows (dicts with the columns of `aisci annotate`).
+        bundle: the loaded ESM model (`aisci.protein.esm.EsmBundle`).
+        strategy: substitution strategy (indels always use pseudo-ppl).
+        batch_size: sequences per forward pass.
+
+    Returns:
+        The same rows, each with the three new keys.
+    """
+    from aisci.protein.plm import score_variants
+
+    todo = [r for r in rows if is_scored(r["consequence"]) and r["wt_protein"] and r["mut_protein"]
+            and r["wt_protein"] != r["mut_protein"]]
+    t0 = time.perf_counter()
+    scores = score_variants(bundle, [(r["wt_protein"], r["mut_protein"]) for r in todo], strategy,
+                            batch_size=batch_size) if todo else []
+    for row in rows:
+        row.update(model=None, strategy=None, score=None)
+    for row, s in zip(todo, scores):
+        row.update(model=bundle.name, strategy=s.strategy, score=float(s.score))
+    seconds = time.perf_counter() - t0
+    log.info("scored %d protein changes on %d distinct proteins with %s (%s) in %.1f s", len(todo),
+             len({r["wt_protein"] for r in todo}), bundle.name, strategy, seconds)
+    return rows
+
+
+def csq_entry(row: dict[str, Any]) -> str:
+    """One AISCI_CSQ entry (the fields of CSQ_FIELDS, '|'-separated, VCF-escaped)."""
+    amino = f"{row['ref_aa']}/{row['alt_aa']}" if row["ref_aa"] is not None and row["alt_aa"] is not None \
+        and row["ref_aa"] != row["alt_aa"] else (row["ref_aa"] or "")
+    score = "" if row["score"] is None else f"{row['score']:.4f}"
+    values = (row["alt"], row["consequence"], row["impact"], row["gene"], row["gene_id"], row["transcript"],
+              row["hgvs_c"], row["hgvs_p"], row["protein_pos"], amino, score, row["strategy"])
+    return "|".join("" if v is None else str(v).translate(_ESCAPE) for v in values)
+
+
+def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str) -> Counter:
+    """Copy ``vcf_in`` to bgzipped, indexed ``out`` with INFO/AISCI_CSQ and INFO/PLM_SCORE from ``rows``.
+
+    Raises:
+        InputError: when a row names a record that is not in the VCF (the table belongs to another VCF).
+    """
+    import pysam
+
+    if not str(out).endswith(".vcf.gz"):
+        raise InputError(f"--out {out}: must end in .vcf.gz (the output is bgzipped and indexed)")
+    by_key: dict[tuple[str, int, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_key[(row["chrom"], row["pos"], row["ref"], row["alt"])].append(row)
+    try:
+        vcf = pysam.VariantFile(vcf_in)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{vcf_in}: cannot read as VCF ({exc})") from None
+    header = vcf.header
+    for tag, line in (("AISCI_CSQ", CSQ_HEADER), ("PLM_SCORE", SCORE_HEADER)):
+        if tag not in header.info:
+            header.add_line(line)
+    counts: Counter = Counter()
+    seen: set[tuple[str, int, str, str]] = set()
+    with atomic_output(out) as tmp:
+        with pysam.VariantFile(str(tmp), "wz", header=header) as dst:
+            for rec in vcf:
+                for tag in ("AISCI_CSQ", "PLM_SCORE"):
+                    if tag in rec.info:
+                        del rec.info[tag]
+                keys = [(rec.chrom, rec.pos, rec.ref, alt) for alt in rec.alts or ()]
+                seen.update(keys)
+                entries = [row for key in keys for row in by_key.get(key, ())]
+                if entries:
+                    rec.info["AISCI_CSQ"] = [csq_entry(r) for r in entries]
+                    best = [min((r["score"] for r in entries if r["alt"] == alt and r["score"] is not None),
+                                default=None) for alt in rec.alts or ()]
+                    if any(b is not None for b in best):
+                        rec.info["PLM_SCORE"] = best
+                        counts["scored records"] += 1
+                    counts["annotated records"] += 1
+                counts["records"] += 1
+                dst.write(rec)
+        vcf.close()
+        stray = sorted(set(by_key) - seen)
+        if stray:  # raised inside atomic_output: nothing is left at `out`
+            chrom, pos, ref, alt = stray[0]
+            raise InputError(f"{vcf_in}: has no record {chrom}:{pos} {ref}>{alt} that the consequence table "
+                             f"names ({len(stray)} such alleles): the table was made from another VCF")
+        pysam.tabix_index(str(tmp), preset="vcf", force=True)
+        os.replace(f"{tmp}.tbi", f"{out}.tbi")
+    return counts
+
+
+def write_parquet(rows: list[dict[str, Any]], path: str) -> None:
+    """The per-callset table: one row per record x ALT x transcript (schema: COLUMNS)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"pos": pa.int64(), "protein_pos": pa.int32(), "score": pa.float64()}
+    schema = pa.schema([pa.field(c, types.get(c, pa.string())) for c in COLUMNS])
+    for row in rows:
+        row["variant"] = f"{row['chrom']}:{row['pos']}:{row['ref']}:{row['alt']}"
+    table = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=schema)
+    with atomic_output(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: str, out_parquet: str | None,
+              *, batch_size: int = 16) -> Counter:
+    """Score every in-frame protein change of ``consequences`` and write the VCF (and Parquet) results.
+
+    Args:
+        vcf: the VCF `aisci annotate` read (or the same calls with more INFO, e.g. SpliceAI).
+        consequences: its Parquet table of consequences.
+        bundle: the loaded ESM model.
+        strategy: masked-marginals, wt-marginals or pseudo-ppl.
+        out_vcf: bgzipped, indexed output VCF.
+        out_parquet: the per-callset table (optional).
+        batch_size: sequences per forward pass.
+
+    Returns:
+        Counts of records, annotated records and scored records.
+    """
+    rows = read_consequences(consequences).to_pylist()
+    score_rows(rows, bundle, strategy, batch_size)
+    counts = write_vcf(vcf, rows, out_vcf)
+    if out_parquet:
+        write_parquet(rows, out_parquet)
+    counts["scored rows"] = sum(r["score"] is not None for r in rows)
+    counts["rows"] = len(rows)
+    return counts
+
+
+def summary(paths: list[str], top: int) -> None:
+    """Print, per table of `aisci plm score`, the consequence counts and the ``top`` lowest scores."""
+    import pyarrow.parquet as pq
+
+    for path in paths:
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot read as Parquet ({exc})") from None
+        counts = Counter(r["consequence"].split("&")[0] for r in rows)
+        scored = sorted((r for r in rows if r["score"] is not None), key=lambda r: r["score"])
+        print(f"{Path(path).name}: {len(rows)} allele x transcript rows, {len(scored)} scored; "
+              + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+        for r in scored[:top]:
+            print(f"  {r['variant']:<24} {r['gene']:<10} {r['hgvs_p'] or '':<22} {r['consequence']:<28} "
+                  f"{r['score']:8.3f} ({r['strategy']})")

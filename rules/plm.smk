@@ -1,0 +1,68 @@
+# rules/plm.smk — protein language model stages of workflows/protein: embeddings and mutagenesis maps.
+#
+# Provides: embed_proteins, saturate_protein, plot_mutagenesis
+# Inputs:   config proteins (FASTA), the model `model` of the store `model_store` (checked before any job)
+# Outputs:  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png
+# Runtime:  embed_proteins, saturate_protein: GPU class (resources: gpu=1), CUDA when the job's
+#           CUDA_VISIBLE_DEVICES names a real device, else all CPU threads. plot_mutagenesis: CPU class.
+
+
+rule embed_proteins:
+    input:
+        fasta=lookup(dpath="proteins", within=config),
+        model=pipeline.model_files,
+    output:
+        parquet="results/plm/embeddings.parquet",
+    log:
+        "logs/embed_proteins/embeddings.log",
+    benchmark:
+        "benchmarks/embed_proteins/embeddings.tsv"
+    conda:
+        "../envs/esm.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=mem_per_attempt(8000),
+    params:
+        options=pipeline.model_options,
+    shell:
+        "aisci plm embed --fasta {input.fasta} {params.options} --threads {threads}"
+        " --out {output.parquet} > {log} 2>&1"
+
+
+rule saturate_protein:
+    input:
+        fasta=lookup(dpath="proteins", within=config),
+        model=pipeline.model_files,
+    output:
+        parquet="results/plm/mutagenesis/{protein}.parquet",
+    log:
+        "logs/saturate_protein/{protein}.log",
+    benchmark:
+        "benchmarks/saturate_protein/{protein}.tsv"
+    conda:
+        "../envs/esm.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=mem_per_attempt(8000),
+    params:
+        options=pipeline.model_options,
+        strategy=lookup(dpath="mutagenesis/strategy", within=config),
+    shell:
+        "aisci plm mutagenesis --fasta {input.fasta} --protein {wildcards.protein} {params.options}"
+        " --strategy {params.strategy} --threads {threads} --out {output.parquet} > {log} 2>&1"
+
+
+rule plot_mutagenesis:
+    input:
+        parquet="results/plm/mutagenesis/{protein}.parquet",
+    output:
+        png="results/plm/mutagenesis/{protein}.png",
+    log:
+        "logs/plot_mutagenesis/{protein}.log",
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    shell:
+        "aisci plm heatmap {input.parquet} --out {output.png} > {log} 2>&1"

@@ -1,0 +1,98 @@
+"""aisci.protein.variants: scores of annotated variants joined into the VCF (INFO/AISCI_CSQ, PLM_SCORE) and Parquet."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pysam
+import pytest
+
+from aisci.errors import InputError
+from aisci.protein.variants import COLUMNS, CSQ_FIELDS, csq_entry, score_vcf, summary
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from aisci.protein.demo_model import write_random_esm
+    from aisci.protein.esm import load_esm
+
+    path = write_random_esm(tmp_path_factory.mktemp("esm") / "m", layers=2, hidden=32, heads=4, intermediate=64, seed=5)
+    return load_esm(path, device="cpu", name="tiny")
+
+
+@pytest.fixture(scope="module")
+def annotated(sim_data, tmp_path_factory):
+    """The simulated truth of one sample (SNVs and indels, many in exons) through `aisci annotate`."""
+    from aisci.annotate import annotate_vcf
+
+    out = tmp_path_factory.mktemp("annot") / "S1.consequences.parquet"
+    annotate_vcf(sim_data.truth_vcfs["S1"], sim_data.reference, sim_data.annotation, out)
+    return sim_data.truth_vcfs["S1"], out
+
+
+@pytest.mark.parametrize("strategy", ["masked-marginals", "wt-marginals"])
+def test_scores_vcf_and_parquet_agree(annotated, bundle, strategy, tmp_path):
+    from aisci.protein.plm import score_variants
+
+    vcf, consequences = annotated
+    counts = score_vcf(str(vcf), str(consequences), bundle, strategy, str(tmp_path / "o.vcf.gz"),
+                       str(tmp_path / "o.parquet"), batch_size=5)
+    rows = pq.read_table(tmp_path / "o.parquet").to_pylist()
+    source = pq.read_table(consequences).to_pylist()
+    assert tuple(pq.read_table(tmp_path / "o.parquet").column_names) == COLUMNS and len(rows) == len(source)
+    scored = [(r, c) for r, c in zip(rows, source) if r["score"] is not None]
+    assert counts["scored rows"] == len(scored) > 3
+    # exactly the in-frame protein changes are scored; indels with pseudo-ppl, substitutions with `strategy`
+    for r, c in zip(rows, source):
+        inframe = any(t in c["consequence"] for t in ("missense", "inframe", "protein_altering"))
+        assert (r["score"] is not None) == (inframe and c["mut_protein"] not in (None, c["wt_protein"]))
+    for r, c in scored:
+        same_length = len(c["wt_protein"]) == len(c["mut_protein"])
+        assert r["strategy"] == (strategy if same_length else "pseudo-ppl") and r["model"] == "tiny"
+    expect = score_variants(bundle, [(c["wt_protein"], c["mut_protein"]) for _, c in scored], strategy)
+    assert [r["score"] for r, _ in scored] == pytest.approx([e.score for e in expect], abs=1e-6)
+    # the VCF: every record kept, one AISCI_CSQ entry per row, PLM_SCORE = lowest over transcripts
+    with pysam.VariantFile(str(tmp_path / "o.vcf.gz")) as out, pysam.VariantFile(str(vcf)) as src:
+        assert out.header.info["AISCI_CSQ"].description.endswith("|".join(CSQ_FIELDS))
+        recs, before = list(out), list(src)
+    assert [(r.pos, r.ref, r.alts) for r in recs] == [(r.pos, r.ref, r.alts) for r in before]
+    entries = [e for r in recs for e in r.info.get("AISCI_CSQ", ())]
+    assert entries == [csq_entry(r | {"ref_aa": c["ref_aa"], "alt_aa": c["alt_aa"]}) for r, c in zip(rows, source)]
+    for rec in recs:
+        mine = [r["score"] for r in rows if (r["pos"], r["alt"]) == (rec.pos, rec.alts[0]) and r["score"] is not None]
+        assert rec.info.get("PLM_SCORE") == ((pytest.approx(min(mine), abs=1e-4),) if mine else None)
+    assert (tmp_path / "o.vcf.gz.tbi").exists()
+
+
+def test_csq_entry_escapes_and_formats():
+    row = dict(alt="T", consequence="missense_variant&splice_region_variant", impact="MODERATE", gene="G 1",
+               gene_id="g1", transcript="t1", hgvs_c="c.4G>T", hgvs_p="p.Ala2Ser", protein_pos=2, ref_aa="A",
+               alt_aa="S", score=-1.23456, strategy="wt-marginals")
+    assert csq_entry(row) == "T|missense_variant&splice_region_variant|MODERATE|G_1|g1|t1|c.4G>T|p.Ala2Ser|2|A/S|-1.2346|wt-marginals"
+    row.update(consequence="intron_variant", impact="MODIFIER", hgvs_c=None, hgvs_p=None, protein_pos=None,
+               ref_aa=None, alt_aa=None, score=None, strategy=None)
+    assert csq_entry(row) == "T|intron_variant|MODIFIER|G_1|g1|t1||||||"  # six empty fields
+
+
+def test_a_table_of_another_vcf_is_refused_and_nothing_written(annotated, bundle, sim_data, tmp_path):
+    _, consequences = annotated
+    other = sim_data.truth_vcfs["S2"]
+    with pytest.raises(InputError, match=r"has no record chr\d:\d+ \w+>\w+ that the consequence table names"):
+        score_vcf(str(other), str(consequences), bundle, "wt-marginals", str(tmp_path / "o.vcf.gz"), None)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="must end in .vcf.gz"):
+        score_vcf(str(other), str(consequences), bundle, "wt-marginals", str(tmp_path / "o.vcf"), None)
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"chrom": ["chr1"], "pos": [1]}), tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="not a table of `aisci annotate` \\(missing columns alt, alt_aa, consequence"):
+        score_vcf(str(other), str(tmp_path / "x.parquet"), bundle, "wt-marginals", str(tmp_path / "o.vcf.gz"), None)
+
+
+def test_summary_prints_lowest_scores(annotated, bundle, tmp_path, capsys):
+    vcf, consequences = annotated
+    score_vcf(str(vcf), str(consequences), bundle, "wt-marginals", str(tmp_path / "o.vcf.gz"), str(tmp_path / "o.parquet"))
+    summary([str(tmp_path / "o.parquet")], top=3)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("o.parquet: ") and "scored" in lines[0] and len(lines) == 4
+    values = [float(line.split()[-2]) for line in lines[1:]]
+    assert values == sorted(values)

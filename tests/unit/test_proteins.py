@@ -1,0 +1,93 @@
+"""aisci.protein.proteins: protein FASTA checks, mutagenesis tables, heatmaps, translating an annotation."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from aisci.errors import InputError
+from aisci.protein.proteins import (AMINO_ACIDS, plot_heatmap, read_proteins, select, translate_annotation,
+                                    write_embeddings, write_mutagenesis)
+
+
+def test_read_proteins_normalises_and_keys(tmp_path):
+    path = tmp_path / "p.fa.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("; a comment\n>sp|P69905|HBA_HUMAN Hemoglobin\nmvls\nPADK*\n\n>x.1\nMK\n")
+    a, b = read_proteins(path)
+    assert (a.id, a.key, a.sequence, a.line) == ("sp|P69905|HBA_HUMAN", "sp_P69905_HBA_HUMAN", "MVLSPADK", 2)
+    assert (b.id, b.key, b.sequence) == ("x.1", "x.1", "MK")
+    assert select([a, b], "x.1", "p.fa") is b
+    with pytest.raises(InputError, match="p.fa: no protein with key 'y'"):
+        select([a, b], "y", "p.fa")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("MKT\n", "line 1: sequence before the first '>' header"),
+    (">\nMKT\n", "line 1: FASTA header without an id"),
+    ("", "contains no FASTA records"),
+    (">a\nMK-T\n", "line 1: a: letters that are not residues: -"),
+])
+def test_read_proteins_errors(tmp_path, text, message):
+    path = tmp_path / "p.fa"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_proteins(path)
+    with pytest.raises(InputError, match="protein FASTA not found"):
+        read_proteins(tmp_path / "missing.fa")
+
+
+def test_mutagenesis_table_and_heatmap(tmp_path):
+    (tmp_path / "p.fa").write_text(">p\nMKW\n")
+    protein = read_proteins(tmp_path / "p.fa")[0]
+    scores = np.arange(60, dtype=float).reshape(3, 20)
+    write_mutagenesis(protein, scores, "m", "wt-marginals", str(tmp_path / "p.parquet"))
+    t = pq.read_table(tmp_path / "p.parquet").to_pydict()
+    assert len(t["position"]) == 57 and set(t["wt"]) == {"M", "K", "W"}
+    assert all(w != m for w, m in zip(t["wt"], t["mt"]))
+    # each score is read from the row of its position and the column of its mutant residue
+    assert all(s == scores[p - 1, AMINO_ACIDS.index(m)] for p, m, s in zip(t["position"], t["mt"], t["score"]))
+    with pytest.raises(ValueError, match="shape"):
+        write_mutagenesis(protein, scores[:2], "m", "wt-marginals", str(tmp_path / "bad.parquet"))
+    assert not (tmp_path / "bad.parquet").exists()
+    plot_heatmap(str(tmp_path / "p.parquet"), str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="cannot read as Parquet"):
+        plot_heatmap(str(tmp_path / "p.fa"), str(tmp_path / "x.png"))
+
+
+def test_embeddings_table(tmp_path):
+    (tmp_path / "p.fa").write_text(">a\nMKW\n>b\nMK\n")
+    proteins = read_proteins(tmp_path / "p.fa")
+    write_embeddings(proteins, np.ones((2, 4)), "m", str(tmp_path / "e.parquet"))
+    t = pq.read_table(tmp_path / "e.parquet")
+    kind = t.schema.field("embedding").type
+    assert kind.list_size == 4 and str(kind.value_type) == "float"
+    assert t.column("length").to_pylist() == [3, 2]
+
+
+def test_translate_annotation_both_strands(tmp_path):
+    """A + strand two-exon gene and a - strand one-exon gene, translated by hand."""
+    import pysam
+
+    # + gene: CDS 11..15 'ATGAA' + intron GTAAG + 21..27 'ATGGTAA' (codon AAA split across the exons)
+    seq = list("N" * 10 + "ATGAA" + "GTAAG" + "ATGGTAA" + "N" * 10 + "TTACATCAT" + "N" * 5)
+    ref = tmp_path / "ref.fa"
+    ref.write_text(">chr1\n" + "".join(seq) + "\n")
+    pysam.faidx(str(ref))
+    gff = tmp_path / "g.gff3"
+    rows = [
+        ("gene", 11, 27, "+", ".", "ID=g1;Name=ONE"), ("mRNA", 11, 27, "+", ".", "ID=t1;Parent=g1"),
+        ("exon", 11, 15, "+", ".", "Parent=t1"), ("CDS", 11, 15, "+", "0", "Parent=t1"),
+        ("exon", 21, 27, "+", ".", "Parent=t1"), ("CDS", 21, 27, "+", "1", "Parent=t1"),
+        ("gene", 38, 46, "-", ".", "ID=g2;Name=TWO"), ("mRNA", 38, 46, "-", ".", "ID=t2;Parent=g2"),
+        ("exon", 38, 46, "-", ".", "Parent=t2"), ("CDS", 38, 46, "-", "0", "Parent=t2"),
+    ]
+    gff.write_text("##gff-version 3\n" + "".join(f"chr1\tt\t{k}\t{s}\t{e}\t.\t{st}\t{p}\t{a}\n"
+                                                 for k, s, e, st, p, a in rows))
+    assert translate_annotation(str(gff), str(ref), str(tmp_path / "p.fa")) == 2
+    # t1: ATGAA + ATGGTAA = ATG AAA TGG TAA -> MKW; t2: revcomp(TTACATCAT) = ATG ATG TAA -> MM
+    assert (tmp_path / "p.fa").read_text() == ">t1 gene=ONE\nMKW\n>t2 gene=TWO\nMM\n"
