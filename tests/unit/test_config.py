@@ -205,3 +205,25 @@ def test_not_a_bam(files):
     path = sheet(files, "sample\tbam\nX\tfake.bam\n")
     with pytest.raises(InputError, match="line 2: bam: cannot read .*fake.bam as BAM/CRAM"):
         validate_inputs(config(files, path))
+
+
+def test_protein_pipeline_schema():
+    """workflows/protein's schema: defaults filled, typos and disallowed strategies named."""
+    cfg = validate_config({"proteins": "p.fa"}, "protein.yaml", schema="protein")
+    assert cfg["model"] == "esm2_t33_650M" and cfg["model_store"] is None and cfg["embeddings"] is True
+    assert cfg["mutagenesis"] == {"enabled": True, "strategy": "wt-marginals"}
+    with pytest.raises(InputError, match="protein.yaml: mutagenesis.strategy: 'pseudo-ppl' is not one of "
+                                         "wt-marginals, masked-marginals"):
+        validate_config({"proteins": "p.fa", "mutagenesis": {"strategy": "pseudo-ppl"}}, "protein.yaml", schema="protein")
+    with pytest.raises(InputError, match="protein.yaml: unknown key 'mutagensis'"):
+        validate_config({"proteins": "p.fa", "mutagensis": {}}, "protein.yaml", schema="protein")
+    with pytest.raises(InputError, match="protein.yaml: 'proteins' is a required property"):
+        validate_config({}, "protein.yaml", schema="protein")
+
+
+def test_germline_protein_section_defaults_off():
+    cfg = validate_config({"samples": "s.tsv", "reference": "r.fa"})
+    assert cfg["protein"] == {"enabled": False, "annotation": None, "model": "esm2_t33_650M", "model_store": None,
+                              "strategy": "masked-marginals"}
+    with pytest.raises(InputError, match=r"protein.model: 'a b' must match"):
+        validate_config({"samples": "s.tsv", "reference": "r.fa", "protein": {"model": "a b"}})

@@ -30,6 +30,10 @@ def test_read_proteins_normalises_and_keys(tmp_path):
     (">\nMKT\n", "line 1: FASTA header without an id"),
     ("", "contains no FASTA records"),
     (">a\nMK-T\n", "line 1: a: letters that are not residues: -"),
+    (">p1\nMKT\n>p2\nMK*TA\n", "p.fa line 3: p2: an internal stop '\\*'"),
+    (">p1\nMKT\n>p1 again\nMKA\n", r"p.fa line 3: p1: duplicate id \(first at line 1\)"),
+    (">a|b\nMKT\n>a_b\nMKA\n", "line 3: a_b: its file name 'a_b' clashes with 'a\\|b'"),
+    (">p1\n>p2\nMKA\n", "p.fa line 1: p1: empty sequence"),
 ])
 def test_read_proteins_errors(tmp_path, text, message):
     path = tmp_path / "p.fa"

@@ -51,15 +51,10 @@ def test_lint_clean(proteins, esm_store, tmp_path):
     assert "Lints for" not in res.stdout + res.stderr
 
 
+# More FASTA and schema cases, without Snakemake: tests/unit/test_proteins.py and test_config.py.
 BAD = {
     "residue letters": (">p1\nMKTAYJ1K\n", {}, "proteins.fa line 1: p1: letters that are not residues: 1J"),
-    "internal stop": (">p1\nMKT\n>p2\nMK*TA\n", {}, "proteins.fa line 3: p2: an internal stop '*'"),
-    "duplicate id": (">p1\nMKT\n>p1 again\nMKA\n", {}, "proteins.fa line 3: p1: duplicate id (first at line 1)"),
-    "clashing file names": (">a|b\nMKT\n>a_b\nMKA\n", {}, "line 3: a_b: its file name 'a_b' clashes with 'a|b'"),
-    "empty record": (">p1\n>p2\nMKA\n", {}, "proteins.fa line 1: p1: empty sequence"),
     "config typo": (">p1\nMKT\n", {"mutagensis": {"enabled": False}}, "unknown key 'mutagensis'"),
-    "strategy not allowed": (">p1\nMKT\n", {"mutagenesis": {"strategy": "pseudo-ppl"}},
-                             "mutagenesis.strategy: 'pseudo-ppl' is not one of wt-marginals, masked-marginals"),
     "model not staged": (">p1\nMKT\n", {"model": "esm2_t33_650M"},
                          "model: "),
     "no model store": (">p1\nMKT\n", {"model_store": None}, "model_store: "),
