@@ -30,9 +30,10 @@ $(DEMO_DIR)/samples.tsv: | install
 $(DEMO_DIR)/models/manifest.json: | install
 	aisci models demo esm2-demo --store $(DEMO_DIR)/models
 
-# The demo genome's proteins, input of workflows/protein.
+# Proteins of the first 12 demo genes, input of workflows/protein (each protein is a job of ~10 s here,
+# most of it loading torch and transformers).
 $(DEMO_DIR)/proteins.fa: $(DEMO_DIR)/samples.tsv
-	aisci plm proteins --annotation $(DEMO_DIR)/genes.gff3 --ref $(DEMO_DIR)/reference.fa.gz --out $@
+	aisci plm proteins --annotation $(DEMO_DIR)/genes.gff3 --ref $(DEMO_DIR)/reference.fa.gz --first 12 --out $@
 
 demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DIR)/proteins.fa
 	snakemake --profile profiles/local
@@ -48,7 +49,7 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@echo "  protein LM  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png"
 	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
 	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12
-	@echo; aisci plm summary results/protein/*.parquet --top 12
+	@echo; aisci plm summary $(filter-out %.consequences.parquet,$(wildcard results/protein/*.parquet)) --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 
 test: install

@@ -40,6 +40,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--annotation", required=True, help="GFF3 or GTF with CDS features")
     t.add_argument("--ref", required=True, help="reference FASTA (plain or bgzip, with .fai)")
     t.add_argument("--out", required=True, help="protein FASTA: >transcript gene=NAME")
+    t.add_argument("--first", type=int, help="only the first N coding transcripts in file order (e.g. a small demo)")
     y = sub.add_parser("summary", help="print consequence counts and the lowest-scoring changes of `score` tables")
     y.add_argument("parquet", nargs="+", help="tables written by `aisci plm score --parquet`")
     y.add_argument("--top", type=int, default=20, help="at most this many changes per table (default 20)")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         prot.plot_heatmap(args.parquet, args.out)
         return 0
     if args.plm_command == "proteins":
-        n = prot.translate_annotation(args.annotation, args.ref, args.out)
+        n = prot.translate_annotation(args.annotation, args.ref, args.out, first=args.first)
         log.info("wrote %d proteins to %s", n, args.out)
         return 0
     if args.plm_command == "summary":

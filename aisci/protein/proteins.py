@@ -178,8 +178,14 @@ def plot_heatmap(parquet: str, png: str) -> None:
     plt.close(fig)
 
 
-def translate_annotation(annotation: str, ref: str, out: str) -> int:
+def translate_annotation(annotation: str, ref: str, out: str, *, first: int | None = None) -> int:
     """Write the protein of every translatable coding transcript as FASTA (``>transcript gene=NAME``).
+
+    Args:
+        annotation: GFF3 or GTF with CDS features.
+        ref: indexed reference FASTA.
+        out: protein FASTA to write.
+        first: stop after this many proteins (file order); all when None.
 
     Returns:
         The number of proteins written (a transcript whose CDS reads into a stop at once is left out).
@@ -199,6 +205,8 @@ def translate_annotation(annotation: str, ref: str, out: str) -> int:
     n = 0
     with atomic_output(out) as tmp, open(tmp, "w") as fh:
         for tx in transcripts:
+            if first is not None and n >= first:
+                break
             if not tx.coding or not tx.translatable:
                 continue
             chrom = tx.chrom if tx.chrom in cache.contigs else normalise_chrom(tx.chrom, fasta.references[0])

@@ -194,6 +194,8 @@ def summary(paths: list[str], top: int) -> None:
             rows = pq.read_table(path).to_pylist()
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot read as Parquet ({exc})") from None
+        if rows and not {"score", "variant", "strategy"} <= set(rows[0]):
+            raise InputError(f"{path}: not a table of `aisci plm score` (no score column)")
         counts = Counter(r["consequence"].split("&")[0] for r in rows)
         scored = sorted((r for r in rows if r["score"] is not None), key=lambda r: r["score"])
         print(f"{Path(path).name}: {len(rows)} allele x transcript rows, {len(scored)} scored; "

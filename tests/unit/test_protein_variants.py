@@ -96,3 +96,5 @@ def test_summary_prints_lowest_scores(annotated, bundle, tmp_path, capsys):
     assert lines[0].startswith("o.parquet: ") and "scored" in lines[0] and len(lines) == 4
     values = [float(line.split()[-2]) for line in lines[1:]]
     assert values == sorted(values)
+    with pytest.raises(InputError, match="not a table of `aisci plm score`"):
+        summary([str(consequences)], top=3)

@@ -95,3 +95,5 @@ def test_translate_annotation_both_strands(tmp_path):
     assert translate_annotation(str(gff), str(ref), str(tmp_path / "p.fa")) == 2
     # t1: ATGAA + ATGGTAA = ATG AAA TGG TAA -> MKW; t2: revcomp(TTACATCAT) = ATG ATG TAA -> MM
     assert (tmp_path / "p.fa").read_text() == ">t1 gene=ONE\nMKW\n>t2 gene=TWO\nMM\n"
+    assert translate_annotation(str(gff), str(ref), str(tmp_path / "p1.fa"), first=1) == 1
+    assert (tmp_path / "p1.fa").read_text() == ">t1 gene=ONE\nMKW\n"
