@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo test lint bench bench-splice bench-plm clean
+.PHONY: install system-tools demo test lint bench bench-splice bench-plm bench-placement clean
 
 install: system-tools $(VENV)/.installed
 
@@ -68,6 +68,10 @@ bench-splice: install
 # ESM saturation mutagenesis: batched wt-/masked-marginals vs a naive one-forward-per-variant loop
 bench-plm: install
 	python benchmarks/plm_speed/run.py
+
+# Converged placement: 1,000 samples of germline + AI stages, the plan vs the static mapping (simulated)
+bench-placement: install
+	python benchmarks/placement/run.py
 
 clean:
 	rm -rf results logs resources .snakemake

@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("aisci.annotate", "coding consequences of VCF variants on every overlapping transcript (HGVS p.)"),
     "plm": ("aisci.protein.cli", "ESM protein language model scores, embeddings and mutagenesis maps"),
     "models": ("aisci.models", "the site's model store: list, pull, add, verify protein language models"),
+    "plan": ("aisci.placement.cli", "place every rule on CPU nodes, GPU queues and partner centres; write the profile"),
+    "simulate-cluster": ("aisci.placement.simcli", "simulate the sites running a workflow: static mapping vs the plan"),
 }
 
 

@@ -74,12 +74,31 @@ def partition_limits(site: dict[str, Any]) -> dict[str, Any]:
     return {"partitions": out}
 
 
-def profile_text(site: dict[str, Any], partitions_file: str) -> str:
-    """The profile's config.yaml, every entry commented."""
+def profile_text(
+    site: dict[str, Any],
+    partitions_file: str | None,
+    *,
+    groups: dict[str, str] | None = None,
+    header: list[str] | None = None,
+    cores: int | None = None,
+) -> str:
+    """The profile's config.yaml, every entry commented.
+
+    Args:
+        site: a validated site description (defaults filled).
+        partitions_file: the plugin's partition limits, or None when every rule names its partition.
+        groups: rule -> group (default: GROUPS).
+        header: comment lines opening the file (default: written by `aisci profile new`).
+        cores: most cores one job may request (default: the largest partition's).
+    """
     name = site.get("name", "site")
-    lines = [
+    groups = GROUPS if groups is None else groups
+    lines = header or [
         f"# Snakemake profile for {name}, written by `aisci profile new` (edit the site description and",
         "# run it again rather than editing this file). Usage: snakemake --profile <this directory>",
+    ]
+    lines = [
+        *lines,
         "",
         "# Submit every job through Slurm (snakemake-executor-plugin-slurm).",
         "executor: slurm",
@@ -87,10 +106,15 @@ def profile_text(site: dict[str, Any], partitions_file: str) -> str:
         f"jobs: {site['max_jobs']}",
         "# Most cores one job may request (the largest partition's): a group job whose parallel",
         "# parts (e.g. hundreds of calling chunks) would need more runs them in series instead.",
-        f"cores: {max(p['cpus'] for p in site['partitions'].values())}",
-        "# Partition limits; the plugin picks, per job, the partition that fits it best: GPU-class",
-        "# rules (resources: gpu) go to partitions with GPUs, CPU-class rules to the others.",
-        f"slurm-partition-config: {partitions_file}",
+        f"cores: {cores or max(p['cpus'] for p in site['partitions'].values())}",
+    ]
+    if partitions_file:
+        lines += [
+            "# Partition limits; the plugin picks, per job, the partition that fits it best: GPU-class",
+            "# rules (resources: gpu) go to partitions with GPUs, CPU-class rules to the others.",
+            f"slurm-partition-config: {partitions_file}",
+        ]
+    lines += [
         "# How job states are read. squeue: finished jobs stay visible for MinJobAge (>= 3x the first",
         "# status delay). sacct: needs accounting, and plugin 2.8 does not recognise sacct's",
         "# 'CANCELLED by <uid>', so a cancelled job would leave the workflow waiting forever.",
@@ -117,15 +141,15 @@ def profile_text(site: dict[str, Any], partitions_file: str) -> str:
         lines += ["  # account charged for every job", f"  slurm_account: {site['account']}"]
     if site["qos"]:
         lines += ["# Quality of service for every job.", f"slurm-qos: {site['qos']}"]
-    lines += [
-        "# Per-sample rules run together as one Slurm job per group and sample (few, larger jobs",
-        "# instead of thousands of tiny ones): 'align' = read checks, alignment and QC; 'calls' =",
-        "# every calling chunk, gathering, filtering and evaluation.",
-        "groups:",
-        *(f"  {rule}: {group}" for rule, group in GROUPS.items()),
-        "",
-    ]
-    return "\n".join(lines)
+    if groups:
+        lines += [
+            "# Per-sample rules run together as one Slurm job per group and sample (few, larger jobs",
+            "# instead of thousands of tiny ones): 'align' = read checks, alignment and QC; 'calls' =",
+            "# every calling chunk, gathering, filtering and evaluation.",
+            "groups:",
+            *(f"  {rule}: {group}" for rule, group in groups.items()),
+        ]
+    return "\n".join([*lines, ""])
 
 
 def write_profile(site_path: Path, out_dir: Path) -> list[Path]:

@@ -190,6 +190,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--plot", type=Path, help="Gantt chart of the jobs: FILE.png or FILE.html")
     parser.add_argument("--sacct", default="sacct", help="sacct executable (default: sacct on PATH)")
+    parser.add_argument("--record", type=Path, metavar="HISTORY",
+                        help="also add the run's completed jobs to this run history (e.g. .aisci/history.tsv), "
+                             "from which `aisci plan` estimates the next run's runtimes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -212,4 +215,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         plot_gantt(jobs, args.plot)
         log.info("Gantt chart written to %s", args.plot)
+    if args.record is not None:
+        from aisci.placement.history import record, rows_from_sacct
+
+        rows = rows_from_sacct(jobs)
+        added = record(args.record, rows)
+        print(f"run history {args.record}: {added} of {len(rows)} completed jobs added")
     return 0

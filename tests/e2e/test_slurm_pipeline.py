@@ -270,3 +270,72 @@ def test_out_of_memory_job_is_retried_with_more(tmp_path):
     log = subprocess.run(["sacct", "--name", run, "--parsable2", "-o", "JobID,State,MaxRSS"],
                          capture_output=True, text=True, check=True).stdout
     assert re.search(r"^\d+\.0\|CANCELLED", log, re.M), log  # the over-memory step was killed
+
+
+LOCAL_SITES = """
+name: slurm-local
+home: local
+centres:
+  local:
+    partitions:
+      cpu: {nodes: 1, cores: 2, mem_gb: 20}
+      gpu: {nodes: 1, cores: 2, mem_gb: 20, gpus: 2}
+slurm: {max_jobs: 20, latency_wait: 5, first_status_check: 2, retries: 1, default_runtime: 30}
+"""
+
+
+def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_run, demo_data, tmp_path):
+    """Closing the loop: sacct data of the last run -> history -> plan -> a profile that runs."""
+    workdir, run, _ = slurm_run
+    history = tmp_path / "history.tsv"
+    out = subprocess.run([sys.executable, "-m", "aisci.cli", "usage", "--run-id", run, "--record", str(history)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    recorded = history.read_text().splitlines()[1:]
+    assert {line.split("\t")[0] for line in recorded} >= {"prepare_reference", "index_minimap2", "score_splicing"}
+    (tmp_path / "sites.yaml").write_text(LOCAL_SITES)
+    genes = str(first_genes(demo_data.annotation, 4, tmp_path / "genes.gff3"))
+    cfg = write_config(tmp_path / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
+                       calling={"joint": False, "chunk_size": 1000000}, splicing={"annotation": genes})
+    profile = tmp_path / "planned"
+    out = subprocess.run(
+        [sys.executable, "-m", "aisci.cli", "plan", "--sites", str(tmp_path / "sites.yaml"),
+         "--snakefile", str(REPO / "workflows/germline/Snakefile"), "--configfile", str(cfg),
+         "--directory", str(tmp_path / "run"), "--history", str(history), "--gpu-speedup", "1",
+         "--out", str(profile)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "score_splicing" in out.stdout and "profile written to" in out.stdout
+    # the measured rules are estimated from the history, the others from the default
+    assert "score_splicing/gpu: mean" in out.stderr or "score_splicing/gpu: fit" in out.stderr, out.stderr[-3000:]
+    import yaml
+
+    config = yaml.safe_load((profile / "config.yaml").read_text())
+    res = run_snakemake(tmp_path / "run", "--profile", str(profile), "--configfile", str(cfg), timeout=900)
+    assert res.returncode == 0, res.stderr[-5000:]
+    check_results(tmp_path / "run", demo_data.samples)
+    jobs = sacct(run_id(res.stdout + res.stderr), "JobID", "Partition", "AllocTRES", "Comment", "State")
+    assert jobs and all(j["State"] == "COMPLETED" for j in jobs), jobs
+    checked = 0
+    for j in jobs:
+        m = re.match(r"rule_(.+?)(?:_wildcards_(.*))?$", j["Comment"])
+        rule = m.group(1) if m else None
+        if rule not in config["set-resources"]:
+            continue  # a group job (its rules share one placement, checked below)
+        expected = {}
+        for key, value in config["set-resources"][rule].items():
+            if isinstance(value, str) and "wildcards" in value:  # a per-job choice: evaluate it as Snakemake does
+                value = eval(value, {"wildcards": [m.group(2) or ""]})
+            expected[key] = value
+        assert j["Partition"] == expected["slurm_partition"], (j, expected)
+        if expected.get("gpu") == 0 or rule not in ("annotate_context", "score_splicing"):
+            assert "gres/gpu" not in j["AllocTRES"], j
+        else:
+            assert "gres/gpu=1" in j["AllocTRES"], j
+        checked += 1
+    assert checked >= 4, jobs
+    for group in ("align", "calls"):
+        members = [r for r, g in config.get("groups", {}).items() if g == group]
+        parts = {config["set-resources"][r]["slurm_partition"] for r in members}
+        assert len(parts) <= 1, (group, parts)

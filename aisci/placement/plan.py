@@ -1,0 +1,196 @@
+"""Write a plan out: a ready Snakemake profile (per-rule partition and resources), the decision table, plan.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+from aisci.placement.ilp import Decision, Plan
+from aisci.placement.model import CPU, Job, Sites
+from aisci.profile import GROUPS, profile_text
+
+TABLE_COLUMNS = ("rule", "class", "partition", "jobs", "min_per_job", "at_once", "start_h", "end_h", "cost", "why")
+#: Wall time asked for: this many times the longest expected job, at least MIN_RUNTIME_MIN minutes.
+RUNTIME_MARGIN = 3.0
+MIN_RUNTIME_MIN = 10
+
+
+def decision_rows(plan: Plan) -> list[dict[str, Any]]:
+    """The decision table: one row per rule and partition, in order of expected start."""
+    rows = []
+    for d in sorted(plan.decisions, key=lambda d: (d.start_s, d.rule, -d.jobs)):
+        rows.append({
+            "rule": d.rule, "class": d.resource_class, "partition": d.partition, "jobs": d.jobs,
+            "min_per_job": round(d.seconds_per_job / 60, 2), "at_once": d.at_once,
+            "start_h": round(d.start_s / 3600, 3), "end_h": round(d.end_s / 3600, 3),
+            "cost": round(d.cost, 2), "why": d.why,
+        })
+    return rows
+
+
+def table_text(plan: Plan) -> str:
+    """The decision table as aligned text, with the plan's totals above it."""
+    rows = decision_rows(plan)
+    head = (f"plan ({plan.objective}{'' if plan.deadline_s is None else f', deadline {plan.deadline_s / 3600:g} h'}): "
+            f"makespan {plan.makespan_s / 3600:.2f} h, cost {plan.cost:.2f}, solved in {plan.solve_s:.2f} s ({plan.status})")
+    cells = [list(TABLE_COLUMNS)] + [[str(r[c]) for c in TABLE_COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_COLUMNS) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in cells]
+    return "\n".join([head, *lines])
+
+
+def _per_job(values: dict[str, Any]) -> Any:
+    """A constant, or a Snakemake resource expression picking each job's value by its wildcards
+    (profiles may give Python expressions of ``wildcards``; the commonest value is the default)."""
+    distinct = list(dict.fromkeys(values.values()))
+    if len(distinct) == 1:
+        return distinct[0]
+    common = max(distinct, key=lambda v: (list(values.values()).count(v), str(v)))
+    table = {k: v for k, v in sorted(values.items()) if v != common}
+    key = '"_".join(wildcards).replace("/", "_")'
+    return f"{json.dumps(table, separators=(',', ':'))}.get({key}, {json.dumps(common)})"
+
+
+def _rule_resources(rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Sites, gpu_rule: bool) -> dict[str, Any]:
+    """Resources of one rule: its partition (per job when the plan splits it), clusters, GPUs, runtime.
+
+    Args:
+        jobs: the rule's jobs, wildcards -> assigned partition id.
+    """
+    parts = {pid: sites.partition(pid) for pid in jobs.values()}
+    res: dict[str, Any] = {"slurm_partition": _per_job({w: parts[pid].name for w, pid in jobs.items()})}
+    if {p.centre for p in parts.values()} != {sites.home}:
+        for p in parts.values():
+            if p.slurm_cluster is None:
+                centres = " and ".join(sorted({q.centre for q in parts.values()}))
+                raise InputError(
+                    f"rule {rule} is split between {centres}: give centres.{p.centre}.slurm_cluster "
+                    "in the site description so that Slurm can choose between the clusters"
+                )
+        res["clusters"] = _per_job({w: parts[pid].slurm_cluster for w, pid in jobs.items()})
+    if gpu_rule and any(d.resource_class == CPU for d in decisions):
+        # a GPU-class rule planned (partly) onto CPUs asks for no GPU there
+        res["gpu"] = _per_job({w: (1 if parts[pid].gpus else 0) for w, pid in jobs.items()})
+    longest = max(d.seconds_per_job for d in decisions)
+    walltime = min(p.max_walltime_s for p in parts.values())
+    minutes = max(MIN_RUNTIME_MIN, math.ceil(RUNTIME_MARGIN * longest / 60))
+    if not math.isinf(walltime):
+        minutes = min(minutes, int(walltime // 60))
+    res["runtime"] = minutes
+    return res
+
+
+def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[str, Any]) -> str:
+    """The planned profile's config.yaml."""
+    by_rule: dict[str, list[Decision]] = {}
+    for d in plan.decisions:
+        by_rule.setdefault(d.rule, []).append(d)
+    assigned = plan.assignment(jobs)
+    rule_jobs: dict[str, dict[str, str]] = {}
+    gpu_rules = set()
+    for job in jobs:
+        rule_jobs.setdefault(job.rule, {})[job.wildcards] = assigned[job.id]
+        if job.gpus:
+            gpu_rules.add(job.rule)
+    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, r in gpu_rules) for r, ds in sorted(by_rule.items())}
+    # a group job is one Slurm job: keep a group only when its rules share partitions and class
+    groups: dict[str, str] = {}
+    dropped = []
+    for group in dict.fromkeys(GROUPS.values()):
+        members = [r for r, gname in GROUPS.items() if gname == group and r in resources]
+        shapes = {(resources[r]["slurm_partition"], resources[r].get("clusters"), resources[r].get("gpu")) for r in members}
+        if len(shapes) == 1:
+            groups.update({r: group for r in members})
+        elif members:
+            dropped.append(group)
+    home_parts = {p.name: p for p in sites.partitions if p.centre == sites.home}
+    site = {**slurm, "partitions": {n: {"cpus": p.cores, "mem_gb": p.mem_mb / 1024} for n, p in home_parts.items()}}
+    header = [
+        f"# Snakemake profile planned by `aisci plan` for {slurm.get('name', 'sites')} ({plan.objective}"
+        + ("" if plan.deadline_s is None else f", deadline {plan.deadline_s / 3600:g} h") + ").",
+        f"# Expected makespan {plan.makespan_s / 3600:.2f} h, cost {plan.cost:.2f}; every decision is explained in plan.tsv.",
+        "# Plan again rather than editing this file. Usage: snakemake --profile <this directory>",
+    ]
+    text = profile_text(site, None, groups=groups, header=header,
+                        cores=max(p.cores for p in sites.partitions))
+    lines = [text.rstrip("\n")]
+    if dropped:
+        lines.append(f"# groups not kept (their rules were planned onto different partitions): {', '.join(dropped)}")
+    lines += [
+        "# Where each rule runs: slurm_partition, clusters (sbatch --clusters) for a partner centre,",
+        "# gpu: 0 where a GPU-class rule runs on CPUs, and runtime (minutes) = "
+        f"{RUNTIME_MARGIN:g}x the longest expected job.",
+        "# A rule the plan splits names each job's value by its wildcards (a Python expression of",
+        "# `wildcards`, which Snakemake evaluates per job; listed jobs differ from the default).",
+        "set-resources:",
+    ]
+    body = yaml.safe_dump({"set-resources": resources}, sort_keys=False, width=10**9)
+    lines += body.splitlines()[1:]
+    return "\n".join(lines) + "\n"
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """What `aisci simulate-cluster --plan` reads back: objective, totals, placement, decisions."""
+    return {
+        "objective": plan.objective,
+        "deadline_s": plan.deadline_s,
+        "status": plan.status,
+        "makespan_s": plan.makespan_s,
+        "cost": plan.cost,
+        "solve_s": plan.solve_s,
+        "placement": {r: list(p) for r, p in plan.placement.items()},
+        "decisions": decision_rows(plan),
+    }
+
+
+def read_counts(path: Path) -> dict[str, dict[str, int]]:
+    """rule -> partition id -> planned jobs, from a plan.json.
+
+    Raises:
+        InputError: naming the file.
+    """
+    try:
+        data = json.loads(path.read_text())
+        counts: dict[str, dict[str, int]] = {}
+        for row in data["decisions"]:
+            counts.setdefault(str(row["rule"]), {})[str(row["partition"])] = int(row["jobs"])
+        return counts
+    except FileNotFoundError:
+        raise InputError(f"plan {path}: file not found") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"plan {path}: not a plan.json written by `aisci plan` ({exc})") from None
+
+
+def read_placement(path: Path) -> dict[str, tuple[str, ...]]:
+    """rule -> partition ids (most jobs first), from a plan.json."""
+    return {r: tuple(sorted(c, key=lambda p: (-c[p], p))) for r, c in read_counts(path).items()}
+
+
+def write_plan(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write ``config.yaml`` (the profile), ``plan.tsv`` (decisions) and ``plan.json`` into ``out_dir``.
+
+    Returns:
+        The files written.
+    """
+    config = profile_config(plan, jobs, sites, slurm)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(decision_rows(plan))
+    outputs = {"config.yaml": config, "plan.tsv": buf.getvalue(), "plan.json": json.dumps(plan_json(plan), indent=1) + "\n"}
+    written = []
+    for name, text in outputs.items():
+        with atomic_output(out_dir / name) as tmp:
+            tmp.write_text(text)
+        written.append(out_dir / name)
+    return written

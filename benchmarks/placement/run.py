@@ -1,0 +1,143 @@
+"""Benchmark: converged placement of 1,000 samples of the germline + AI pipeline, plan vs static mapping.
+
+Run with `python benchmarks/placement/run.py [--samples 1000] [--chunks 8]` (or `make bench-placement`).
+Not part of the tests.
+
+1. Simulates a small genome with `aisci simulate` and writes a sample sheet of N samples (all pointing at
+   its reads: the DAG, not the data, matters here), with splicing and protein stages on and joint calling
+   off, scattered over --chunks calling chunks per sample.
+2. Builds the real DAG of the default pipeline with Snakemake's API (aisci.placement.dag).
+3. Runtimes: benchmarks/placement/runtimes.yaml (assumed per-job times of a 30x genome; see its header);
+   each sample's jobs move 60 GB to the partner centre.
+4. Plans with `--objective makespan` on benchmarks/placement/sites.yaml (home: 512 CPU cores, 4 GPUs;
+   partner: 512 cores, 8 GPUs, with backlogs), then simulates the static mapping (CPU rules -> home CPU,
+   GPU rules -> home GPU) and the plan.
+5. Times the ILP alone on 10,000 jobs x 20 partitions (5 centres x 4 partitions).
+
+Prints makespans, mean utilisation and the ratios (goals: plan makespan <= 0.7x static, mean utilisation
+>= 80 %, ILP < 10 s) and writes results.json and utilisation.png here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+
+from aisci.placement.cli import _runtime_table
+from aisci.placement.dag import workflow_jobs
+from aisci.placement.estimates import Estimator, with_runtimes
+from aisci.placement.ilp import plan
+from aisci.placement.model import Partition, Sites, Transfer
+from aisci.placement.simcli import compare, report_text
+from aisci.placement.simplot import plot_utilisation
+from aisci.placement.sites import load_sites
+
+SAMPLE_BYTES = 60 * 10**9
+
+
+def make_inputs(tmp: Path, samples: int, chunks: int) -> dict:
+    data = tmp / "data"
+    subprocess.run(["aisci", "simulate", "--out", str(data), "--genome-size", "200000", "--samples", "1",
+                    "--depth", "2", "--seed", "3"], check=True, capture_output=True)
+    subprocess.run(["aisci", "models", "demo", "esm2-demo", "--store", str(data / "models")], check=True,
+                   capture_output=True)
+    (tmp / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's configfile
+    lines = (data / "samples.tsv").read_text().splitlines()
+    row = lines[1].split("\t")
+    sheet = [lines[0]] + ["\t".join([f"P{i:05d}", *row[1:]]) for i in range(samples)]
+    (data / "many.tsv").write_text("\n".join(sheet) + "\n")
+    return {
+        "samples": str(data / "many.tsv"), "reference": str(data / "reference.fa.gz"),
+        "calling": {"joint": False, "chunk_size": 200000 // chunks},
+        "splicing": {"annotation": str(data / "genes.gff3")},
+        "protein": {"enabled": True, "annotation": str(data / "genes.gff3"), "model": "esm2-demo",
+                    "model_store": str(data / "models")},
+    }
+
+
+def ilp_scale(n_jobs: int = 10_000) -> tuple[float, int, int]:
+    """Solve time of a 10,000-job, 20-partition instance (five copies of a 4-partition centre)."""
+    from aisci.placement.model import Job
+
+    parts, transfers = [], {}
+    for c in range(5):
+        centre = f"c{c}"
+        parts += [Partition(centre, "cpu", 16, 64, 256 * 1024, core_hour_cost=0.01 + c / 100, queue_wait_s=600 * c),
+                  Partition(centre, "big", 4, 128, 1024 * 1024, core_hour_cost=0.02, queue_wait_s=300 * c),
+                  Partition(centre, "gpu", 2, 32, 512 * 1024, gpus=4, gpu_hour_cost=0.5, queue_wait_s=900 * c),
+                  Partition(centre, "short", 8, 64, 256 * 1024, max_walltime_s=4 * 3600)]
+        if c:
+            transfers[centre] = Transfer(cost_per_gb=0.01, gbit_s=10)
+    sites = Sites("c0", tuple(parts), transfers)
+    per_sample = [("align", 2, 8000, 0, {"cpu": 20000}), ("call", 1, 2000, 0, {"cpu": 9000}),
+                  ("call", 1, 2000, 0, {"cpu": 9000}), ("filter", 1, 1000, 0, {"cpu": 600}),
+                  ("splice", 2, 6000, 1, {"cpu": 30000, "gpu": 2400}), ("missense", 2, 8000, 1, {"cpu": 20000, "gpu": 1200}),
+                  ("context", 1, 4000, 1, {"cpu": 1800, "gpu": 300}), ("coding", 1, 2000, 0, {"cpu": 1200}),
+                  ("stats", 1, 1000, 0, {"cpu": 1800}), ("check", 1, 500, 0, {"cpu": 1200})]
+    deps = {0: (9,), 1: (0,), 2: (0,), 3: (1, 2), 4: (3,), 5: (7,), 6: (3,), 7: (3,), 8: (0,), 9: ()}
+    jobs = []
+    for s in range(n_jobs // len(per_sample)):
+        base = s * len(per_sample)
+        for k, (rule, threads, mem, gpus, rt) in enumerate(per_sample):
+            jobs.append(Job(base + k, rule, f"s{s}_{k}", threads, mem, gpus, tuple(base + d for d in deps[k]),
+                            SAMPLE_BYTES, rt))
+    t0 = time.perf_counter()
+    plan(jobs, sites, time_limit_s=8)
+    return time.perf_counter() - t0, len(jobs), len(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--chunks", type=int, default=8)
+    args = parser.parse_args()
+    sites, _ = load_sites(HERE / "sites.yaml")
+    runtimes = _runtime_table(HERE / "runtimes.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = make_inputs(Path(tmp), args.samples, args.chunks)
+        t0 = time.perf_counter()
+        wf = workflow_jobs(REPO / "Snakefile", config=config, workdir=Path(tmp))
+        dag_s = time.perf_counter() - t0
+    jobs = [dataclasses.replace(j, input_bytes=SAMPLE_BYTES if j.wildcards else 0) for j in wf.jobs]
+    jobs = with_runtimes(jobs, Estimator((), defaults_by_rule=runtimes))
+    p = plan(jobs, sites, time_limit_s=8)
+    results = compare(jobs, sites, p)
+    solve_s, big_jobs, big_parts = ilp_scale()
+
+    from aisci.placement.plan import table_text
+
+    print(f"{args.samples} samples, {len(jobs)} jobs of {len({j.rule for j in jobs})} rules "
+          f"(DAG from Snakemake in {dag_s:.0f} s); sites: {', '.join(q.id for q in sites.partitions)}")
+    print(table_text(p))
+    print()
+    print(report_text(results, sites))
+    ratio = results["plan"].makespan_s / results["static"].makespan_s
+    util = results["plan"].mean_utilisation
+    print(f"\nmakespan plan/static = {ratio:.3f} (goal <= 0.7)   mean utilisation under the plan = "
+          f"{100 * util:.1f} % (goal >= 80 %)   plan's own estimate {p.makespan_s / 3600:.2f} h vs simulated "
+          f"{results['plan'].makespan_s / 3600:.2f} h")
+    print(f"ILP: {p.solve_s:.2f} s for this run; {solve_s:.2f} s for {big_jobs} jobs x {big_parts} partitions (goal < 10 s)")
+    plot_utilisation(results, sites, HERE / "utilisation.png")
+    out = {
+        "samples": args.samples, "jobs": len(jobs), "dag_s": dag_s,
+        "static": results["static"].as_dict(), "plan": results["plan"].as_dict(),
+        "makespan_ratio": ratio, "plan_mean_utilisation": util,
+        "ilp_s": p.solve_s, "ilp_scale": {"jobs": big_jobs, "partitions": big_parts, "solve_s": solve_s},
+    }
+    (HERE / "results.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {HERE / 'results.json'} and {HERE / 'utilisation.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
