@@ -31,17 +31,14 @@ def wildcard_string(values: Iterable[str]) -> str:
     return "_".join(values).replace("/", "_")
 
 
-def _shared_threshold(n_jobs: int) -> int:
-    return n_jobs // 2
-
-
 def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
     """Turn a built Snakemake DAG into jobs.
 
     Each job's ``input_bytes`` is the size of the source files (inputs no job writes) it derives
-    from, leaving out the files more than half of the jobs derive from: shared inputs such as the
-    reference and model weights are staged once per centre, while a sample's reads travel with
-    every job of that sample.
+    from, leaving out shared files: those that jobs of more than half of the distinct first
+    wildcard values (samples, callsets, and "" for jobs without wildcards) derive from, such as the
+    reference and model weights, staged once per centre. A sample's reads travel with every job of
+    that sample (and of a cohort it is part of).
 
     Args:
         dag: snakemake.dag.DAG after ``init()``.
@@ -68,12 +65,18 @@ def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
         produced = set().union(*dag.dependencies[job].values()) if dag.dependencies[job] else set()
         own = frozenset(str(f) for f in job.input if str(f) not in {str(p) for p in produced})
         sources[job] = own.union(*(sources[d] for d in deps[job] if d in sources))
-    reach: dict[str, int] = {}
+    reach: dict[str, set[str]] = {}
+    units = set()
     for job in order:
+        if is_local(job.rule):  # a target rule such as 'all' derives from everything
+            continue
+        unit = str(job.wildcards[0]) if len(job.wildcards) else ""
+        units.add(unit)
         for f in sources[job]:
-            reach[f] = reach.get(f, 0) + 1
-    shared = {f for f, n in reach.items() if n > _shared_threshold(len(order))}
+            reach.setdefault(f, set()).add(unit)
+    shared = {f for f, seen in reach.items() if len(seen) > len(units) / 2}
     sizes = {f: (os.path.getsize(f) if os.path.isfile(f) else 0) for f in reach}
+    sizes.update({f: 0 for job in order for f in sources[job] if f not in sizes})
 
     index: dict[Any, int] = {}
     kept_deps: dict[Any, frozenset[int]] = {}

@@ -28,7 +28,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aisci.errors import InputError
 from aisci.placement.model import CPU, GPU, Job, Partition, Sites, static_placement
@@ -84,6 +84,9 @@ class Plan:
     cost: float
     solve_s: float
     decisions: tuple[Decision, ...]
+    #: rule -> Slurm nice (0 = first): later stages go first, so that samples flow through the
+    #: pipeline and reach the GPU stages early instead of every sample waiting at each stage
+    nice: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def placement(self) -> dict[str, tuple[str, ...]]:
@@ -110,8 +113,9 @@ class Plan:
 
 
 def deal(counts: Mapping[str, Mapping[str, int]], jobs: Sequence[Job]) -> dict[int, str]:
-    """Job id -> partition id: each rule's jobs dealt out in job order to its partitions in the
-    planned proportions, interleaved (at every point each partition has had its share so far).
+    """Job id -> partition id: each rule's jobs dealt out in job order (the order samples move
+    through the pipeline) to its partitions in the planned proportions, interleaved: after any
+    number of jobs, each partition has had its share so far (rounded).
 
     Raises:
         InputError: a rule of ``jobs`` that ``counts`` does not place.
@@ -132,6 +136,32 @@ def deal(counts: Mapping[str, Mapping[str, int]], jobs: Sequence[Job]) -> dict[i
             given[pid] += 1
             out[job.id] = pid
     return out
+
+
+NICE_STEP = 10
+
+
+def priorities(jobs: Sequence[Job]) -> dict[str, int]:
+    """rule -> Slurm nice: NICE_STEP × (deepest level − the rule's level in the rule graph).
+
+    Depth-first: a job of a later stage goes before a waiting job of an earlier one, so each
+    sample moves on (and feeds the GPU stages) while others are still aligning.
+    """
+    barriers, pipelined = rule_edges(jobs)
+    edges = barriers | pipelined
+    level: dict[str, int] = {}
+    rules = list(dict.fromkeys(j.rule for j in jobs))
+    parents: dict[str, set[str]] = {r: set() for r in rules}
+    for q, r in edges:
+        parents[r].add(q)
+
+    def depth(rule: str, seen: frozenset[str] = frozenset()) -> int:
+        if rule not in level:
+            level[rule] = 1 + max((depth(q, seen | {rule}) for q in parents[rule] if q not in seen), default=-1)
+        return level[rule]
+
+    deepest = max(depth(r) for r in rules)
+    return {r: NICE_STEP * (deepest - level[r]) for r in rules}
 
 
 def stages(jobs: Sequence[Job], sites: Sites) -> dict[str, Stage]:
@@ -181,7 +211,7 @@ def rule_edges(jobs: Sequence[Job]) -> tuple[set[tuple[str, str]], set[tuple[str
     # a rule whose every job lacks a dependency on q is not a dependant of q in every job either
     missing: set[tuple[str, str]] = set()
     for r in count:
-        deps_of_all = [set(rule_of[d] for d in j.deps) for j in jobs if j.rule == r]
+        deps_of_all = [{rule_of[d] for d in j.deps} for j in jobs if j.rule == r]
         for q, rr in edges:
             if rr == r and any(q not in s for s in deps_of_all):
                 missing.add((q, r))
@@ -239,7 +269,9 @@ def plan(
     _check_fits(st, sites)
     barriers, pipelined = rule_edges(jobs)
     parts = {p.id: p for p in sites.partitions}
-    allowed = {(r, pid) for r, s in st.items() for pid, p in parts.items() if s.fits(pid, p.max_walltime_s)}
+    # GPU nodes' cores are kept for GPU jobs: a CPU job holding them would leave their GPUs idle
+    allowed = {(r, pid) for r, s in st.items() for pid, p in parts.items()
+               if s.fits(pid, p.max_walltime_s) and (s.gpus or not p.gpus)}
 
     prob = pulp.LpProblem("placement", pulp.LpMinimize)
     # job counts are continuous (rounded afterwards, largest remainder): only the u's are branched on
@@ -308,7 +340,8 @@ def plan(
             at_once=min(n, s.slots[pid]), start_s=start, end_s=end, cost=n * s.cost[pid],
             why=_why(s, p, n, static.get(r, ()), parts, sites),
         ))
-    result = Plan(objective, deadline_s, status, M.value(), sum(d.cost for d in decisions), solve_s, tuple(decisions))
+    result = Plan(objective, deadline_s, status, M.value(), sum(d.cost for d in decisions), solve_s, tuple(decisions),
+                  priorities(jobs))
     log.info("plan (%s): %d rules, %d partitions, makespan %.2f h, cost %.2f, solved in %.2f s (%s)",
              objective, len(st), len(parts), result.makespan_s / 3600, result.cost, solve_s, status)
     return result

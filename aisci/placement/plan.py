@@ -60,7 +60,9 @@ def _per_job(values: dict[str, Any]) -> Any:
     return f"{json.dumps(table, separators=(',', ':'))}.get({key}, {json.dumps(common)})"
 
 
-def _rule_resources(rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Sites, gpu_rule: bool) -> dict[str, Any]:
+def _rule_resources(
+    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Sites, gpu_rule: bool, nice: int
+) -> dict[str, Any]:
     """Resources of one rule: its partition (per job when the plan splits it), clusters, GPUs, runtime.
 
     Args:
@@ -86,6 +88,8 @@ def _rule_resources(rule: str, decisions: list[Decision], jobs: dict[str, str], 
     if not math.isinf(walltime):
         minutes = min(minutes, int(walltime // 60))
     res["runtime"] = minutes
+    if nice:
+        res["slurm_extra"] = f"'--nice={nice}'"  # a Python string literal: profile values are expressions
     return res
 
 
@@ -101,7 +105,8 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         rule_jobs.setdefault(job.rule, {})[job.wildcards] = assigned[job.id]
         if job.gpus:
             gpu_rules.add(job.rule)
-    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, r in gpu_rules) for r, ds in sorted(by_rule.items())}
+    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, r in gpu_rules, plan.nice.get(r, 0))
+                 for r, ds in sorted(by_rule.items())}
     # a group job is one Slurm job: keep a group only when its rules share partitions and class
     groups: dict[str, str] = {}
     dropped = []
@@ -110,6 +115,12 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         shapes = {(resources[r]["slurm_partition"], resources[r].get("clusters"), resources[r].get("gpu")) for r in members}
         if len(shapes) == 1:
             groups.update({r: group for r in members})
+            # one Slurm job runs the group: its rules must agree on slurm_extra; the most urgent wins
+            nice = min(plan.nice.get(r, 0) for r in members)
+            for r in members:
+                resources[r].pop("slurm_extra", None)
+                if nice:
+                    resources[r]["slurm_extra"] = f"'--nice={nice}'"
         elif members:
             dropped.append(group)
     home_parts = {p.name: p for p in sites.partitions if p.centre == sites.home}
@@ -127,8 +138,8 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         lines.append(f"# groups not kept (their rules were planned onto different partitions): {', '.join(dropped)}")
     lines += [
         "# Where each rule runs: slurm_partition, clusters (sbatch --clusters) for a partner centre,",
-        "# gpu: 0 where a GPU-class rule runs on CPUs, and runtime (minutes) = "
-        f"{RUNTIME_MARGIN:g}x the longest expected job.",
+        f"# gpu: 0 where a GPU-class rule runs on CPUs, runtime (minutes) = {RUNTIME_MARGIN:g}x the longest job, and",
+        "# slurm_extra --nice: earlier stages yield to later ones, so samples flow on to the GPU stages.",
         "# A rule the plan splits names each job's value by its wildcards (a Python expression of",
         "# `wildcards`, which Snakemake evaluates per job; listed jobs differ from the default).",
         "set-resources:",
@@ -148,6 +159,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "cost": plan.cost,
         "solve_s": plan.solve_s,
         "placement": {r: list(p) for r, p in plan.placement.items()},
+        "nice": dict(plan.nice),
         "decisions": decision_rows(plan),
     }
 
@@ -167,6 +179,14 @@ def read_counts(path: Path) -> dict[str, dict[str, int]]:
     except FileNotFoundError:
         raise InputError(f"plan {path}: file not found") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"plan {path}: not a plan.json written by `aisci plan` ({exc})") from None
+
+
+def read_nice(path: Path) -> dict[str, int]:
+    """rule -> Slurm nice, from a plan.json (none: every rule 0)."""
+    try:
+        return {str(r): int(n) for r, n in json.loads(path.read_text()).get("nice", {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"plan {path}: not a plan.json written by `aisci plan` ({exc})") from None
 
 

@@ -29,7 +29,7 @@ def compare(jobs: Sequence[Any], sites: Any, plan: Any) -> dict[str, Any]:  # us
 
     return {
         "static": simulate(jobs, sites, static_placement(jobs, sites)),
-        "plan": simulate(jobs, sites, plan.placement, plan.assignment(jobs)),
+        "plan": simulate(jobs, sites, plan.placement, plan.assignment(jobs), plan.nice),
     }
 
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     """Simulate the run under the static mapping and under the plan, print the comparison."""
     from aisci.placement.ilp import deal, plan
     from aisci.placement.model import static_placement
-    from aisci.placement.plan import read_counts
+    from aisci.placement.plan import read_counts, read_nice
     from aisci.placement.simulate import simulate
 
     r = load_run(args)
@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise InputError(f"plan {args.plan}: partition(s) {', '.join(unknown)} are not in {args.sites}")
         placement = {rule: tuple(sorted(c, key=lambda p: (-c[p], p))) for rule, c in counts.items()}
-        results["plan"] = simulate(r.jobs, r.sites, placement, deal(counts, r.jobs))
+        results["plan"] = simulate(r.jobs, r.sites, placement, deal(counts, r.jobs), read_nice(args.plan))
     else:
         p = plan(r.jobs, r.sites, objective=args.objective, deadline_s=args.deadline, time_limit_s=args.time_limit)
-        results["plan"] = simulate(r.jobs, r.sites, p.placement, p.assignment(r.jobs))
+        results["plan"] = simulate(r.jobs, r.sites, p.placement, p.assignment(r.jobs), p.nice)
     print(report_text(results, r.sites))
     if args.png:
         from aisci.placement.simplot import plot_utilisation

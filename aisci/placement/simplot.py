@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aisci.fileio import atomic_output
 from aisci.placement.model import Sites
-from aisci.placement.simulate import SimResult
+from aisci.placement.simresult import SimResult
 
 #: Above this many runs in a scenario, partitions are plotted as means over this many bins.
 _MAX_EXACT_RUNS, _BINS = 5000, 2000

@@ -47,9 +47,9 @@ SAMPLE_BYTES = 60 * 10**9
 
 def make_inputs(tmp: Path, samples: int, chunks: int) -> dict:
     data = tmp / "data"
-    subprocess.run(["aisci", "simulate", "--out", str(data), "--genome-size", "200000", "--samples", "1",
+    subprocess.run([sys.executable, "-m", "aisci.cli", "simulate", "--out", str(data), "--genome-size", "200000", "--samples", "1",
                     "--depth", "2", "--seed", "3"], check=True, capture_output=True)
-    subprocess.run(["aisci", "models", "demo", "esm2-demo", "--store", str(data / "models")], check=True,
+    subprocess.run([sys.executable, "-m", "aisci.cli", "models", "demo", "esm2-demo", "--store", str(data / "models")], check=True,
                    capture_output=True)
     (tmp / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's configfile
     lines = (data / "samples.tsv").read_text().splitlines()

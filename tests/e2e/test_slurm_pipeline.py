@@ -284,7 +284,7 @@ slurm: {max_jobs: 20, latency_wait: 5, first_status_check: 2, retries: 1, defaul
 """
 
 
-def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_run, demo_data, tmp_path):
+def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_run, sim_data, tmp_path):
     """Closing the loop: sacct data of the last run -> history -> plan -> a profile that runs."""
     workdir, run, _ = slurm_run
     history = tmp_path / "history.tsv"
@@ -294,8 +294,9 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
     recorded = history.read_text().splitlines()[1:]
     assert {line.split("\t")[0] for line in recorded} >= {"prepare_reference", "index_minimap2", "score_splicing"}
     (tmp_path / "sites.yaml").write_text(LOCAL_SITES)
-    genes = str(first_genes(demo_data.annotation, 4, tmp_path / "genes.gff3"))
-    cfg = write_config(tmp_path / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
+    # the small simulated data set (the history was measured on the demo data: estimates scale with size)
+    genes = str(first_genes(sim_data.annotation, 4, tmp_path / "genes.gff3"))
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
                        calling={"joint": False, "chunk_size": 1000000}, splicing={"annotation": genes})
     profile = tmp_path / "planned"
     out = subprocess.run(
@@ -314,7 +315,7 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
     config = yaml.safe_load((profile / "config.yaml").read_text())
     res = run_snakemake(tmp_path / "run", "--profile", str(profile), "--configfile", str(cfg), timeout=900)
     assert res.returncode == 0, res.stderr[-5000:]
-    check_results(tmp_path / "run", demo_data.samples)
+    check_results(tmp_path / "run", sim_data.samples)
     jobs = sacct(run_id(res.stdout + res.stderr), "JobID", "Partition", "AllocTRES", "Comment", "State")
     assert jobs and all(j["State"] == "COMPLETED" for j in jobs), jobs
     checked = 0

@@ -126,8 +126,8 @@ def test_makespan_ties_broken_by_cost():
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(threads=64), r"rule big fits nowhere: its jobs need 64 threads"),
-    (dict(mem_mb=10**7), r"rule big fits nowhere: .*10000000 MB"),
+    ({"threads": 64}, r"rule big fits nowhere: its jobs need 64 threads"),
+    ({"mem_mb": 10**7}, r"rule big fits nowhere: .*10000000 MB"),
 ])
 def test_rule_that_fits_nowhere_is_named(kw, message):
     sites = Sites("home", (part("cpu", cores=32),))
@@ -179,9 +179,29 @@ def test_profile_written_from_a_plan(tmp_path):
     # the wall time asked for covers 3x the longest expected job
     assert res["align_reads"]["runtime"] >= math.ceil(3 * 600 / 60)
     assert read_placement(tmp_path / "plan.json") == p.placement
+    # later stages first: align_reads yields to score_missense (Slurm nice)
+    assert p.nice == {"align_reads": 0, "score_missense": 0}  # no dependency between them here
+    assert "slurm_extra" not in res["align_reads"]
     rows = (tmp_path / "plan.tsv").read_text().splitlines()
     assert rows[0].split("\t")[:4] == ["rule", "class", "partition", "jobs"]
     assert len(rows) == 1 + len(p.decisions)
+
+
+def test_priorities_put_later_stages_first_and_groups_agree(tmp_path):
+    # check_reads -> align_reads -> call_chunk (one sample): levels 0, 1, 2 -> nice 20, 10, 0;
+    # check_reads and align_reads share the 'align' group, so both get the group's lowest nice
+    sites = Sites("home", (part("cpu", cores=8),))
+    jobs = (jobs_of("check_reads", 1, 10) + jobs_of("align_reads", 1, 100, start=1, deps=lambda i: (0,))
+            + jobs_of("call_chunk", 2, 50, start=2, deps=lambda i: (1,)))
+    p = plan(jobs, sites)
+    assert p.nice == {"check_reads": 20, "align_reads": 10, "call_chunk": 0}
+    slurm = {"name": "t", "account": None, "qos": None, "max_jobs": 5, "latency_wait": 5, "retries": 0,
+             "status_command": "squeue", "first_status_check": 5, "default_runtime": 10}
+    config = yaml.safe_load(profile_config(p, jobs, sites, slurm))
+    res = config["set-resources"]
+    assert config["groups"]["check_reads"] == config["groups"]["align_reads"] == "align"
+    assert eval(res["check_reads"]["slurm_extra"]) == eval(res["align_reads"]["slurm_extra"]) == "--nice=10"
+    assert "slurm_extra" not in res["call_chunk"]  # the 'calls' group's nice is 0
 
 
 def test_split_across_centres_needs_a_home_cluster_name():

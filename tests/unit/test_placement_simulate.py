@@ -377,3 +377,24 @@ def test_matches_naive_reference_schedule(seed):
     assert res.mean_wait_s > 600
     got = {r.job_id: (r.partition, r.node, r.ready_s, r.start_s, r.end_s) for r in res.runs}
     assert got == naive_schedule(jobs, sites, placement)
+
+
+def test_nice_puts_a_later_stage_first():
+    # one core; at t=10 an 'align' job (ready at 0, still queued) and a 'call' job (ready at 10)
+    # both wait. FIFO: align first. With align nice 10, call 0: call first.
+    sites = sites_of(part("a", cores=1))
+    jobs = [job(0, rule="align", cpu=10), job(1, rule="align", cpu=10), job(2, rule="call", deps=[0], cpu=5)]
+    placement = {"align": ("home/a",), "call": ("home/a",)}
+    fifo = starts(simulate(jobs, sites, placement))
+    assert fifo == {0: 0, 1: 10, 2: 20}
+    nice = starts(simulate(jobs, sites, placement, nice={"align": 10, "call": 0}))
+    assert nice == {0: 0, 2: 10, 1: 15}
+
+
+def test_assignment_overrides_the_rule_placement_per_job():
+    sites = sites_of(part("a", cores=1), part("b", cores=1))
+    jobs = [job(i, rule="w", cpu=10) for i in range(4)]
+    res = simulate(jobs, sites, {"w": ("home/a", "home/b")}, assignment={0: "home/b", 1: "home/b", 2: "home/a", 3: "home/b"})
+    assert [(r.partition, r.start_s) for r in res.runs] == [("home/b", 0), ("home/b", 10), ("home/a", 0), ("home/b", 20)]
+    with pytest.raises(ValueError, match="unknown partition 'home/z'"):
+        simulate(jobs, sites, {"w": ("home/a",)}, assignment={0: "home/z"})
