@@ -16,15 +16,15 @@ from aisci.errors import InputError
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = Path(".aisci/history.tsv")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 3600}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def duration_s(text: str) -> float:
-    """``12h``, ``90m``, ``2d``, ``3600s`` or a bare number of hours, in seconds."""
+    """``12h``, ``90m``, ``2d`` or ``3600s``, in seconds (a unit is required: no guessing)."""
     m = _DURATION.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration such as 12h, 90m or 2d")
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration with its unit, e.g. 12h, 90m, 2d")
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
@@ -32,7 +32,10 @@ def _config_pair(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    return key, yaml.safe_load(value)
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not valid YAML ({exc})") from None
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,9 @@ def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
     for job in all_jobs:
         for dep in deps[job]:
             children.setdefault(dep, []).append(job)
-    order, frontier = [], [j for j in all_jobs if indegree[j] == 0]
+    order, frontier = [], deque(j for j in all_jobs if indegree[j] == 0)
     while frontier:
-        job = frontier.pop(0)
+        job = frontier.popleft()
         order.append(job)
         for child in children[job]:
             indegree[child] -= 1
@@ -62,8 +63,8 @@ def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
                 frontier.append(child)
     sources: dict[Any, frozenset[str]] = {}
     for job in order:
-        produced = set().union(*dag.dependencies[job].values()) if dag.dependencies[job] else set()
-        own = frozenset(str(f) for f in job.input if str(f) not in {str(p) for p in produced})
+        produced = {str(f) for files in dag.dependencies[job].values() for f in files}
+        own = frozenset(str(f) for f in job.input if str(f) not in produced)
         sources[job] = own.union(*(sources[d] for d in deps[job] if d in sources))
     reach: dict[str, set[str]] = {}
     units = set()
@@ -74,7 +75,8 @@ def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
         units.add(unit)
         for f in sources[job]:
             reach.setdefault(f, set()).add(unit)
-    shared = {f for f, seen in reach.items() if len(seen) > len(units) / 2}
+    # with a single unit (one sample, nothing else) every file would be "shared": keep them all
+    shared = {f for f, seen in reach.items() if len(seen) > len(units) / 2} if len(units) > 1 else set()
     sizes = {f: (os.path.getsize(f) if os.path.isfile(f) else 0) for f in reach}
     sizes.update({f: 0 for job in order for f in sources[job] if f not in sizes})
 

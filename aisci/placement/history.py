@@ -115,7 +115,7 @@ def _line(row: HistoryRow) -> str:
               row.job_id, row.recorded)
     for value in fields:
         if "\t" in value or "\n" in value:
-            raise ValueError(f"job {row.job_id}: a tab or newline in history field {value!r}")
+            raise InputError(f"job {row.job_id}: a tab or newline in history field {value!r}")
     return "\t".join(fields)
 
 

@@ -65,7 +65,8 @@ class Decision:
     resource_class: str
     partition: str
     jobs: int
-    seconds_per_job: float
+    seconds_per_job: float  # mean
+    longest_s: float
     at_once: int
     start_s: float
     end_s: float
@@ -171,7 +172,6 @@ def stages(jobs: Sequence[Job], sites: Sites) -> dict[str, Stage]:
         by_rule[job.rule].append(job)
     out = {}
     for rule, rjobs in by_rule.items():
-        first = rjobs[0]
         threads = max(j.threads for j in rjobs)
         mem = max(j.mem_mb for j in rjobs)
         gpus = max(j.gpus for j in rjobs)
@@ -180,7 +180,7 @@ def stages(jobs: Sequence[Job], sites: Sites) -> dict[str, Stage]:
             times = [j.seconds_on(p, sites) for j in rjobs]
             seconds[p.id] = sum(times) / len(times)
             longest[p.id] = max(times)
-            slots[p.id] = p.slots(threads, mem, first.gpus_in(p))
+            slots[p.id] = p.slots(threads, mem, gpus if p.gpus else 0)
             cost[p.id] = sum(j.cost_on(p, sites) for j in rjobs) / len(rjobs)
         out[rule] = Stage(rule, len(rjobs), threads, mem, gpus, sum(j.input_bytes for j in rjobs) / len(rjobs),
                           seconds, longest, slots, cost)
@@ -269,9 +269,13 @@ def plan(
     _check_fits(st, sites)
     barriers, pipelined = rule_edges(jobs)
     parts = {p.id: p for p in sites.partitions}
-    # GPU nodes' cores are kept for GPU jobs: a CPU job holding them would leave their GPUs idle
-    allowed = {(r, pid) for r, s in st.items() for pid, p in parts.items()
-               if s.fits(pid, p.max_walltime_s) and (s.gpus or not p.gpus)}
+    allowed = set()
+    for r, s in st.items():
+        fits = [pid for pid, p in parts.items() if s.fits(pid, p.max_walltime_s)]
+        # GPU nodes' cores are kept for GPU jobs (a CPU job holding them leaves their GPUs idle),
+        # unless a CPU-class rule fits nowhere else
+        off_gpu = [pid for pid in fits if s.gpus or not parts[pid].gpus]
+        allowed.update((r, pid) for pid in (off_gpu or fits))
 
     prob = pulp.LpProblem("placement", pulp.LpMinimize)
     # job counts are continuous (rounded afterwards, largest remainder): only the u's are branched on
@@ -293,8 +297,10 @@ def plan(
             prob += x[k] <= s.jobs * u[k]
             prob += u[k] <= v[pid]
             prob += E[r] >= S[r] + (t / slots) * x[k]
+            prob += E[r] >= wait * u[k] + (t / slots) * x[k]  # nothing starts before p's backlog clears
             prob += E[r] >= (wait + t) * u[k]
             prob += tau[r] >= t * u[k]
+        prob += E[r] >= S[r] + tau[r]  # a stage lasts at least one of its jobs
         prob += M >= E[r]
     for q, r in barriers:
         prob += S[r] >= E[q]
@@ -317,7 +323,8 @@ def plan(
             raise InputError(f"no plan meets the deadline of {deadline_s / 3600:.2f} h: the fastest takes {fastest / 3600:.2f} h")
         prob += M <= fastest * 1.01 + 1, "keep_makespan"
         prob.setObjective(cost + early)
-        status = _solve(prob, solver)
+        second = _solve(prob, solver)
+        status = status if status != "optimal" else second  # the worse of the two solves
     else:
         prob += M <= deadline_s, "deadline"
         prob.setObjective(cost + early)
@@ -336,7 +343,7 @@ def plan(
         start = max(S[r].value(), p.queue_wait_s)
         end = start + math.ceil(n / s.slots[pid]) * s.seconds[pid]
         decisions.append(Decision(
-            rule=r, resource_class=cls, partition=pid, jobs=n, seconds_per_job=s.seconds[pid],
+            rule=r, resource_class=cls, partition=pid, jobs=n, seconds_per_job=s.seconds[pid], longest_s=s.longest[pid],
             at_once=min(n, s.slots[pid]), start_s=start, end_s=end, cost=n * s.cost[pid],
             why=_why(s, p, n, static.get(r, ()), parts, sites),
         ))
@@ -364,13 +371,13 @@ def _solve(prob, solver, deadline_s: float | None = None, fastest=None) -> str:
     status = pulp.LpStatus[prob.status]
     if status == "Optimal" and prob.sol_status == pulp.LpSolutionOptimal:
         return "optimal"
-    if prob.sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal) or (
-        status in ("Optimal", "Not Solved") and prob.objective.value() is not None
-    ):
+    if prob.sol_status == pulp.LpSolutionIntegerFeasible:
         return "time limit: best plan found"
     if deadline_s is not None and status == "Infeasible":
         raise InputError(f"no plan meets the deadline of {deadline_s / 3600:.2f} h: the fastest takes {fastest() / 3600:.2f} h")
-    raise InputError(f"the placement ILP has no solution ({status})")
+    if status == "Infeasible":
+        raise InputError("the placement ILP has no solution (Infeasible)")
+    raise InputError(f"no plan found within the solver's time limit ({status}): raise --time-limit")
 
 
 def _fastest(jobs: Sequence[Job], sites: Sites, time_limit_s: float) -> float:

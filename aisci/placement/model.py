@@ -144,8 +144,9 @@ Placement = Mapping[str, tuple[str, ...]]
 
 
 def static_placement(jobs: list[Job] | tuple[Job, ...], sites: Sites) -> dict[str, tuple[str, ...]]:
-    """The mapping without a plan: GPU-class rules on the home GPU partitions, the rest on the home CPU ones."""
+    """The mapping without a plan: GPU-class rules on the home GPU partitions, the rest on the home CPU
+    ones (GPU-class rules too when home has no GPUs; CPU rules on the GPU nodes when home has only those)."""
     home = [p for p in sites.partitions if p.centre == sites.home]
-    gpu_parts = tuple(p.id for p in home if p.gpus)
-    cpu_parts = tuple(p.id for p in home if not p.gpus) or gpu_parts
+    cpu_parts = tuple(p.id for p in home if not p.gpus) or tuple(p.id for p in home)
+    gpu_parts = tuple(p.id for p in home if p.gpus) or cpu_parts
     return {job.rule: (gpu_parts if job.gpus else cpu_parts) for job in jobs}

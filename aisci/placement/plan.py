@@ -49,11 +49,15 @@ def table_text(plan: Plan) -> str:
 
 
 def _per_job(values: dict[str, Any]) -> Any:
-    """A constant, or a Snakemake resource expression picking each job's value by its wildcards
-    (profiles may give Python expressions of ``wildcards``; the commonest value is the default)."""
+    """A resource value for Snakemake, which evaluates profile resources as Python expressions.
+
+    One value for every job: that value (a string as a Python string literal, so that a partition
+    named like a builtin stays a string). Otherwise an expression picking each job's value by its
+    wildcards, the commonest value being the default.
+    """
     distinct = list(dict.fromkeys(values.values()))
     if len(distinct) == 1:
-        return distinct[0]
+        return json.dumps(distinct[0]) if isinstance(distinct[0], str) else distinct[0]
     common = max(distinct, key=lambda v: (list(values.values()).count(v), str(v)))
     table = {k: v for k, v in sorted(values.items()) if v != common}
     key = '"_".join(wildcards).replace("/", "_")'
@@ -61,12 +65,13 @@ def _per_job(values: dict[str, Any]) -> Any:
 
 
 def _rule_resources(
-    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Sites, gpu_rule: bool, nice: int
+    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Sites, gpus: int, nice: int
 ) -> dict[str, Any]:
     """Resources of one rule: its partition (per job when the plan splits it), clusters, GPUs, runtime.
 
     Args:
         jobs: the rule's jobs, wildcards -> assigned partition id.
+        gpus: the GPUs the rule declares (0: a CPU-class rule).
     """
     parts = {pid: sites.partition(pid) for pid in jobs.values()}
     res: dict[str, Any] = {"slurm_partition": _per_job({w: parts[pid].name for w, pid in jobs.items()})}
@@ -79,10 +84,10 @@ def _rule_resources(
                     "in the site description so that Slurm can choose between the clusters"
                 )
         res["clusters"] = _per_job({w: parts[pid].slurm_cluster for w, pid in jobs.items()})
-    if gpu_rule and any(d.resource_class == CPU for d in decisions):
+    if gpus and any(d.resource_class == CPU for d in decisions):
         # a GPU-class rule planned (partly) onto CPUs asks for no GPU there
-        res["gpu"] = _per_job({w: (1 if parts[pid].gpus else 0) for w, pid in jobs.items()})
-    longest = max(d.seconds_per_job for d in decisions)
+        res["gpu"] = _per_job({w: (gpus if parts[pid].gpus else 0) for w, pid in jobs.items()})
+    longest = max(d.longest_s for d in decisions)
     walltime = min(p.max_walltime_s for p in parts.values())
     minutes = max(MIN_RUNTIME_MIN, math.ceil(RUNTIME_MARGIN * longest / 60))
     if not math.isinf(walltime):
@@ -100,19 +105,24 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         by_rule.setdefault(d.rule, []).append(d)
     assigned = plan.assignment(jobs)
     rule_jobs: dict[str, dict[str, str]] = {}
-    gpu_rules = set()
+    gpus: dict[str, int] = {}
     for job in jobs:
-        rule_jobs.setdefault(job.rule, {})[job.wildcards] = assigned[job.id]
-        if job.gpus:
-            gpu_rules.add(job.rule)
-    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, r in gpu_rules, plan.nice.get(r, 0))
+        mine = rule_jobs.setdefault(job.rule, {})
+        if job.wildcards in mine and mine[job.wildcards] != assigned[job.id]:
+            # the plugin's key joins wildcard values with "_": ("a_b", "c") and ("a", "b_c") collide
+            raise InputError(f"rule {job.rule}: two jobs share the wildcard key {job.wildcards!r}; "
+                             "their partitions cannot be told apart in the profile")
+        mine[job.wildcards] = assigned[job.id]
+        gpus[job.rule] = max(gpus.get(job.rule, 0), job.gpus)
+    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, gpus.get(r, 0), plan.nice.get(r, 0))
                  for r, ds in sorted(by_rule.items())}
     # a group job is one Slurm job: keep a group only when its rules share partitions and class
     groups: dict[str, str] = {}
     dropped = []
     for group in dict.fromkeys(GROUPS.values()):
         members = [r for r, gname in GROUPS.items() if gname == group and r in resources]
-        shapes = {(resources[r]["slurm_partition"], resources[r].get("clusters"), resources[r].get("gpu")) for r in members}
+        shapes = {(str(resources[r]["slurm_partition"]), str(resources[r].get("clusters")), str(resources[r].get("gpu")))
+                  for r in members}
         if len(shapes) == 1:
             groups.update({r: group for r in members})
             # one Slurm job runs the group: its rules must agree on slurm_extra; the most urgent wins
@@ -134,6 +144,11 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
     text = profile_text(site, None, groups=groups, header=header,
                         cores=max(p.cores for p in sites.partitions))
     lines = [text.rstrip("\n")]
+    cpu_home = [p for p in sites.partitions if p.centre == sites.home and not p.gpus]
+    if cpu_home:  # a rule the plan did not place (e.g. planned with --needed) runs on the home CPU partition
+        runtime = f"  runtime: {site['default_runtime']}\n"
+        lines = [lines[0].replace(runtime, runtime + "  # partition of any rule the plan does not place\n"
+                                  f"  slurm_partition: \"'{cpu_home[0].name}'\"\n", 1)]
     if dropped:
         lines.append(f"# groups not kept (their rules were planned onto different partitions): {', '.join(dropped)}")
     lines += [
@@ -164,8 +179,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def read_counts(path: Path) -> dict[str, dict[str, int]]:
-    """rule -> partition id -> planned jobs, from a plan.json.
+def read_plan(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """From a plan.json: rule -> partition id -> planned jobs, and rule -> Slurm nice.
 
     Raises:
         InputError: naming the file.
@@ -175,24 +190,17 @@ def read_counts(path: Path) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
         for row in data["decisions"]:
             counts.setdefault(str(row["rule"]), {})[str(row["partition"])] = int(row["jobs"])
-        return counts
+        nice = {str(r): int(n) for r, n in data.get("nice", {}).items()}
+        return counts, nice
     except FileNotFoundError:
         raise InputError(f"plan {path}: file not found") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"plan {path}: not a plan.json written by `aisci plan` ({exc})") from None
 
 
-def read_nice(path: Path) -> dict[str, int]:
-    """rule -> Slurm nice, from a plan.json (none: every rule 0)."""
-    try:
-        return {str(r): int(n) for r, n in json.loads(path.read_text()).get("nice", {}).items()}
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InputError(f"plan {path}: not a plan.json written by `aisci plan` ({exc})") from None
-
-
-def read_placement(path: Path) -> dict[str, tuple[str, ...]]:
-    """rule -> partition ids (most jobs first), from a plan.json."""
-    return {r: tuple(sorted(c, key=lambda p: (-c[p], p))) for r, c in read_counts(path).items()}
+def ordered(counts: dict[str, dict[str, int]]) -> dict[str, tuple[str, ...]]:
+    """rule -> partition ids, most planned jobs first."""
+    return {r: tuple(sorted(c, key=lambda p: (-c[p], p))) for r, c in counts.items()}
 
 
 def write_plan(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from aisci.placement.cli import add_run_arguments, duration_s, load_run
 log = logging.getLogger(__name__)
 
 
-def compare(jobs: Sequence[Any], sites: Any, plan: Any) -> dict[str, Any]:  # used by benchmarks/placement
+def compare(jobs: Sequence[Any], sites: Any, plan: Any) -> dict[str, Any]:
     """Simulate the static mapping and the plan; return both results.
 
     Args:
@@ -25,12 +25,22 @@ def compare(jobs: Sequence[Any], sites: Any, plan: Any) -> dict[str, Any]:  # us
         plan: an aisci.placement.ilp.Plan.
     """
     from aisci.placement.model import static_placement
-    from aisci.placement.simulate import simulate
 
     return {
-        "static": simulate(jobs, sites, static_placement(jobs, sites)),
-        "plan": simulate(jobs, sites, plan.placement, plan.assignment(jobs), plan.nice),
+        "static": _simulate("the static mapping", jobs, sites, static_placement(jobs, sites)),
+        "plan": _simulate("the plan", jobs, sites, plan.placement, plan.assignment(jobs), plan.nice),
     }
+
+
+def _simulate(what: str, jobs: Sequence[Any], sites: Any, *args: Any) -> Any:
+    """aisci.placement.simulate.simulate, its ValueError (a job that fits none of its partitions, ...)
+    turned into an InputError naming the scenario."""
+    from aisci.placement.simulate import simulate
+
+    try:
+        return simulate(jobs, sites, *args)
+    except ValueError as exc:
+        raise InputError(f"cannot simulate {what}: {exc}") from None
 
 
 def report_text(results: Mapping[str, Any], sites: Any) -> str:
@@ -68,24 +78,24 @@ def run(args: argparse.Namespace) -> int:
     """Simulate the run under the static mapping and under the plan, print the comparison."""
     from aisci.placement.ilp import deal, plan
     from aisci.placement.model import static_placement
-    from aisci.placement.plan import read_counts, read_nice
-    from aisci.placement.simulate import simulate
+    from aisci.placement.plan import ordered, read_plan
 
     r = load_run(args)
-    results = {"static": simulate(r.jobs, r.sites, static_placement(r.jobs, r.sites))}
     if args.plan:
-        counts = read_counts(args.plan)
+        counts, nice = read_plan(args.plan)
         missing = sorted({j.rule for j in r.jobs} - set(counts))
         if missing:
             raise InputError(f"plan {args.plan}: no placement for rule(s) {', '.join(missing)} (plan again)")
         unknown = sorted({pid for c in counts.values() for pid in c} - {p.id for p in r.sites.partitions})
         if unknown:
             raise InputError(f"plan {args.plan}: partition(s) {', '.join(unknown)} are not in {args.sites}")
-        placement = {rule: tuple(sorted(c, key=lambda p: (-c[p], p))) for rule, c in counts.items()}
-        results["plan"] = simulate(r.jobs, r.sites, placement, deal(counts, r.jobs), read_nice(args.plan))
+        results = {
+            "static": _simulate("the static mapping", r.jobs, r.sites, static_placement(r.jobs, r.sites)),
+            "plan": _simulate(f"plan {args.plan}", r.jobs, r.sites, ordered(counts), deal(counts, r.jobs), nice),
+        }
     else:
         p = plan(r.jobs, r.sites, objective=args.objective, deadline_s=args.deadline, time_limit_s=args.time_limit)
-        results["plan"] = simulate(r.jobs, r.sites, p.placement, p.assignment(r.jobs), p.nice)
+        results = compare(r.jobs, r.sites, p)
     print(report_text(results, r.sites))
     if args.png:
         from aisci.placement.simplot import plot_utilisation

@@ -12,7 +12,8 @@ Semantics (a deliberately simple, Slurm-like model; deterministic, no randomness
   partition runs its "cpu" runtime and takes no GPU.
 * Dispatch happens at every event time (a job ends, a partition opens). At an event, finished jobs
   release their resources and make their dependants ready first; then the ready jobs are walked in
-  priority order (ready time, then job id) and each starts on the first partition of
+  priority order (the rule's Slurm ``nice``, then ready time, then job id) and each starts on the
+  first partition of its own partition (``assignment``, a plan's per-job split) or else of
   ``placement[job.rule]`` (in the given order) that is open and has a node with room *now*.
   Partitions where the job could never fit (too big, or over ``max_walltime_s``) are skipped.
   A job that cannot start does not block later ones: this is backfill *without reservations*

@@ -24,6 +24,8 @@ def slurm_minutes(value: int | str, where: str) -> float:
         InputError: naming ``where`` for anything else.
     """
     if isinstance(value, int):
+        if value <= 0:
+            raise InputError(f"{where}: {value} must be a positive number of minutes")
         return float(value)
     text = str(value).strip()
     if text in ("infinite", "UNLIMITED"):
@@ -33,12 +35,16 @@ def slurm_minutes(value: int | str, where: str) -> float:
         raise InputError(f"{where}: {value!r} is not a Slurm time (minutes, H:MM:SS or D-HH:MM:SS)")
     days, a, b, c = (int(g) if g else None for g in m.groups())
     if days is not None:  # D-H, D-H:M, D-H:M:S
-        return days * 1440 + a * 60 + (b or 0) + (c or 0) / 60
-    if c is not None:  # H:M:S
-        return a * 60 + b + c / 60
-    if b is not None:  # M:S
-        return a + b / 60
-    return float(a)
+        minutes = days * 1440 + a * 60 + (b or 0) + (c or 0) / 60
+    elif c is not None:  # H:M:S
+        minutes = a * 60 + b + c / 60
+    elif b is not None:  # M:S
+        minutes = a + b / 60
+    else:
+        minutes = float(a)
+    if minutes <= 0:
+        raise InputError(f"{where}: {value!r} must be longer than zero")
+    return minutes
 
 
 def parse_sites(data: Any, source: str) -> tuple[Sites, dict[str, Any]]:
@@ -75,17 +81,19 @@ def parse_sites(data: Any, source: str) -> tuple[Sites, dict[str, Any]]:
             continue  # data only ever leaves the home centre
         transfers[t["to"]] = Transfer(cost_per_gb=t.get("cost_per_gb", 0.0), gbit_s=t.get("gbit_s", 10.0))
     partitions = []
+    partition_schema = load_schema("sites")["properties"]["centres"]["additionalProperties"]["properties"][
+        "partitions"]["additionalProperties"]
     for cname, centre in centres.items():
         if cname != home and cname not in transfers:
             raise InputError(f"{source}: centres.{cname}: no transfer from {home} to {cname} (add one under transfers)")
-        if cname != home and not centre.get("slurm_cluster"):
+        if len(centres) > 1 and not centre.get("slurm_cluster"):
             raise InputError(
-                f"{source}: centres.{cname}.slurm_cluster: a partner centre needs the Slurm cluster name "
-                "its jobs are submitted to (sbatch --clusters)"
+                f"{source}: centres.{cname}.slurm_cluster: with partner centres every centre needs the Slurm "
+                "cluster name its jobs are submitted to (sbatch --clusters), the home centre too: a rule "
+                "split between centres lists both"
             )
         for pname, p in centre["partitions"].items():
-            _apply_defaults(load_schema("sites")["properties"]["centres"]["additionalProperties"]["properties"]
-                            ["partitions"]["additionalProperties"], p)
+            _apply_defaults(partition_schema, p)
             walltime = math.inf
             if "max_walltime" in p:
                 walltime = 60 * slurm_minutes(p["max_walltime"], f"{source}: centres.{cname}.partitions.{pname}.max_walltime")

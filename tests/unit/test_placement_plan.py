@@ -10,7 +10,7 @@ import yaml
 from aisci.errors import InputError
 from aisci.placement.ilp import plan, rule_edges
 from aisci.placement.model import Job, Partition, Sites, Transfer
-from aisci.placement.plan import profile_config, read_placement, write_plan
+from aisci.placement.plan import ordered, profile_config, read_plan, write_plan
 
 
 def part(name, nodes=1, cores=2, mem_mb=64000, gpus=0, centre="home", **kw):
@@ -71,6 +71,40 @@ def test_barrier_then_stage():
     assert p.makespan_s == pytest.approx(250, abs=1)
     starts = {d.rule: d.start_s for d in p.decisions}
     assert starts["align"] == pytest.approx(50, abs=1)
+
+
+def test_a_gather_after_a_barrier_lasts_a_whole_job():
+    # 4 jobs of 100 s on 8 cores (one wave), then one gather of 100 s that needs all four: 200 s
+    sites = Sites("home", (part("cpu", cores=8),))
+    jobs = jobs_of("scatter", 4, 100) + jobs_of("gather", 1, 100, start=4, deps=lambda i: (0, 1, 2, 3))
+    assert plan(jobs, sites).makespan_s == pytest.approx(200, abs=1)
+
+
+def test_cpu_rule_stays_off_gpu_nodes_unless_it_fits_nowhere_else():
+    # 'big' needs 100 GB: only the GPU nodes have it, so it goes there; 'small' stays on the CPUs
+    sites = Sites("home", (part("cpu", cores=8, mem_mb=64000), part("gpu", cores=8, mem_mb=256000, gpus=4)))
+    p = plan(jobs_of("small", 8, 100) + jobs_of("big", 2, 100, start=8, mem_mb=100000), sites)
+    assert p.placement == {"small": ("home/cpu",), "big": ("home/gpu",)}
+
+
+def test_runtime_asked_covers_the_longest_job_and_declared_gpus_are_kept(tmp_path):
+    # job sizes differ: the longest job (300 s) sets the wall time asked for, not the mean (150 s);
+    # a rule declaring 2 GPUs keeps 2 on GPU partitions when the plan splits it onto CPUs
+    sites = Sites("home", (part("cpu", cores=40), part("gpu", cores=8, gpus=2)))
+    jobs = [Job(id=i, rule="w", wildcards=f"s{i}", threads=1, mem_mb=1000, gpus=0,
+                runtime_s={"cpu": 300.0 if i == 0 else 100.0}) for i in range(4)]
+    jobs += [Job(id=10 + i, rule="score", wildcards=f"s{i}", threads=1, mem_mb=1000, gpus=2,
+                 runtime_s={"cpu": 1000.0, "gpu": 100.0}) for i in range(40)]
+    p = plan(jobs, sites)
+    slurm = {"name": "t", "account": None, "qos": None, "max_jobs": 5, "latency_wait": 5, "retries": 0,
+             "status_command": "squeue", "first_status_check": 5, "default_runtime": 10}
+    res = yaml.safe_load(profile_config(p, jobs, sites, slurm))["set-resources"]
+    assert res["w"]["runtime"] == max(10, math.ceil(3 * 300 / 60))
+    assert p.classes["score"] == ("gpu", "cpu")
+    assigned = p.assignment(jobs)
+    for job in jobs[4:]:
+        want = 2 if assigned[job.id] == "home/gpu" else 0
+        assert eval(res["score"]["gpu"], {"wildcards": [job.wildcards]}) == want
 
 
 def test_pipelined_stages_overlap():
@@ -167,7 +201,7 @@ def test_profile_written_from_a_plan(tmp_path):
     for job in jobs:
         where = sites.partition(assigned[job.id])
         wildcards = [job.wildcards]  # one wildcard per job here: its values joined by "_" are the key
-        got = {k: (eval(v, {"wildcards": wildcards}) if isinstance(v, str) and "wildcards" in v else v)
+        got = {k: (eval(v, {"wildcards": wildcards}) if isinstance(v, str) else v)  # as Snakemake does
                for k, v in res[job.rule].items()}
         assert got["slurm_partition"] == where.name
         assert got.get("clusters") == (None if where.centre == "home" and "clusters" not in res[job.rule]
@@ -178,9 +212,12 @@ def test_profile_written_from_a_plan(tmp_path):
     assert p.classes["score_missense"] == ("gpu", "cpu"), "the GPU queue is too short for 50 jobs"
     # the wall time asked for covers 3x the longest expected job
     assert res["align_reads"]["runtime"] >= math.ceil(3 * 600 / 60)
-    assert read_placement(tmp_path / "plan.json") == p.placement
-    # later stages first: align_reads yields to score_missense (Slurm nice)
-    assert p.nice == {"align_reads": 0, "score_missense": 0}  # no dependency between them here
+    counts, nice = read_plan(tmp_path / "plan.json")
+    assert ordered(counts) == p.placement and nice == p.nice
+    # a rule the plan does not place goes to the home CPU partition
+    assert eval(config["default-resources"]["slurm_partition"]) == "cpu"
+    # two independent rules: both at the deepest level, nice 0, so no --nice in the profile
+    assert p.nice == {"align_reads": 0, "score_missense": 0}
     assert "slurm_extra" not in res["align_reads"]
     rows = (tmp_path / "plan.tsv").read_text().splitlines()
     assert rows[0].split("\t")[:4] == ["rule", "class", "partition", "jobs"]
@@ -212,3 +249,17 @@ def test_split_across_centres_needs_a_home_cluster_name():
         profile_config(p, jobs_of("w", 5, 100), sites, {"max_jobs": 1, "status_command": "squeue", "first_status_check": 1,
                                   "latency_wait": 1, "retries": 0, "default_runtime": 1, "account": None,
                                   "qos": None})
+
+
+def test_static_mapping_without_home_gpus_and_simulation_errors_name_the_scenario():
+    from aisci.placement.model import static_placement
+    from aisci.placement.simcli import _simulate
+
+    sites = Sites("home", (part("cpu", cores=4), part("gpu", cores=4, gpus=1, centre="partner")), {"partner": Transfer()})
+    jobs = jobs_of("w", 2, 10) + jobs_of("score", 2, cpu=100, gpu=10, start=2)
+    # no GPU at home: GPU-class rules run on the home CPUs in the static mapping
+    assert static_placement(jobs, sites) == {"w": ("home/cpu",), "score": ("home/cpu",)}
+    # all four independent jobs fit the 4 cores at once: the CPU runtime of 'score' (100 s) is the makespan
+    assert _simulate("the static mapping", jobs, sites, static_placement(jobs, sites)).makespan_s == 100
+    with pytest.raises(InputError, match=r"cannot simulate the plan: rule 'w'.* fits none of its partitions"):
+        _simulate("the plan", jobs_of("w", 1, 10, threads=64), sites, {"w": ("home/cpu",)})

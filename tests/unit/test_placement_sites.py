@@ -16,6 +16,7 @@ SITES = """
 home: hpc
 centres:
   hpc:
+    slurm_cluster: hpc
     partitions:
       cpu: {nodes: 10, cores: 32, mem_gb: 128, max_walltime: "2-00:00:00", core_hour_cost: 0.01}
       gpu: {nodes: 1, cores: 32, mem_gb: 256, gpus: 4, gpu_model: a100, gpu_hour_cost: 1.0, queue_wait: 60}
@@ -48,6 +49,9 @@ def test_sites_parsed_with_defaults(tmp_path):
     (lambda d: d["centres"]["hpc"]["partitions"]["cpu"].update(gpu=1), r"unknown key 'centres.hpc.partitions.cpu.gpu'"),
     (lambda d: d.update(transfers=[]), r"centres.partner: no transfer from hpc to partner"),
     (lambda d: d["centres"]["partner"].pop("slurm_cluster"), r"centres.partner.slurm_cluster"),
+    (lambda d: d["centres"]["hpc"].pop("slurm_cluster"), r"centres.hpc.slurm_cluster: with partner centres"),
+    (lambda d: d["centres"]["hpc"]["partitions"]["cpu"].update(max_walltime=0), r"max_walltime"),
+    (lambda d: d["centres"]["hpc"]["partitions"]["cpu"].update(max_walltime="0:00:00"), r"longer than zero"),
     (lambda d: d["centres"]["hpc"]["partitions"]["cpu"].update(max_walltime="2 days"), r"max_walltime: '2 days'"),
     (lambda d: d["transfers"][0].update(to="moon"), r"transfers.0.to: 'moon' is not a centre"),
     (lambda d: d["slurm"].update(status_command="scontrol"), r"sites.yaml: slurm: status_command"),
@@ -71,9 +75,10 @@ def test_slurm_minutes(text, minutes):
 
 
 def test_durations_and_runtime_tables(tmp_path):
-    assert duration_s("12h") == 43200 and duration_s("90m") == 5400 and duration_s("2") == 7200
-    with pytest.raises(argparse.ArgumentTypeError):
-        duration_s("soon")
+    assert duration_s("12h") == 43200 and duration_s("90m") == 5400 and duration_s("2d") == 172800
+    for bad in ("soon", "2", "0h", "-3h"):  # a bare number would be ambiguous (s? min? h?)
+        with pytest.raises(argparse.ArgumentTypeError):
+            duration_s(bad)
     good = tmp_path / "r.yaml"
     good.write_text("align_reads: {cpu: 3600}\nscore_missense: {cpu: 7200, gpu: 600}\n")
     assert _runtime_table(good) == {"align_reads": {"cpu": 3600.0}, "score_missense": {"cpu": 7200.0, "gpu": 600.0}}
