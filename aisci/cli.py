@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("aisci.models", "the site's model store: list, pull, add, verify protein language models"),
     "plan": ("aisci.placement.cli", "place every rule on CPU nodes, GPU queues and partner centres; write the profile"),
     "simulate-cluster": ("aisci.placement.simcli", "simulate the sites running a workflow: static mapping vs the plan"),
+    "reanalyze": ("aisci.cohort.reanalyze", "ingest a cohort's VCFs into the Parquet store and re-score new variants on Dask"),
+    "cohort": ("aisci.cohort.cli", "the cohort store: ingest a shard, score, query, info, simulate"),
 }
 
 

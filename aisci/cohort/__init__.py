@@ -1,0 +1,1 @@
+"""Cohort store and batch reanalysis."""

@@ -1,0 +1,361 @@
+"""`aisci reanalyze`: ingest a manifest's VCFs into the cohort store and score what no model has scored yet, on Dask.
+
+Two phases, each resumable:
+
+1. Ingest. Every sample whose VCF is new or changed (by content fingerprint) is parsed on a
+   worker into staged Parquet files; the driver commits them shard by shard (a shard = up to
+   ``--shard-size`` samples) into the store, updating the per-variant summaries incrementally.
+   A killed run loses at most the shards not yet committed; a malformed VCF fails only its sample.
+2. Score. For each stage, the variants of the store with no (variant, model version) entry in the
+   score cache are scored in chunks: model tasks ask for the ``GPU`` resource when GPU workers
+   exist. Each chunk lands as one complete cache file, so a killed run re-scores nothing finished.
+
+The same functions run without Dask (``client=None``) for `aisci cohort ingest` / `score`, which
+the Snakemake workflow calls once per shard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from aisci.errors import AisciError, InputError
+
+log = logging.getLogger(__name__)
+
+SCORE_CHUNK = 500  # variants per scoring task (a model loads once per worker, not per task)
+INFLIGHT_PER_WORKER = 3  # bounded submission: the driver never holds the whole to-do list in tasks
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A sample that could not be ingested, or a scoring chunk that failed, and why."""
+
+    what: str
+    error: str
+
+
+@dataclass
+class Outcome:
+    """What one run did: counts per phase and every failure."""
+
+    ingested: list[str] = field(default_factory=list)
+    up_to_date: int = 0
+    scored: dict[str, int] = field(default_factory=dict)
+    cached: dict[str, int] = field(default_factory=dict)
+    gpu_tasks: dict[str, int] = field(default_factory=dict)  # scoring tasks that ran on a GPU worker
+    tasks: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The end-of-run summary, failures listed last."""
+        lines = [f"samples ingested: {len(self.ingested)}, already in the store and unchanged: {self.up_to_date}"]
+        for stage in self.scored:
+            lines.append(f"{stage}: {self.scored[stage]} variants scored now, {self.cached[stage]} taken from the "
+                         f"score cache; {self.tasks[stage]} scoring tasks, {self.gpu_tasks[stage]} on GPU workers")
+        lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        if self.failures:
+            lines.append(f"FAILED ({len(self.failures)}):")
+            lines += [f"  {f.what}: {f.error}" for f in self.failures]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+def stage_task(root: str, name: str, vcf: str) -> Any:
+    """Worker side of ingest: parse one VCF into staged files; a Failure instead of raising."""
+    from aisci.cohort.store import CohortStore
+
+    try:
+        return CohortStore(root).stage_sample(name, Path(vcf))
+    except AisciError as exc:
+        return Failure(f"sample {name}", str(exc))
+    except Exception as exc:  # a bug or a broken file system must not stop the other samples either
+        log.exception("staging %s failed", name)
+        return Failure(f"sample {name}", f"unexpected {type(exc).__name__}: {exc} ({vcf})")
+
+
+def score_task(model: Any, chrom: str, variants: Any, cache_root: str) -> Any:
+    """Worker side of scoring: one chunk into one cache file; (count, ran on a GPU worker), or a Failure."""
+    from aisci.cohort.cluster import GPU_RESOURCE
+    from aisci.cohort.scores import score_chunk
+
+    try:
+        n = score_chunk(model, chrom, variants, cache_root)
+    except Exception as exc:
+        log.exception("scoring %s on %s failed", model.stage, chrom)
+        return Failure(f"{model.stage} chunk of {len(variants)} variants on {chrom}", f"{type(exc).__name__}: {exc}")
+    try:
+        from distributed import get_worker
+
+        on_gpu = bool(get_worker().state.total_resources.get(GPU_RESOURCE))
+    except ValueError:  # not on a Dask worker (`aisci cohort score`)
+        on_gpu = False
+    return n, on_gpu
+
+
+# ------------------------------------------------------------------------------------------- running
+def _results(client: Any, fn: Callable[..., Any], calls: Iterator[tuple[tuple[Any, ...], dict[str, Any]]],
+             total: int | None, desc: str, progress: bool) -> Iterator[Any]:
+    """Run ``fn(*args)`` for every call, yielding results as they finish; on Dask, a bounded number in flight."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="task", disable=not progress, file=sys.stderr, mininterval=1.0)
+    try:
+        if client is None:
+            for args, _ in calls:
+                result = fn(*args)
+                bar.update(1)
+                yield result
+            return
+        from distributed import as_completed
+
+        limit = max(1, INFLIGHT_PER_WORKER * len(client.scheduler_info(n_workers=-1)["workers"]))
+        pending = as_completed()
+        for args, options in calls:
+            pending.add(client.submit(fn, *args, pure=False, **options))
+            if pending.count() >= limit:
+                yield _done(next(pending), bar)
+        for future in pending:
+            yield _done(future, bar)
+    finally:
+        bar.close()
+
+
+def _done(future: Any, bar: Any) -> Any:
+    bar.update(1)
+    try:
+        return future.result()
+    except Exception as exc:  # KilledWorker, a worker lost mid-task
+        return Failure(f"task {future.key}", f"{type(exc).__name__}: {exc}")
+
+
+def ingest(store: Any, samples: list[Any], shard_size: int, client: Any = None, progress: bool = True,
+           outcome: Outcome | None = None) -> Outcome:
+    """Bring the store up to date with ``samples``: stage the new or changed ones, commit shard by shard.
+
+    Args:
+        store: the `CohortStore`.
+        samples: manifest rows (`aisci.cohort.manifest.Sample`).
+        shard_size: samples per commit.
+        client: a `distributed.Client`, or None to run in this process.
+        progress: show a progress bar on stderr.
+        outcome: add to this outcome (a new one by default).
+
+    Returns:
+        The outcome, with the ingested samples and the failures.
+    """
+    outcome = outcome or Outcome()
+    t0 = time.perf_counter()
+    todo = [s for s in samples if store.needs_ingest(s.name, s.vcf)]
+    outcome.up_to_date += len(samples) - len(todo)
+    log.info("%d of %d samples to ingest (%d already in the store, unchanged)", len(todo), len(samples),
+             len(samples) - len(todo))
+    shard_of = {s.name: i // shard_size for i, s in enumerate(todo)}
+    left = {}
+    for s in todo:
+        left[shard_of[s.name]] = left.get(shard_of[s.name], 0) + 1
+    staged: dict[int, list[Any]] = {}
+    calls = (((str(store.root), s.name, str(s.vcf)), {}) for s in todo)
+    for result in _results(client, stage_task, calls, len(todo), "ingest", progress):
+        if isinstance(result, Failure):
+            outcome.failures.append(result)
+            name = result.what.removeprefix("sample ")
+        else:
+            name = result.name
+            staged.setdefault(shard_of[name], []).append(result)
+        if name not in shard_of:  # a lost task: its sample is unknown, its shard never completes here
+            continue
+        k = shard_of[name]
+        left[k] -= 1
+        if left[k] == 0 and staged.get(k):
+            batch = staged.pop(k)
+            store.commit(batch)
+            outcome.ingested += [s.name for s in batch]
+    for k, rest in staged.items():  # shards with a lost task: commit what did arrive
+        store.commit(rest)
+        outcome.ingested += [s.name for s in rest]
+    outcome.seconds["ingest"] = time.perf_counter() - t0
+    return outcome
+
+
+def score(store: Any, models: list[Any], client: Any = None, progress: bool = True, chunk: int = SCORE_CHUNK,
+          outcome: Outcome | None = None) -> Outcome:
+    """Score every variant of the store that has no cache entry for each model.
+
+    Args:
+        store: the `CohortStore`.
+        models: `aisci.cohort.scores.ScoreModel` per stage.
+        client: a `distributed.Client`, or None to run in this process.
+        progress: show a progress bar on stderr.
+        chunk: variants per task.
+        outcome: add to this outcome.
+
+    Returns:
+        The outcome with per-stage counts of variants scored now and found in the cache.
+    """
+    from aisci.cohort.cluster import model_resources
+    from aisci.cohort.scores import ScoreCache
+
+    outcome = outcome or Outcome()
+    cache = ScoreCache(store.root / "scores")
+    options = {}
+    if client is not None:
+        resources = model_resources(client)
+        options = {"resources": resources} if resources else {}
+        log.info("model tasks run on %s", "GPU workers" if resources else "any worker (no GPU workers)")
+    for model in models:
+        t0 = time.perf_counter()
+        todo = [0]
+
+        def chunks(model: Any = model) -> Iterator[tuple[Any, ...]]:
+            for chrom, table in _missing(cache, model, store):
+                todo[0] += table.num_rows
+                for i in range(0, table.num_rows, chunk):
+                    yield model, chrom, table.slice(i, chunk), str(cache.root)
+
+        calls = chunks()
+        done = tasks = on_gpu = 0
+        for result in _results(client, score_task, ((c, options) for c in calls), None, f"score {model.stage}",
+                               progress):
+            if isinstance(result, Failure):
+                outcome.failures.append(result)
+            else:
+                done += result[0]
+                tasks += 1
+                on_gpu += result[1]
+        outcome.scored[model.stage] = done
+        outcome.tasks[model.stage], outcome.gpu_tasks[model.stage] = tasks, on_gpu
+        outcome.cached[model.stage] = _count_variants(store) - todo[0]
+        outcome.seconds[f"score {model.stage}"] = time.perf_counter() - t0
+        log.info("%s (%s): %d variants scored, %d taken from the cache", model.stage, model.model_id, done,
+                 outcome.cached[model.stage])
+    return outcome
+
+
+def _missing(cache: Any, model: Any, store: Any) -> Iterator[tuple[str, Any]]:
+    """(chrom, table of unscored variants) per chromosome, streamed from the store's variant summaries."""
+    import pyarrow as pa
+
+    def batches() -> Iterator[Any]:
+        for chrom, batch in store.variant_batches():
+            yield pa.RecordBatch.from_arrays(
+                [pa.array([chrom] * batch.num_rows, pa.string()), batch.column("variant_id"), batch.column("pos"),
+                 batch.column("ref"), batch.column("alt")], names=["chrom", "variant_id", "pos", "ref", "alt"])
+
+    for table in cache.missing(model, batches()):
+        if table.num_rows:
+            yield table.column("chrom")[0].as_py(), table
+
+
+def _count_variants(store: Any) -> int:
+    return sum(batch.num_rows for _, batch in store.variant_batches())
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that pick the reference, annotation and models of the scoring stages."""
+    g = p.add_argument_group("scoring models")
+    g.add_argument("--ref", help="reference FASTA the VCFs were called against (plain or bgzip, with .fai)")
+    g.add_argument("--annotation", help="gene annotation: GFF3/GTF (both stages) or grch37/grch38 (splice only)")
+    g.add_argument("--splice-weights", help="folder with spliceai1..5.h5 (default: the spliceai package's)")
+    g.add_argument("--distance", type=int, default=50, help="SpliceAI max distance to a gained/lost site (default 50)")
+    g.add_argument("--mask", action="store_true", help="SpliceAI masked scores")
+    g.add_argument("--model", help="protein language model name in the model store")
+    g.add_argument("--model-store", help="the model store (default $AISCI_MODELS)")
+    g.add_argument("--strategy", choices=["masked-marginals", "wt-marginals", "pseudo-ppl"], default="masked-marginals",
+                   help="protein substitution scoring (default masked-marginals)")
+    g.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda, cuda:N")
+    g.add_argument("--threads", type=int, default=1, help="torch threads per scoring task (default 1)")
+
+
+def build_models(args: argparse.Namespace, stages: list[str]) -> list[Any]:
+    """The ScoreModel of each stage, every input checked now, before any worker starts."""
+    from aisci.cohort.scores import protein_model, splice_model
+
+    models = []
+    for stage in stages:
+        if not args.ref or not args.annotation:
+            raise InputError(f"--stage {stage} needs --ref and --annotation")
+        if stage == "splice":
+            models.append(splice_model(args.ref, args.annotation, weights=args.splice_weights, distance=args.distance,
+                                       mask=args.mask, device=args.device, threads=args.threads))
+        else:
+            if not args.model:
+                raise InputError("--stage protein needs --model (a model in the model store)")
+            models.append(protein_model(args.ref, args.annotation, args.model, args.model_store,
+                                        strategy=args.strategy, device=args.device, threads=args.threads))
+    return models
+
+
+def stages_of(text: str) -> list[str]:
+    """``splice|protein|all|none`` as a list of stages."""
+    return {"all": ["splice", "protein"], "none": [], "splice": ["splice"], "protein": ["protein"]}[text]
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Options of `aisci reanalyze`."""
+    p.add_argument("--manifest", required=True, help="TSV with a header 'sample<TAB>vcf', one row per sample")
+    p.add_argument("--store", required=True, help="the cohort store folder (created if missing)")
+    p.add_argument("--stage", choices=["splice", "protein", "all", "none"], default="all",
+                   help="which AI scores to bring up to date (default all)")
+    p.add_argument("--shard-size", type=int, default=50, help="samples committed together (default 50)")
+    where = p.add_argument_group("where it runs (default: a LocalCluster on this machine)")
+    where.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    where.add_argument("--scheduler", help="join an existing Dask scheduler (tcp://host:8786) instead")
+    where.add_argument("--slurm", action="store_true", help="start the workers as Slurm jobs (dask-jobqueue)")
+    where.add_argument("--slurm-cpu-partition", default="cpu", help="partition of the CPU workers (default cpu)")
+    where.add_argument("--slurm-cpu-jobs", type=int, default=2, help="CPU worker jobs (default 2)")
+    where.add_argument("--slurm-cpu-memory", default="4GB", help="memory per CPU worker job (default 4GB)")
+    where.add_argument("--slurm-gpu-partition", default="gpu", help="partition of the GPU workers (default gpu)")
+    where.add_argument("--slurm-gpu-jobs", type=int, default=1, help="GPU worker jobs, one GPU each (default 1; 0: none)")
+    where.add_argument("--slurm-gpu-memory", default="16GB", help="memory per GPU worker job (default 16GB)")
+    where.add_argument("--slurm-account", help="Slurm account of the worker jobs")
+    where.add_argument("--slurm-walltime", default="04:00:00", help="wall time of each worker job (default 04:00:00)")
+    where.add_argument("--slurm-log-directory", help="folder for the worker jobs' logs")
+    p.add_argument("--score-chunk", type=int, default=SCORE_CHUNK,
+                   help=f"variants per scoring task (default {SCORE_CHUNK})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_model_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check everything, then ingest and score on Dask; exit 1 when any sample or chunk failed."""
+    from aisci.cohort.cluster import SlurmWorkers, open_client
+    from aisci.cohort.manifest import read_manifest
+    from aisci.cohort.store import CohortStore
+
+    if args.scheduler and args.slurm:
+        raise InputError("--scheduler and --slurm exclude each other")
+    if args.shard_size < 1 or args.score_chunk < 1:
+        raise InputError("--shard-size and --score-chunk must be at least 1")
+    samples = read_manifest(args.manifest)
+    models = build_models(args, stages_of(args.stage))
+    slurm = None
+    if args.slurm:
+        slurm = SlurmWorkers(cpu_partition=args.slurm_cpu_partition, cpu_jobs=args.slurm_cpu_jobs,
+                             cpu_memory=args.slurm_cpu_memory, gpu_partition=args.slurm_gpu_partition,
+                             gpu_jobs=args.slurm_gpu_jobs, gpu_memory=args.slurm_gpu_memory,
+                             account=args.slurm_account, walltime=args.slurm_walltime,
+                             log_directory=args.slurm_log_directory)
+        slurm.check()
+    if not args.verbose:  # the cluster's own INFO lines (workers starting, closing) drown the progress bars
+        for name in ("distributed", "dask_jobqueue"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    store = CohortStore(args.store, create=True)
+    removed = store.collect_garbage()
+    if removed:
+        log.info("removed %d files left by an interrupted run", len(removed))
+    progress = not args.no_progress
+    with open_client(args.scheduler, workers=args.workers, slurm=slurm) as client:
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+        outcome = ingest(store, samples, args.shard_size, client, progress)
+        outcome = score(store, models, client, progress, chunk=args.score_chunk, outcome=outcome)
+    print(outcome.text())
+    print(f"store: {store.root} ({store.n_samples()} samples)")
+    return 1 if outcome.failures else 0

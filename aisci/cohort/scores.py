@@ -1,0 +1,422 @@
+"""Score caches of the cohort store: SpliceAI and protein language model scores, once per variant and model version.
+
+A `ScoreModel` names what scores are computed with; its ``version`` is a content hash of the
+weights, reference, annotation and scoring options, so changing any of them starts a new cache and
+every variant is scored again, while an unchanged model never scores a variant twice. The cache of
+one model is append-only Parquet, ``<root>/<stage>/<name>@<version>/chrom=<chrom>/part-<uuid>.parquet``
+(schemas `SPLICE_SCORES`, `PROTEIN_SCORES`); each part is written whole under a temporary name that
+does not end in ``.parquet``, so a reader never sees half a file and a killed task loses only its
+own chunk. Two tasks racing on the same variant both write it; readers keep one part's rows.
+
+`score_chunk` is the unit of work of a Dask task or a Snakemake job: it loads the model once per
+process (`aisci.cohort.scorers`) and reuses `aisci.splice.scoring.Scorer` and `aisci.protein` (consequences, ESM scores)
+unchanged, so cached values equal those of `aisci splice score` and `aisci plm score`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aisci.cohort import schema
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+
+log = logging.getLogger(__name__)
+
+# Bump when what a scorer writes for the same inputs changes: every cache then starts afresh.
+SCORER_REVISION = 1
+SPLICE_NAME = "spliceai-1.3.1"
+KEY_COLUMNS = ("variant_id", "pos", "ref", "alt")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_HASHES: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, ctime_ns) -> sha256
+_PARSED: dict[tuple[str, str, str], Any] = {}  # (kind, path, sha256) -> parsed annotation
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """What a stage's scores are computed with; picklable, sent as is to Dask workers and Snakemake jobs.
+
+    Attributes:
+        stage: "splice" or "protein".
+        name: the model's name ("spliceai-1.3.1", or the protein model's name in the model store).
+        version: 12 hex digits of the SHA-256 of weights, reference, annotation and scoring options.
+        options: what a worker needs to rebuild the scorer (absolute paths, distance, mask, strategy,
+            batch size, device, threads) and, under "content", the hashes the version was made of;
+            not part of equality (the version is).
+    """
+
+    stage: str
+    name: str
+    version: str
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def model_id(self) -> str:
+        """``name@version``: the directory of this model's cache."""
+        return schema.model_id(self.name, self.version)
+
+
+# ------------------------------------------------------------------------------------------ models
+def splice_model(ref: str | Path, annotation: str | Path, weights: str | Path | None = None, distance: int = 50,
+                 mask: bool = False, device: str = "auto", threads: int = 0, batch_size: int = 64,
+                 verify_weights: bool = True) -> ScoreModel:
+    """The SpliceAI model of a cohort's splice scores, every input checked before any model loads.
+
+    Args:
+        ref: reference FASTA the VCFs were called against (plain or bgzip, indexed).
+        annotation: "grch37" / "grch38" (the spliceai package's tables) or a table, GFF3 or GTF file.
+        weights: folder with spliceai1..5.h5 (default: $AISCI_SPLICEAI_WEIGHTS, else the spliceai package's).
+        distance: max distance between the variant and a gained or lost site (spliceai -D).
+        mask: masked scores (spliceai -M 1).
+        device: auto, cpu, cuda or cuda:N (checked for syntax only: workers may have GPUs the driver lacks).
+        threads: torch CPU threads per process (0: torch's default).
+        batch_size: variant windows per forward pass.
+        verify_weights: require the official spliceai 1.3.1 files (SHA-256).
+
+    Returns:
+        The model; its version changes with the weights, reference, annotation, distance and mask.
+
+    Raises:
+        InputError: naming the option and file: bad distance, device, threads or batch size, unreadable
+            reference, missing or malformed annotation, missing or altered weight file.
+    """
+    from aisci.splice.annotation import PACKAGED, packaged_table
+    from aisci.splice.scoring import check_distance
+    from aisci.splice.weights import FILES, INSTALL, SPLICEAI, weights_dir
+
+    check_distance(distance)
+    _check_runtime(device, threads, batch_size)
+    ref_path = _reference(ref)
+    spec = str(annotation) if str(annotation) in PACKAGED else str(_file(annotation, "--annotation"))
+    ann_path = packaged_table(spec) if spec in PACKAGED else Path(spec)
+    ann_sha = _sha256(_file(ann_path, "--annotation"))
+    _parsed("splice", spec, ann_sha)
+    folder = weights_dir(weights).resolve()
+    hashes = {}
+    for name in FILES:
+        path = folder / name
+        if not path.is_file():
+            raise InputError(f"--splice-weights {folder}: {name} missing (stage the weights with `{INSTALL}`)")
+        hashes[name] = _sha256(path)
+        if verify_weights and hashes[name] != SPLICEAI.sha256[name]:
+            raise InputError(f"--splice-weights {path}: SHA-256 differs from the official spliceai 1.3.1 release")
+    content = {"weights": hashes, "reference": _sha256(ref_path), "annotation": ann_sha,
+               "distance": int(distance), "mask": bool(mask)}
+    options = {"ref": str(ref_path), "annotation": spec, "weights": str(folder), "distance": int(distance),
+               "mask": bool(mask), "device": device, "threads": int(threads), "batch_size": int(batch_size),
+               "content": content}
+    return ScoreModel("splice", SPLICE_NAME, _version("splice", content), options)
+
+
+def protein_model(ref: str | Path, annotation: str | Path, model: str, store: str | Path | None = None,
+                  strategy: str = "masked-marginals", batch_size: int = 16, device: str = "auto",
+                  threads: int = 0) -> ScoreModel:
+    """The protein language model of a cohort's protein scores, every input checked before any model loads.
+
+    Args:
+        ref: reference FASTA (plain or bgzip, indexed).
+        annotation: GFF3 or GTF with exon and CDS lines.
+        model: model name in the model store.
+        store: the model store (default: $AISCI_MODELS).
+        strategy: masked-marginals, wt-marginals or pseudo-ppl (indels always use pseudo-ppl).
+        batch_size: sequences per forward pass.
+        device: auto, cpu, cuda or cuda:N (checked for syntax only).
+        threads: torch CPU threads per process (0: torch's default).
+
+    Returns:
+        The model; its version changes with the model files, reference, annotation and strategy.
+
+    Raises:
+        InputError: naming the option and file: unknown strategy, bad device, threads or batch size,
+            unreadable reference, malformed annotation, a model not staged or failing verification.
+    """
+    from aisci.protein.plm import STRATEGIES
+    from aisci.protein.store import check_model, read_manifest
+
+    if strategy not in STRATEGIES:
+        raise InputError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    _check_runtime(device, threads, batch_size)
+    ref_path = _reference(ref)
+    ann_path = _file(annotation, "--annotation")
+    ann_sha = _sha256(ann_path)
+    _parsed("protein", str(ann_path), ann_sha)
+    model_dir = check_model(store, model, where="--model")  # verified against the store's manifest
+    files = {k: v["sha256"] for k, v in read_manifest(model_dir.parent)["models"][model]["files"].items()}
+    content = {"weights": files, "reference": _sha256(ref_path), "annotation": ann_sha, "strategy": strategy}
+    options = {"ref": str(ref_path), "annotation": str(ann_path), "model": model, "model_dir": str(model_dir),
+               "strategy": strategy, "device": device, "threads": int(threads), "batch_size": int(batch_size),
+               "content": content}
+    return ScoreModel("protein", model, _version("protein", content), options)
+
+
+def _check_runtime(device: str, threads: int, batch_size: int) -> None:
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+    if threads < 0:
+        raise InputError(f"--threads {threads}: must be 0 (torch's default) or more")
+    if batch_size < 1:
+        raise InputError(f"--batch-size {batch_size}: must be at least 1")
+
+
+def _file(path: str | Path, option: str) -> Path:
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise InputError(f"{option} {path}: no such file")
+    return p
+
+
+def _reference(ref: str | Path) -> Path:
+    import pysam
+
+    path = _file(ref, "--ref")
+    try:
+        with pysam.FastaFile(str(path)) as fasta:
+            if not fasta.references:
+                raise InputError(f"--ref {path}: no sequences")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--ref {path}: cannot open as an indexed FASTA ({exc})") from None
+    return path
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered in this process while its size, mtime and ctime stay the same."""
+    from aisci.splice.weights import sha256
+
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = sha256(path)
+    return _HASHES[key]
+
+
+def _version(stage: str, content: dict[str, Any]) -> str:
+    text = json.dumps({"stage": stage, "revision": SCORER_REVISION, **content}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _parsed(kind: str, spec: str, sha: str) -> Any:
+    """The annotation parsed for ``kind`` (splice genes or protein transcripts), once per process and content."""
+    key = (kind, spec, sha)
+    if key not in _PARSED:
+        if kind == "splice":
+            from aisci.splice.annotation import load_annotation
+
+            _PARSED[key] = load_annotation(spec)
+        else:
+            from aisci.protein.transcripts import load_transcripts
+
+            _PARSED[key] = load_transcripts(spec)
+    return _PARSED[key]
+
+
+# ------------------------------------------------------------------------------------------- cache
+class ScoreCache:
+    """The append-only score caches under ``root`` (the store's ``scores/`` or a cache shared by stores)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def model_dir(self, model: ScoreModel) -> Path:
+        """``<root>/<stage>/<model_id>``."""
+        if model.stage not in schema.SCORE_SCHEMAS:
+            raise ValueError(f"unknown stage {model.stage!r}: expected one of {', '.join(schema.STAGES)}")
+        return self.root / model.stage / model.model_id
+
+    def chrom_dir(self, model: ScoreModel, chrom: str) -> Path:
+        """The partition of one chromosome (hive ``chrom=`` with '/' and '%' URI-escaped, as pyarrow reads it)."""
+        return self.model_dir(model) / f"chrom={quote(chrom, safe=_SAFE)}"
+
+    def parts(self, model: ScoreModel, chrom: str | None = None) -> list[Path]:
+        """The complete part files of a model (of one chromosome), oldest name order."""
+        if chrom is not None:
+            return sorted(self.chrom_dir(model, chrom).glob("part-*.parquet"))
+        return sorted(self.model_dir(model).glob("chrom=*/part-*.parquet"))
+
+    def write(self, model: ScoreModel, chrom: str, table: pa.Table) -> Path:
+        """Add one part of scores of ``chrom`` (the stage's schema; absent nullable columns as nulls) atomically."""
+        import pyarrow.parquet as pq
+
+        want = schema.SCORE_SCHEMAS[model.stage]
+        for f in want:  # absent nullable columns are null (e.g. no gene for a variant outside every gene)
+            if f.nullable and f.name not in table.column_names:
+                table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+        schema.check_schema(table.schema, want, f"{model.stage} scores of {chrom}")
+        table = table.select(want.names).cast(want)
+        info = self.model_dir(model) / "model.json"
+        if not info.exists():  # provenance: what the version hash was computed from
+            with atomic_output(info, suffix=".part") as tmp:
+                tmp.write_text(json.dumps({"stage": model.stage, "name": model.name, "version": model.version,
+                                           "options": model.options}, indent=2, sort_keys=True) + "\n")
+        path = self.chrom_dir(model, chrom) / f"part-{uuid.uuid4().hex}.parquet"
+        with atomic_output(path, suffix=".part") as tmp:
+            pq.write_table(table, tmp)
+        return path
+
+    def read(self, model: ScoreModel, chrom: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Every cached row of a model (of one chromosome); a variant found in several parts keeps one part's rows."""
+        import pyarrow.parquet as pq
+
+        want = schema.SCORE_SCHEMAS[model.stage]
+        columns = list(columns or want.names)
+        parts = self.parts(model, chrom)
+        if not parts:
+            return want.empty_table().select(columns)
+        tables = []
+        for i, part in enumerate(parts):
+            t = pq.read_table(part, columns=list(dict.fromkeys(["variant_id", *columns])))
+            schema.check_schema(t.schema, want.empty_table().select(t.column_names).schema, str(part))
+            tables.append(t.append_column("_part", pa.array([i] * t.num_rows, pa.int32())))
+        table = pa.concat_tables(tables)
+        vid, part = table.column("variant_id").combine_chunks(), table.column("_part").combine_chunks()
+        keys = pc.unique(vid)
+        first_part = pc.take(part, pc.index_in(keys, value_set=vid))  # parts are in order: first hit = lowest part
+        keep = pc.equal(part, pc.take(first_part, pc.index_in(vid, value_set=keys)))
+        return table.filter(keep).select(columns)
+
+    def keys(self, model: ScoreModel, chrom: str) -> pa.Array:
+        """The distinct variant_ids cached for a model on one chromosome."""
+        return _keys(self.parts(model, chrom))
+
+    def count(self, model: ScoreModel) -> int:
+        """Distinct variants cached for a model (one chromosome in memory at a time)."""
+        return sum(len(_keys(sorted(d.glob("part-*.parquet")))) for d in sorted(self.model_dir(model).glob("chrom=*")))
+
+    def missing(self, model: ScoreModel, variants: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.Table]:
+        """The distinct variants with no cached row for ``model``, one table per run of a chromosome.
+
+        Args:
+            model: the model.
+            variants: batches (or tables) with at least chrom, variant_id, pos, ref and alt columns, grouped by
+                chromosome as `CohortStore.variant_batches` yields them (a chromosome that comes back later
+                is handled correctly but may yield a variant twice). Duplicates are dropped.
+
+        Yields:
+            Non-empty tables (chrom, variant_id, pos, ref, alt) of one chromosome each, sorted by position.
+            Only the cached keys and the missing variants of the current chromosome are held in memory.
+        """
+        current: str | None = None
+        cached = pa.array([], pa.string())
+        pending: list[pa.Table] = []
+        for batch in variants:
+            for chrom, rows in _by_chrom(batch):
+                if chrom != current:
+                    if pending:
+                        yield _distinct(current, pending)
+                    current, cached, pending = chrom, self.keys(model, chrom), []
+                rows = rows.filter(pc.invert(pc.is_in(rows.column("variant_id"), value_set=cached)))
+                if rows.num_rows:
+                    pending.append(rows)
+        if pending:
+            yield _distinct(current, pending)
+
+    def best(self, model: ScoreModel, chrom: str | None = None) -> pa.Table:
+        """One row per cached variant: the gene with the largest delta score, or the most damaging transcript.
+
+        Returns:
+            splice: variant_id, splice_gene, ds_ag, ds_al, ds_dg, ds_dl, ds_max, splice_model, splice_model_version;
+            protein: variant_id, protein_gene, protein_transcript, hgvs_p, protein_score, protein_model,
+            protein_model_version. Sorted by variant_id; a variant with nothing scored has null scores.
+        """
+        t = self.read(model, chrom)
+        if model.stage == "splice":
+            ds_max = pc.max_element_wise(*(t.column(c) for c in _DS), skip_nulls=True).cast(pa.float32())
+            t = t.append_column("ds_max", ds_max)
+            t = t.sort_by([("variant_id", "ascending", "at_end"), ("ds_max", "descending", "at_end")])
+            names = {"gene": "splice_gene", **{c: c for c in _DS}, "ds_max": "ds_max"}
+        else:
+            t = t.sort_by([("variant_id", "ascending", "at_end"), ("score", "ascending", "at_end")])
+            names = {"gene": "protein_gene", "transcript": "protein_transcript", "hgvs_p": "hgvs_p",
+                     "score": "protein_score"}
+        vid = t.column("variant_id").combine_chunks()
+        t = t.take(pc.index_in(pc.unique(vid), value_set=vid))
+        out = t.select(["variant_id", *names]).rename_columns(["variant_id", *names.values()])
+        n = out.num_rows
+        out = out.append_column(f"{model.stage}_model", pa.array([model.name] * n, pa.string()))
+        return out.append_column(f"{model.stage}_model_version", pa.array([model.version] * n, pa.string()))
+
+
+_SAFE = "!#$&'()*+,:;=?@[]^{|}~"
+_KEYS = pa.schema([("chrom", pa.string()), ("variant_id", pa.string()), ("pos", pa.int64()), ("ref", pa.string()),
+                   ("alt", pa.string())])
+_DS = ("ds_ag", "ds_al", "ds_dg", "ds_dl")
+
+
+def _keys(parts: list[Path]) -> pa.Array:
+    import pyarrow.parquet as pq
+
+    chunks = [c for p in parts for c in pq.read_table(p, columns=["variant_id"]).column("variant_id").chunks]
+    return pc.unique(pa.chunked_array(chunks, pa.string()).combine_chunks())
+
+
+def _by_chrom(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """(chrom, rows) runs of a batch; a batch of one chromosome (the usual case) is not split."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    if table.num_rows == 0:
+        return
+    table = table.select(["chrom", *KEY_COLUMNS]).cast(_KEYS)
+    chroms = pc.unique(table.column("chrom")).to_pylist()
+    if len(chroms) == 1:
+        yield chroms[0], table
+        return
+    for chrom in chroms:
+        yield chrom, table.filter(pc.equal(table.column("chrom"), chrom))
+
+
+def _distinct(chrom: str | None, tables: list[pa.Table]) -> pa.Table:
+    t = pa.concat_tables(tables)
+    vid = t.column("variant_id").combine_chunks()
+    t = t.take(pc.index_in(pc.unique(vid), value_set=vid))
+    t = t.sort_by([("pos", "ascending"), ("variant_id", "ascending")])
+    return t.set_column(0, "chrom", pa.array([chrom] * t.num_rows, pa.string())).combine_chunks()
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def score_chunk(model: ScoreModel, chrom: str, variants: pa.Table, cache_root: str | Path) -> int:
+    """Score ``variants`` of one chromosome with ``model`` and add them to the cache as one part.
+
+    The unit of work of a Dask task or a Snakemake job. The model is loaded once per process (kept
+    by model_id); calls from several threads of one process take turns. Every variant gets at least
+    one row, "scored" or the reason it was not (so it is not scored again).
+
+    Args:
+        model: from `splice_model` / `protein_model` (its options say how to rebuild the scorer).
+        chrom: the chromosome of every variant.
+        variants: a table with variant_id, pos, ref, alt (as `ScoreCache.missing` yields).
+        cache_root: the ScoreCache root.
+
+    Returns:
+        The number of distinct variants scored.
+
+    Raises:
+        InputError: the model has no options (a model rebuilt from a cache directory name cannot score).
+    """
+    # imported here because scorers imports this module
+    from aisci.cohort.scorers import _runner
+
+    if isinstance(variants, pa.RecordBatch):
+        variants = pa.Table.from_batches([variants])
+    if variants.num_rows == 0:
+        return 0
+    vid = variants.column("variant_id").combine_chunks()
+    variants = variants.take(pc.index_in(pc.unique(vid), value_set=vid))
+    runner = _runner(model)
+    t0 = time.perf_counter()
+    with runner.lock:
+        table = runner.score(chrom, variants)
+    ScoreCache(cache_root).write(model, chrom, table)
+    log.info("%s: %d variants of %s scored in %.1f s", model.model_id, variants.num_rows, chrom,
+             time.perf_counter() - t0)
+    return variants.num_rows

@@ -1,0 +1,467 @@
+"""The cohort store: per-sample calls as Parquet, per-variant cohort summaries kept up to date by deltas.
+
+Layout under the root R (tables in `aisci.cohort.schema`, pure table functions in `aisci.cohort.tables`)::
+
+    R/store.json                                   the single source of truth, replaced atomically
+    R/calls/chrom=<chrom>/<sample>.<fp8>.parquet   one file per sample and chromosome, sorted by pos
+    R/variants/v<generation>/chrom=<chrom>/part.parquet   additive counts over the committed samples
+    R/.staging/<uuid>/chrom=<chrom>.parquet        a staged sample, invisible until committed
+    R/.lock                                        fcntl lock serialising commits and garbage collection
+
+A file is only ever seen under a ``.parquet`` name once complete (temporary names end in ``.part``),
+and readers open only the files store.json references, so a process killed at any point leaves the
+store at its last committed state; what it left behind is garbage for `collect_garbage`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from aisci.cohort.schema import CALLS, CALLS_PARTITIONING, FORMAT_VERSION, SCORED_CALLS, VARIANTS
+from aisci.cohort.tables import (CALL_COLUMNS, CHROM, SUMMARIES, by_position, call_counts, check_scores,
+                                 chrom_key, fold, parse_region, scored_calls, sort_calls, with_an_af)
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+
+__all__ = ["SUMMARIES", "CohortStore", "StagedSample", "chrom_key", "parse_region"]
+
+FORMAT = "aisci-cohort"
+ROW_GROUP = 16384  # rows per Parquet row group: the granularity of region pushdown on `pos`
+STAGING_MAX_AGE = 6 * 3600.0  # staged samples younger than this may still be awaiting a commit elsewhere
+DICTIONARY = ("sample", "ref", "alt", "filter", "genotype")  # columns with few distinct values
+SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+Region = tuple[str, int, int]
+State = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StagedSample:
+    """One sample parsed into staged files, awaiting `CohortStore.commit` (small and picklable)."""
+
+    name: str
+    vcf: str
+    fingerprint: str
+    staging: str  # the staging folder
+    files: dict[str, str] = field(default_factory=dict)  # chrom -> staged file
+    records: int = 0  # VCF records with at least one ALT
+    rows: int = 0  # rows after splitting multi-allelic records
+    size: int = 0
+    mtime_ns: int = 0
+
+
+class CohortStore:
+    """A Parquet cohort store rooted at ``root``; readers see only what store.json references."""
+
+    def __init__(self, root: str | os.PathLike[str], create: bool = False):
+        """Open (or with ``create``, create) the store at ``root``; takes no lock to read.
+
+        Args:
+            root: the store's folder.
+            create: create an empty store when ``root`` holds none.
+
+        Raises:
+            InputError: ``root`` holds no store.json (and ``create`` is False); at first read, a store.json of
+                another format.
+        """
+        self.root = Path(root).absolute()
+        self._cache: tuple[tuple[int, int, int], State] | None = None
+        if not (self.root / "store.json").exists():
+            if not create:
+                raise InputError(f"{self.root}: not a cohort store (no store.json)")
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                if not (self.root / "store.json").exists():
+                    self._write_state({"format": FORMAT, "format_version": FORMAT_VERSION, "generation": 0,
+                                       "samples": {}, "variants": None})
+        # store.json is read at first use, not here: staging (on many workers) never reads it
+
+    # ------------------------------------------------------------------------------------------ state
+    def _state(self, fresh: bool = False) -> State:
+        """store.json, read again when it was replaced since the last read (always with ``fresh``)."""
+        path = self.root / "store.json"
+        st = path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if fresh or self._cache is None or self._cache[0] != stamp:
+            try:
+                state = json.loads(path.read_text())
+            except ValueError as exc:
+                raise InputError(f"{path}: not valid JSON ({exc})") from None
+            if not isinstance(state, dict) or (state.get("format"), state.get("format_version")) != (
+                    FORMAT, FORMAT_VERSION):
+                raise InputError(f"{path}: not an {FORMAT} store of format version {FORMAT_VERSION}")
+            self._cache = (stamp, state)
+        return self._cache[1]
+
+    def _write_state(self, state: State) -> None:
+        with atomic_output(self.root / "store.json", suffix=".part") as tmp, open(tmp, "w") as fh:
+            json.dump(state, fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock (so does the death of the process)
+
+    def samples(self) -> dict[str, dict[str, Any]]:
+        """The committed samples: name -> {vcf, fingerprint, files {chrom: relpath}, records, rows, ingested}."""
+        return {k: dict(v) for k, v in self._state()["samples"].items()}
+
+    def n_samples(self) -> int:
+        """The number of committed samples (N of AN)."""
+        return len(self._state()["samples"])
+
+    def chromosomes(self) -> list[str]:
+        """The chromosomes with at least one call, in natural order."""
+        return _chromosomes(self._state())
+
+    @staticmethod
+    def fingerprint(vcf: str | os.PathLike[str]) -> str:
+        """The hex sha256 of a file's bytes."""
+        digest = hashlib.sha256()
+        with open(vcf, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def needs_ingest(self, name: str, vcf: str | os.PathLike[str]) -> bool:
+        """True when ``name`` is not committed or its VCF's content changed.
+
+        A VCF at the committed path with the committed size and mtime is not hashed again.
+        """
+        entry = self._state()["samples"].get(name)
+        if entry is None:
+            return True
+        path = Path(vcf).absolute()
+        st = path.stat()
+        if entry["vcf"] == str(path) and (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
+            return False
+        return entry["fingerprint"] != self.fingerprint(path)
+
+    # ---------------------------------------------------------------------------------------- writing
+    def stage_sample(self, name: str, vcf: str | os.PathLike[str]) -> StagedSample:
+        """Parse one sample's VCF into staged per-chromosome files sorted by pos; nothing visible is written.
+
+        Safe to run in many processes at once. Memory: the calls of one chromosome of this sample.
+
+        Args:
+            name: the sample name (^[A-Za-z0-9][A-Za-z0-9._-]*$).
+            vcf: its single-sample VCF (plain or bgzipped).
+
+        Returns:
+            The StagedSample to pass to `commit`.
+
+        Raises:
+            InputError: a bad sample name, a malformed VCF (from the parser), or a variant in two records.
+        """
+        from aisci.cohort.vcf import read_calls
+
+        if not SAMPLE_NAME.match(name):
+            raise InputError(f"sample {name!r} must match {SAMPLE_NAME.pattern}")
+        path = Path(vcf).absolute()
+        st = path.stat()
+        fp = self.fingerprint(path)
+        staging = self.root / ".staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        files: dict[str, str] = {}
+        pending: dict[str, list[pa.RecordBatch]] = {}
+        records = rows = 0
+
+        def flush(chrom: str) -> None:
+            target = staging / f"{_chrom_dir(chrom)}.parquet"
+            parts = [pa.Table.from_batches(pending.pop(chrom), CALLS)]
+            if chrom in files:  # the chromosome came back after another one: merge
+                parts.insert(0, pq.read_table(target, schema=CALLS))
+            _write(sort_calls(parts, str(path)), target)
+            files[chrom] = str(target)
+
+        try:
+            current = None
+            for chrom, batch in read_calls(path, name):
+                if chrom != current and current in pending:
+                    flush(current)
+                current = chrom
+                if batch.schema != CALLS:
+                    batch = pa.RecordBatch.from_arrays([batch[f.name] for f in CALLS], schema=CALLS)
+                pending.setdefault(chrom, []).append(batch)
+                records += pc.sum(pc.equal(batch["alt_index"], 1)).as_py() or 0
+                rows += batch.num_rows
+            for chrom in list(pending):
+                flush(chrom)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return StagedSample(name, str(path), fp, str(staging), files, records, rows, st.st_size, st.st_mtime_ns)
+
+    def commit(self, staged: Iterable[StagedSample]) -> None:
+        """Add staged samples to the store, replacing earlier versions of them, in one atomic step.
+
+        Under the store lock: links the staged files into calls/, writes the next generation of variant
+        summaries (previous generation + the new samples' counts - the replaced samples' counts, one
+        chromosome at a time), replaces store.json (the commit point), then deletes what it no longer
+        references. A sample already committed with the same fingerprint is skipped.
+
+        Args:
+            staged: results of `stage_sample`, possibly from other processes.
+
+        Raises:
+            ValueError: a sample staged twice in ``staged``.
+            FileNotFoundError: a staged file is gone (stage the sample again).
+        """
+        staged = list(staged)
+        names = [s.name for s in staged]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a sample staged twice in one commit: {sorted(n for n in names if names.count(n) > 1)}")
+        if staged:
+            with self._locked():
+                self._commit(staged)
+
+    def _commit(self, staged: list[StagedSample]) -> None:
+        state = self._state(fresh=True)  # under the lock: never a cached state (an inode and mtime can recur)
+        samples = dict(state["samples"])
+        added, replaced = [], []
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for s in (s for s in staged if samples.get(s.name, {}).get("fingerprint") != s.fingerprint):
+            old = samples.get(s.name)
+            taken = set(old["files"].values()) if old else set()
+            entry = {"vcf": s.vcf, "fingerprint": s.fingerprint, "files": {}, "records": s.records, "rows": s.rows,
+                     "ingested": now, "size": s.size, "mtime_ns": s.mtime_ns}
+            for chrom, src in s.files.items():
+                rel = f"calls/{_chrom_dir(chrom)}/{s.name}.{s.fingerprint[:8]}.parquet"
+                if rel in taken:  # 8 hex digits of two fingerprints collided
+                    rel = f"calls/{_chrom_dir(chrom)}/{s.name}.{s.fingerprint[:32]}.parquet"
+                _link(Path(src), self.root / rel, move=True)
+                entry["files"][chrom] = rel
+            added.append(entry)
+            replaced += [old] if old else []
+            samples[s.name] = entry
+        if added:
+            generation = state["generation"] + 1
+            variants = f"variants/v{generation}"
+            affected = {c for e in added + replaced for c in e["files"]}
+            before = set(_chromosomes(state))
+            shutil.rmtree(self.root / variants, ignore_errors=True)  # what a killed commit may have left there
+            for chrom in _chromosomes({"samples": samples}):
+                target = self.root / variants / _chrom_dir(chrom) / "part.parquet"
+                old_part = self._variants_file(state, chrom) if chrom in before else None
+                if chrom not in affected and old_part is not None:
+                    _link(old_part, target, move=False)
+                    continue
+                table = fold(self._counts(chrom, old_part, added, replaced), f"{self.root} {chrom}")
+                if table.num_rows:
+                    _write(table, target)
+            self._write_state(dict(state, generation=generation, samples=samples, variants=variants))
+            for entry in replaced:
+                for rel in entry["files"].values():
+                    (self.root / rel).unlink(missing_ok=True)
+            if state["variants"]:
+                shutil.rmtree(self.root / state["variants"], ignore_errors=True)
+        for s in staged:
+            shutil.rmtree(s.staging, ignore_errors=True)
+
+    def _counts(self, chrom: str, old_part: Path | None, added: list[dict[str, Any]],
+                replaced: list[dict[str, Any]]) -> Iterator[pa.Table]:
+        """One chromosome's old summaries, then the counts of each added and (negated) replaced sample."""
+        if old_part is not None:
+            yield pq.read_table(old_part, schema=VARIANTS)
+        for entries, sign in ((added, 1), (replaced, -1)):
+            for entry in (e for e in entries if chrom in e["files"]):
+                yield call_counts(pq.read_table(self.root / entry["files"][chrom], columns=CALL_COLUMNS), sign)
+
+    def collect_garbage(self, staging_max_age: float = STAGING_MAX_AGE) -> list[Path]:
+        """Delete what store.json does not reference: calls and variants files, commit leftovers, old staging.
+
+        Args:
+            staging_max_age: staged samples modified less than this many seconds ago are kept (another
+                process may be about to commit them); 0 deletes every staged sample.
+
+        Returns:
+            The deleted files and staging folders.
+        """
+        removed: list[Path] = []
+        with self._locked():
+            state = self._state(fresh=True)
+            keep = {self.root / rel for e in state["samples"].values() for rel in e["files"].values()}
+            keep |= {self._variants_file(state, c) for c in _chromosomes(state)}
+            for top in ("calls", "variants"):
+                for path in sorted((self.root / top).rglob("*"), reverse=True):  # children before folders
+                    if path.is_dir():
+                        with contextlib.suppress(OSError):
+                            path.rmdir()  # only when empty
+                    elif path not in keep:
+                        path.unlink()
+                        removed.append(path)
+            staging = self.root / ".staging"
+            old = [p for p in (staging.iterdir() if staging.exists() else [])
+                   if time.time() - p.stat().st_mtime >= staging_max_age]
+            for path in old + list(self.root.glob(".store.json.*.part")):  # + an interrupted store.json write
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path)
+        return removed
+
+    # ---------------------------------------------------------------------------------------- reading
+    def _variants_file(self, state: State, chrom: str) -> Path:
+        return self.root / state["variants"] / _chrom_dir(chrom) / "part.parquet"
+
+    def calls_dataset(self) -> ds.Dataset:
+        """A pyarrow dataset of the committed calls files (schema CALLS plus the hive partition ``chrom``)."""
+        files = [str(self.root / rel) for e in self._state()["samples"].values() for rel in e["files"].values()]
+        return _dataset(files, CALLS, self.root / "calls")
+
+    def variants_dataset(self) -> ds.Dataset:
+        """A pyarrow dataset of the current variant summaries (schema VARIANTS plus ``chrom``)."""
+        state = self._state()
+        files = [str(self._variants_file(state, c)) for c in _chromosomes(state)]
+        return _dataset(files, VARIANTS, self.root / (state["variants"] or "variants"))
+
+    def variant_batches(self, chrom: str | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """Stream the variant summaries chromosome by chromosome, in position order.
+
+        Args:
+            chrom: only this chromosome.
+
+        Yields:
+            (chrom, record batch of schema VARIANTS).
+        """
+        state = self._state()
+        for c in _chromosomes(state):
+            if chrom is None or c == chrom:
+                for batch in pq.ParquetFile(self._variants_file(state, c)).iter_batches(batch_size=4 * ROW_GROUP):
+                    yield c, batch
+
+    def summaries(self, region: Region | None = None) -> pa.Table:
+        """Variant summaries with the chrom and derived AN, AF: AN = 2 * (N - n_records) + called_alleles.
+
+        A sample with no record at a variant counts as homozygous reference (diploid).
+
+        Args:
+            region: (chrom, start, end), 1-based inclusive on POS; None for the whole store.
+
+        Returns:
+            A table of schema `SUMMARIES` (chrom + VARIANTS + an, af; af null where an is 0).
+        """
+        return _retry(lambda: self._summaries(self._state(), region))
+
+    def _summaries(self, state: State, region: Region | None) -> pa.Table:
+        chroms = _chromosomes(state)
+        if region:
+            chroms = [region[0]] if region[0] in chroms else []
+        filters = [("pos", ">=", region[1]), ("pos", "<=", region[2])] if region else None
+        tables = [with_an_af(c, pq.read_table(self._variants_file(state, c), schema=VARIANTS, filters=filters),
+                             len(state["samples"])) for c in chroms]
+        return pa.concat_tables(tables) if tables else SUMMARIES.empty_table()
+
+    def query(self, region: Region | None = None, samples: list[str] | None = None,
+              scores: dict[str, pa.Table] | None = None) -> pa.Table:
+        """Scored calls: every call in the region joined with its cohort summary and best scores.
+
+        Only the files of the region's chromosome and of the asked samples are opened; within them the
+        position filter is pushed down to the row groups' statistics.
+
+        Args:
+            region: (chrom, start, end), 1-based inclusive on POS; None for the whole store.
+            samples: only these samples (default: all).
+            scores: stage -> best-per-variant table (`ScoreCache.best`); stages left out get null columns.
+
+        Returns:
+            A table of schema SCORED_CALLS sorted by chromosome, pos, ref, alt and sample.
+
+        Raises:
+            InputError: a sample not in the store.
+            ValueError: an unknown stage or a scores table without its columns.
+        """
+        check_scores(scores or {})
+        return _retry(lambda: self._query(self._state(), region, samples, scores or {}))
+
+    def _query(self, state: State, region: Region | None, samples: list[str] | None,
+               scores: dict[str, pa.Table]) -> pa.Table:
+        entries = state["samples"]
+        names = list(entries) if samples is None else list(dict.fromkeys(samples))
+        unknown = [s for s in names if s not in entries]
+        if unknown:
+            raise InputError(f"sample {unknown[0]!r} is not in the store {self.root}")
+        flt = (ds.field("pos") >= region[1]) & (ds.field("pos") <= region[2]) if region else None
+        out = []
+        for chrom in [region[0]] if region else _chromosomes(state):
+            files = [str(self.root / entries[s]["files"][chrom]) for s in names if chrom in entries[s]["files"]]
+            calls = by_position(ds.dataset(files, schema=CALLS, format="parquet").to_table(filter=flt), "sample")
+            if calls.num_rows:
+                span = (chrom, calls["pos"][0].as_py(), calls["pos"][-1].as_py())
+                out.append(scored_calls(chrom, calls, self._summaries(state, span), scores))
+        return pa.concat_tables(out) if out else SCORED_CALLS.empty_table()
+
+
+def _chrom_dir(chrom: str) -> str:
+    return "chrom=" + quote(chrom, safe="")  # hive partition values are URI-encoded (pyarrow decodes them)
+
+
+def _chromosomes(state: State) -> list[str]:
+    return sorted({c for s in state["samples"].values() for c in s["files"]}, key=chrom_key)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    # dictionaries only for the few-valued strings, statistics only where they can prune (half the write time)
+    stats = [f.name for f in table.schema if f.name == "sample" or pa.types.is_integer(f.type)
+             or pa.types.is_floating(f.type)]
+    with atomic_output(path, suffix=".part") as tmp:
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP, compression="zstd", write_statistics=stats,
+                       use_dictionary=[c for c in DICTIONARY if c in table.column_names])
+
+
+def _dataset(files: list[str], schema: pa.Schema, base: Path) -> ds.Dataset:
+    return ds.dataset(files, schema=pa.schema([CHROM.with_nullable(True)] + list(schema)), format="parquet",
+                      partitioning=ds.partitioning(CALLS_PARTITIONING, flavor="hive"), partition_base_dir=str(base))
+
+
+def _retry(read: Callable[[], T]) -> T:
+    """Read again when a commit in another process deleted a file the read was about to open."""
+    for attempt in range(3):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+def _link(src: Path, dst: Path, move: bool) -> None:
+    """Give the complete file ``src`` the name ``dst`` too (a hard link); where links are not supported,
+    move it (``move``) or copy it under a temporary name."""
+    if not src.exists():
+        raise FileNotFoundError(f"staged file {src} is gone (collected as garbage?): stage the sample again")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)  # garbage of an interrupted commit
+    try:
+        os.link(src, dst)
+    except OSError:
+        if move:
+            os.replace(src, dst)
+        else:
+            with atomic_output(dst, suffix=".part") as tmp:
+                shutil.copyfile(src, tmp)
