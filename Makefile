@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo test lint bench bench-splice bench-plm bench-placement clean
+.PHONY: install system-tools demo demo-reanalysis test lint bench bench-splice bench-plm bench-placement bench-cohort clean
 
 install: system-tools $(VENV)/.installed
 
@@ -52,6 +52,16 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@echo; aisci plm summary $(filter-out %.consequences.parquet,$(wildcard results/protein/*.parquet)) --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 
+# Batch reanalysis of a synthetic cohort on the demo genome (workflows/reanalysis, store in cohort-store/).
+$(DEMO_DIR)/cohort/samples.tsv: $(DEMO_DIR)/samples.tsv
+	aisci cohort simulate --out $(DEMO_DIR)/cohort --samples 20 --variants 300 --seed 7 \
+		--ref $(DEMO_DIR)/reference.fa.gz --annotation $(DEMO_DIR)/genes.gff3
+
+demo-reanalysis: install $(DEMO_DIR)/cohort/samples.tsv $(DEMO_DIR)/models/manifest.json
+	snakemake --profile profiles/local --snakefile workflows/reanalysis/Snakefile
+	aisci cohort info --store cohort-store
+	aisci cohort query --store cohort-store --region $$(cut -f1 $(DEMO_DIR)/reference.fa.gz.fai | head -1) --out results/reanalysis/first_contig.tsv
+
 test: install
 	pytest $(PYTEST_ARGS)
 
@@ -72,6 +82,10 @@ bench-plm: install
 # Converged placement: 1,000 samples of germline + AI stages, the plan vs the static mapping (simulated)
 bench-placement: install
 	python benchmarks/placement/run.py
+
+# Cohort store: VCF->Parquet vs bcftools query, adding one sample, memory 100 vs 1,000 samples, snakemake -n of 10,000
+bench-cohort: install
+	python benchmarks/cohort/run.py
 
 clean:
 	rm -rf results logs resources .snakemake

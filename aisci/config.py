@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
 
 import yaml
 
@@ -18,6 +18,32 @@ from aisci.errors import InputError
 from aisci.reference import Contig, read_contigs
 
 READ_COLUMNS = ("fq1", "fq2", "bam", "truth")
+
+
+T = TypeVar("T")
+
+
+def for_snakemake(build: Callable[[str], T], configfiles: Iterable[str | os.PathLike[str]]) -> T:
+    """Build a workflow's validated plan from inside its Snakefile, before any job is planned.
+
+    Args:
+        build: makes the plan from the name of the config source (for error messages).
+        configfiles: Snakemake's ``workflow.configfiles``.
+
+    Returns:
+        What ``build`` returns.
+
+    Raises:
+        snakemake.exceptions.WorkflowError: for an InputError, with the file, line and field at fault,
+            so that Snakemake prints the message without a traceback and submits nothing.
+    """
+    from snakemake.exceptions import WorkflowError
+
+    source = ", ".join(Path(f).name for f in configfiles) or "config"
+    try:
+        return build(source)
+    except InputError as exc:
+        raise WorkflowError(f"invalid input: {exc}") from None
 
 
 @cache

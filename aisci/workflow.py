@@ -35,13 +35,9 @@ class Pipeline:
             snakemake.exceptions.WorkflowError: with the file, line and field at fault, so that
                 Snakemake prints the message without a traceback and submits nothing.
         """
-        from snakemake.exceptions import WorkflowError
+        from aisci.config import for_snakemake
 
-        source = ", ".join(Path(f).name for f in configfiles) or "config"
-        try:
-            return cls(validate_inputs(config, source))
-        except InputError as exc:
-            raise WorkflowError(f"invalid input: {exc}") from None
+        return for_snakemake(lambda source: cls(validate_inputs(config, source)), configfiles)
 
     # --- targets -------------------------------------------------------------------------
     def callsets(self) -> list[str]:

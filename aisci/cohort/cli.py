@@ -68,14 +68,13 @@ def _report(path: str | None, data: dict[str, Any]) -> None:
 def ingest(args: argparse.Namespace) -> int:
     """Ingest the manifest (or one shard of it) in this process; exit 1 after committing the good samples."""
     from aisci.cohort.manifest import read_manifest, shard
-    from aisci.cohort.store import CohortStore
 
     if args.shard_size < 1:
         raise InputError(f"--shard-size must be at least 1, got {args.shard_size}")
     samples = read_manifest(args.manifest)
     if args.shard is not None:
         samples = shard(samples, args.shard, args.shard_size)
-    store = CohortStore(args.store, create=True)
+    store = re_.open_store(args.store)
     outcome = re_.ingest(store, samples, args.shard_size, client=None, progress=False)
     print(outcome.text())
     if outcome.failures:
@@ -116,33 +115,42 @@ def newest_models(store_root: Path) -> dict[str, Any]:
 
 
 def query(args: argparse.Namespace) -> int:
-    """Write the scored calls of a region, a gene or the whole store."""
+    """Write the scored calls of a region, a gene or the whole store, one chromosome at a time."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    from aisci.cohort.schema import SCORED_CALLS
     from aisci.cohort.scores import ScoreCache
     from aisci.cohort.store import CohortStore, parse_region
 
     store = CohortStore(args.store)
-    region = None
     if args.region:
-        region = parse_region(args.region)
+        regions = [parse_region(args.region)]
     elif args.gene:
-        region = gene_region(args.gene, args.annotation)
+        regions = [gene_region(args.gene, args.annotation)]
+    else:  # the whole store, streamed: one chromosome's calls and scores in memory at a time
+        regions = [(chrom, 1, 2**62) for chrom in store.chromosomes()]
     cache = ScoreCache(store.root / "scores")
-    chrom = region[0] if region else None
-    scores = {stage: cache.best(model, chrom) for stage, model in newest_models(store.root).items()}
-    table = store.query(region, samples=args.sample, scores=scores)
-    out = str(args.out)
-    with atomic_output(out, suffix=".part") as tmp:
-        if out.endswith(".tsv"):
-            flat = table.drop_columns(["allele_depths"])
-            with open(tmp, "wb") as fh:
-                fh.write(("\t".join(flat.column_names) + "\n").encode())
-                pacsv.write_csv(flat, fh, pacsv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False))
-        else:
-            pq.write_table(table, tmp)
-    print(f"{table.num_rows} calls -> {out}")
+    models = newest_models(store.root)
+    out, rows = str(args.out), 0
+    tsv = out.endswith(".tsv")
+    columns = [n for n in SCORED_CALLS.names if not (tsv and n == "allele_depths")]
+    with atomic_output(out, suffix=".part") as tmp, open(tmp, "wb") as fh:
+        if tsv:
+            fh.write(("\t".join(columns) + "\n").encode())
+        writer = None if tsv else pq.ParquetWriter(fh, SCORED_CALLS)
+        for region in regions:
+            scores = {stage: cache.best(model, region[0]) for stage, model in models.items()}
+            table = store.query(region, samples=args.sample, scores=scores)
+            rows += table.num_rows
+            if tsv:
+                pacsv.write_csv(table.select(columns), fh,
+                                pacsv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False))
+            else:
+                writer.write_table(table.cast(SCORED_CALLS))
+        if writer is not None:
+            writer.close()
+    print(f"{rows} calls -> {out}")
     return 0
 
 
@@ -155,6 +163,7 @@ def gene_region(gene: str, annotation: str | None) -> tuple[str, int, int]:
     hits = [g for g in load_annotation(annotation).genes if g.name == gene]
     if not hits:
         raise InputError(f"--gene {gene}: not in {annotation}")
+    hits = [g for g in hits if g.chrom == hits[0].chrom]  # a gene on two chromosomes (PAR): its first one
     return hits[0].chrom, min(g.tx_start for g in hits), max(g.tx_end for g in hits)
 
 

@@ -72,7 +72,7 @@ def open_client(scheduler: str | None = None, workers: int = 2, threads_per_work
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         try:
             yield client

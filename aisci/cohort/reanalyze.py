@@ -100,43 +100,90 @@ def score_task(model: Any, chrom: str, variants: Any, cache_root: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------- running
-def _results(client: Any, fn: Callable[..., Any], calls: Iterator[tuple[tuple[Any, ...], dict[str, Any]]],
-             total: int | None, desc: str, progress: bool) -> Iterator[Any]:
-    """Run ``fn(*args)`` for every call, yielding results as they finish; on Dask, a bounded number in flight."""
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (label naming the sample or chunk, args, submit options)
+POLL_S = 5.0
+WORKER_TIMEOUT_S = 600.0
+
+
+def _results(client: Any, fn: Callable[..., Any], calls: Iterator[Call], total: int | None, desc: str,
+             progress: bool, worker_timeout: float = WORKER_TIMEOUT_S) -> Iterator[Any]:
+    """Run ``fn(*args)`` for every call, yielding results (or Failures naming the call) as they finish.
+
+    On Dask a bounded number of tasks is in flight. When no worker able to run the waiting tasks
+    has been connected for ``worker_timeout`` seconds (Slurm worker jobs past their wall time,
+    killed for memory, a lost node), the waiting and the remaining calls fail instead of hanging.
+    """
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="task", disable=not progress, file=sys.stderr, mininterval=1.0)
+    bar = tqdm(total=total, desc=desc, unit="task", disable=not progress or total == 0, file=sys.stderr,
+               mininterval=1.0)
     try:
         if client is None:
-            for args, _ in calls:
+            for _, args, _ in calls:
                 result = fn(*args)
                 bar.update(1)
                 yield result
             return
-        from distributed import as_completed
+        from distributed import wait
 
         limit = max(1, INFLIGHT_PER_WORKER * len(client.scheduler_info(n_workers=-1)["workers"]))
-        pending = as_completed()
-        for args, options in calls:
-            pending.add(client.submit(fn, *args, pure=False, **options))
-            if pending.count() >= limit:
-                yield _done(next(pending), bar)
-        for future in pending:
-            yield _done(future, bar)
+        calls = iter(calls)
+        inflight: dict[Any, tuple[str, Any]] = {}
+        exhausted, stalled_since = False, None
+        while True:
+            while not exhausted and len(inflight) < limit:
+                call = next(calls, None)
+                if call is None:
+                    exhausted = True
+                    break
+                label, args, options = call
+                inflight[client.submit(fn, *args, pure=False, **options)] = (label, options.get("resources"))
+            if not inflight:
+                return
+            try:
+                done = wait(list(inflight), timeout=POLL_S, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                done = set()
+            for future in done:
+                label, _ = inflight.pop(future)
+                bar.update(1)
+                yield _done(future, label)
+            if done or _can_run(client, [r for _, r in inflight.values()]):
+                stalled_since = None
+                continue
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since < worker_timeout:
+                continue
+            why = (f"no worker able to run it for {worker_timeout:.0f} s (workers lost: wall time, memory, a node "
+                   "failure?)")
+            for future, (label, _) in inflight.items():
+                future.cancel()
+                yield Failure(label, why)
+            for label, _, _ in calls:
+                yield Failure(label, "not run: " + why)
+            return
     finally:
         bar.close()
 
 
-def _done(future: Any, bar: Any) -> Any:
-    bar.update(1)
+def _can_run(client: Any, needs: list[Any]) -> bool:
+    """Whether a connected worker has what the waiting tasks need (any worker, or one with their resources)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    for resources in needs:
+        if any(all(w.get("resources", {}).get(k, 0) >= v for k, v in (resources or {}).items()) for w in workers):
+            return True
+    return False
+
+
+def _done(future: Any, label: str) -> Any:
     try:
         return future.result()
-    except Exception as exc:  # KilledWorker, a worker lost mid-task
-        return Failure(f"task {future.key}", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # KilledWorker: the task's worker died (out of memory, killed) too often
+        return Failure(label, f"{type(exc).__name__}: {exc}")
 
 
 def ingest(store: Any, samples: list[Any], shard_size: int, client: Any = None, progress: bool = True,
-           outcome: Outcome | None = None) -> Outcome:
+           outcome: Outcome | None = None, worker_timeout: float = WORKER_TIMEOUT_S) -> Outcome:
     """Bring the store up to date with ``samples``: stage the new or changed ones, commit shard by shard.
 
     Args:
@@ -146,6 +193,7 @@ def ingest(store: Any, samples: list[Any], shard_size: int, client: Any = None, 
         client: a `distributed.Client`, or None to run in this process.
         progress: show a progress bar on stderr.
         outcome: add to this outcome (a new one by default).
+        worker_timeout: seconds without a worker before the waiting samples fail.
 
     Returns:
         The outcome, with the ingested samples and the failures.
@@ -161,31 +209,28 @@ def ingest(store: Any, samples: list[Any], shard_size: int, client: Any = None, 
     for s in todo:
         left[shard_of[s.name]] = left.get(shard_of[s.name], 0) + 1
     staged: dict[int, list[Any]] = {}
-    calls = (((str(store.root), s.name, str(s.vcf)), {}) for s in todo)
-    for result in _results(client, stage_task, calls, len(todo), "ingest", progress):
+    vcfs = {s.name: s.vcf for s in todo}
+    calls = ((f"sample {s.name}", (str(store.root), s.name, str(s.vcf)), {}) for s in todo)
+    for result in _results(client, stage_task, calls, len(todo), "ingest", progress, worker_timeout):
         if isinstance(result, Failure):
-            outcome.failures.append(result)
             name = result.what.removeprefix("sample ")
+            vcf = str(vcfs[name])
+            outcome.failures.append(result if vcf in result.error else Failure(result.what, f"{vcf}: {result.error}"))
         else:
             name = result.name
             staged.setdefault(shard_of[name], []).append(result)
-        if name not in shard_of:  # a lost task: its sample is unknown, its shard never completes here
-            continue
         k = shard_of[name]
         left[k] -= 1
         if left[k] == 0 and staged.get(k):
             batch = staged.pop(k)
             store.commit(batch)
             outcome.ingested += [s.name for s in batch]
-    for k, rest in staged.items():  # shards with a lost task: commit what did arrive
-        store.commit(rest)
-        outcome.ingested += [s.name for s in rest]
     outcome.seconds["ingest"] = time.perf_counter() - t0
     return outcome
 
 
 def score(store: Any, models: list[Any], client: Any = None, progress: bool = True, chunk: int = SCORE_CHUNK,
-          outcome: Outcome | None = None) -> Outcome:
+          outcome: Outcome | None = None, worker_timeout: float = WORKER_TIMEOUT_S) -> Outcome:
     """Score every variant of the store that has no cache entry for each model.
 
     Args:
@@ -195,10 +240,13 @@ def score(store: Any, models: list[Any], client: Any = None, progress: bool = Tr
         progress: show a progress bar on stderr.
         chunk: variants per task.
         outcome: add to this outcome.
+        worker_timeout: seconds without a worker able to score before the waiting chunks fail.
 
     Returns:
         The outcome with per-stage counts of variants scored now and found in the cache.
     """
+    import numpy as np
+
     from aisci.cohort.cluster import model_resources
     from aisci.cohort.scores import ScoreCache
 
@@ -213,16 +261,20 @@ def score(store: Any, models: list[Any], client: Any = None, progress: bool = Tr
         t0 = time.perf_counter()
         todo = [0]
 
-        def chunks(model: Any = model) -> Iterator[tuple[Any, ...]]:
+        def chunks(model: Any = model) -> Iterator[Call]:
             for chrom, table in _missing(cache, model, store):
                 todo[0] += table.num_rows
                 for i in range(0, table.num_rows, chunk):
-                    yield model, chrom, table.slice(i, chunk), str(cache.root)
+                    # a copy, not a slice: a pickled slice carries its whole parent table to the worker
+                    part = table.take(np.arange(i, min(i + chunk, table.num_rows)))
+                    pos = part.column("pos")
+                    label = (f"{model.stage} chunk {chrom}:{pos[0].as_py()}-{pos[-1].as_py()} "
+                             f"({part.num_rows} variants)")
+                    yield label, (model, chrom, part, str(cache.root)), options
 
         calls = chunks()
         done = tasks = on_gpu = 0
-        for result in _results(client, score_task, ((c, options) for c in calls), None, f"score {model.stage}",
-                               progress):
+        for result in _results(client, score_task, calls, None, f"score {model.stage}", progress, worker_timeout):
             if isinstance(result, Failure):
                 outcome.failures.append(result)
             else:
@@ -298,6 +350,22 @@ def stages_of(text: str) -> list[str]:
     return {"all": ["splice", "protein"], "none": [], "splice": ["splice"], "protein": ["protein"]}[text]
 
 
+def open_store(path: str) -> Any:
+    """Open (or create) the store and remove what an interrupted run left unreferenced."""
+    from aisci.cohort.store import CohortStore
+
+    store = CohortStore(path, create=True)
+    removed = store.collect_garbage()
+    if removed:
+        log.info("removed %d files left by an interrupted run", len(removed))
+    return store
+
+
+def _quiet_cluster(record: logging.LogRecord) -> bool:
+    """Keep errors of the Dask cluster's loggers, drop their chatter."""
+    return record.levelno >= logging.ERROR or not record.name.startswith(("distributed", "dask_jobqueue", "bokeh"))
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Options of `aisci reanalyze`."""
     p.add_argument("--manifest", required=True, help="TSV with a header 'sample<TAB>vcf', one row per sample")
@@ -320,6 +388,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     where.add_argument("--slurm-log-directory", help="folder for the worker jobs' logs")
     p.add_argument("--score-chunk", type=int, default=SCORE_CHUNK,
                    help=f"variants per scoring task (default {SCORE_CHUNK})")
+    p.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT_S,
+                   help=f"fail the waiting tasks after this many seconds with no worker able to run them "
+                        f"(default {WORKER_TIMEOUT_S:.0f})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_model_arguments(p)
 
@@ -328,7 +399,6 @@ def run(args: argparse.Namespace) -> int:
     """Check everything, then ingest and score on Dask; exit 1 when any sample or chunk failed."""
     from aisci.cohort.cluster import SlurmWorkers, open_client
     from aisci.cohort.manifest import read_manifest
-    from aisci.cohort.store import CohortStore
 
     if args.scheduler and args.slurm:
         raise InputError("--scheduler and --slurm exclude each other")
@@ -344,18 +414,18 @@ def run(args: argparse.Namespace) -> int:
                              account=args.slurm_account, walltime=args.slurm_walltime,
                              log_directory=args.slurm_log_directory)
         slurm.check()
-    if not args.verbose:  # the cluster's own INFO lines (workers starting, closing) drown the progress bars
-        for name in ("distributed", "dask_jobqueue"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    store = CohortStore(args.store, create=True)
-    removed = store.collect_garbage()
-    if removed:
-        log.info("removed %d files left by an interrupted run", len(removed))
+    if not getattr(args, "verbose", False):
+        # the cluster's own INFO/WARNING lines (connections, workers starting and stopping) drown the progress
+        # bars; distributed sets levels on its child loggers itself, so filter at our handlers instead
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_cluster)
     progress = not args.no_progress
     with open_client(args.scheduler, workers=args.workers, slurm=slurm) as client:
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
-        outcome = ingest(store, samples, args.shard_size, client, progress)
-        outcome = score(store, models, client, progress, chunk=args.score_chunk, outcome=outcome)
+        store = open_store(args.store)
+        outcome = ingest(store, samples, args.shard_size, client, progress, worker_timeout=args.worker_timeout)
+        outcome = score(store, models, client, progress, chunk=args.score_chunk, outcome=outcome,
+                        worker_timeout=args.worker_timeout)
     print(outcome.text())
     print(f"store: {store.root} ({store.n_samples()} samples)")
     return 1 if outcome.failures else 0

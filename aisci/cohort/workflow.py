@@ -97,13 +97,9 @@ class ReanalysisPipeline:
     @classmethod
     def from_snakemake(cls, config: dict[str, Any], configfiles: Iterable[str | Path]) -> ReanalysisPipeline:
         """Validate before any job is planned; errors become a WorkflowError Snakemake prints without a traceback."""
-        from snakemake.exceptions import WorkflowError
+        from aisci.config import for_snakemake
 
-        source = ", ".join(Path(f).name for f in configfiles) or "config"
-        try:
-            return cls(config, source)
-        except InputError as exc:
-            raise WorkflowError(f"invalid input: {exc}") from None
+        return for_snakemake(lambda source: cls(config, source), configfiles)
 
     # ------------------------------------------------------------------------------------- targets
     def targets(self) -> list[str]:

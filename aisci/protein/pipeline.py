@@ -31,13 +31,9 @@ class ProteinPipeline:
     @classmethod
     def from_snakemake(cls, config: dict[str, Any], configfiles: Iterable[str | Path]) -> "ProteinPipeline":
         """Validate before any job is planned; errors become a WorkflowError Snakemake prints without a traceback."""
-        from snakemake.exceptions import WorkflowError
+        from aisci.config import for_snakemake
 
-        source = ", ".join(Path(f).name for f in configfiles) or "config"
-        try:
-            return cls(config, source)
-        except InputError as exc:
-            raise WorkflowError(f"invalid input: {exc}") from None
+        return for_snakemake(lambda source: cls(config, source), configfiles)
 
     def targets(self) -> list[str]:
         """Every final output."""

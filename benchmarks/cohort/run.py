@@ -1,17 +1,19 @@
-"""Benchmark: the cohort store at 1,000 samples x 20,000 variants — ingest vs bcftools, one-sample append, memory, dry-run.
+"""Benchmark: a 1,000-sample cohort store — ingest vs bcftools query, one-sample append, memory, 10,000-sample dry-run.
 
-Run with `python benchmarks/cohort/run.py` (1,000 samples x 20,000 variants, about 10-15 minutes on 2 cores) or
-`python benchmarks/cohort/run.py --quick` (100 x 2,000, a smoke run). Not part of the tests.
+Run with `python benchmarks/cohort/run.py` (1,000 samples x 20,000 variants: about 5 minutes on 2 cores, plus 3 to
+generate the cohort the first time) or `python benchmarks/cohort/run.py --quick` (100 x 2,000, a smoke run of about
+half a minute). Not part of the tests.
 
 1. Simulates N+1 single-sample bcftools-style VCFs with `aisci.cohort.synth.simulate_cohort` (the last sample is
    held back for step 3). The cohort is kept under --work and reused by later runs with the same
    (samples, variants, seed); its generation time is then the one recorded when it was made.
-2. VCF -> Parquet throughput against `bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT\\t%QUAL\\t%FILTER[\\t%GT\\t%DP
-   \\t%GQ\\t%AD]\\n' VCF > /dev/null` on the same N files and the same CPUs (each command pinned with
-   sched_setaffinity): (a) one CPU: `aisci cohort ingest --shard-size 50` into a fresh store vs a serial loop of
-   bcftools processes; (b) two CPUs: `aisci reanalyze --stage none --workers 2` (Dask LocalCluster, its start
-   included) into a fresh store vs two bcftools processes at a time (xargs -P 2). Our time is the whole product
-   path: parsing, sorting, Parquet writing, the commits and the incremental per-variant summaries.
+2. VCF -> Parquet throughput against
+   `bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT\\t%QUAL\\t%FILTER[\\t%GT\\t%DP\\t%GQ\\t%AD]\\n' VCF > /dev/null`
+   on the same N files and the same CPUs (each command pinned with sched_setaffinity): (a) one CPU: `aisci cohort
+   ingest --shard-size 50` into a fresh store vs a serial loop of bcftools processes; (b) two CPUs: `aisci
+   reanalyze --stage none --workers 2` (Dask LocalCluster, its start included) into a fresh store vs two bcftools
+   processes at a time (xargs -P 2). Our time is the whole product path: parsing, sorting, Parquet writing, the
+   commits and the incremental per-variant summaries.
    Goal: records/s ours / bcftools >= 1.
 3. Adds the held-back sample to the N-sample store of 2(a): `aisci cohort ingest` of the manifest of all N+1
    samples (the N committed ones are recognised as unchanged by size and mtime). Goal: < 2 % of the 1-CPU build.
@@ -60,19 +62,20 @@ def child_cpu() -> float:
 def timed(cmd: list[str], cpus: set[int], stdin: bytes | None = None, cwd: Path | None = None) -> dict:
     """Run ``cmd`` pinned to ``cpus``; wall and CPU seconds, stdout. Raises with its output when it fails."""
     t0, c0 = time.perf_counter(), child_cpu()
-    res = subprocess.run(cmd, input=stdin, capture_output=True, env=ENV, cwd=cwd,
+    res = subprocess.run(cmd, input=stdin, capture_output=True, env=ENV, cwd=cwd, check=False,
                          preexec_fn=lambda: os.sched_setaffinity(0, cpus))
     wall, cpu = time.perf_counter() - t0, child_cpu() - c0
+    load = os.getloadavg()[0]  # of the last minute: how busy the machine was (other users included)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exit {res.returncode}\n{res.stdout.decode()[-3000:]}"
                            f"\n{res.stderr.decode()[-3000:]}")
-    return {"wall_s": wall, "cpu_s": cpu, "stdout": res.stdout.decode(), "stderr": res.stderr.decode()}
+    return {"wall_s": wall, "cpu_s": cpu, "load": load, "stdout": res.stdout.decode(), "stderr": res.stderr.decode()}
 
 
 def aisci(args: list[str], cpus: set[int]) -> dict:
     """`aisci ARGS` in a fresh interpreter; adds its peak RSS (MiB)."""
     run = timed([sys.executable, "-c", MAXRSS, *args], cpus)
-    run["maxrss_mib"] = int(re.findall(r"^maxrss_kib (\d+)$", run["stdout"], re.M)[-1]) / 1024
+    run["maxrss_mib"] = int(re.findall(r"^maxrss_kib (\d+)$", run["stdout"], re.MULTILINE)[-1]) / 1024
     return run
 
 
@@ -133,14 +136,15 @@ def dry_run(work: Path, n: int) -> dict:
     config["splice"]["annotation"] = gff
     config["protein"].update(annotation=gff, model="esm2-demo", model_store=str(folder / "models"))
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=60) \
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=60, check=False) \
         if shutil.which("scontrol") else None
     slurmctld_up = bool(ping and ping.returncode == 0 and "UP" in ping.stdout)
     shutil.rmtree(folder / ".snakemake", ignore_errors=True)
     run = timed([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflows/reanalysis/Snakefile"),
                  "--directory", str(folder), "--configfile", str(folder / "config.yaml"), "--dry-run", "--cores", "2"],
                 set(os.sched_getaffinity(0)))
-    jobs = dict((m[0], int(m[1])) for m in re.findall(r"^(\w+)\s+(\d+)$", run["stdout"], re.M) if m[0] != "total")
+    jobs = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", run["stdout"], re.MULTILINE)
+            if rule != "total"}
     return {"samples": n, "wall_s": run["wall_s"], "jobs": jobs, "slurmctld_up": slurmctld_up,
             "scontrol_ping": ping.stdout.strip() if ping else "scontrol not installed"}
 
@@ -190,26 +194,30 @@ def main() -> int:
     committed = CohortStore(store1).samples()
     records = sum(e["records"] for e in committed.values())
     rows_total = sum(e["rows"] for e in committed.values())
-    check = subprocess.run(f"bcftools view -H {vcfs[0]} | wc -l", shell=True, capture_output=True, text=True)
+    check = subprocess.run(f"bcftools view -H {vcfs[0]} | wc -l", shell=True, capture_output=True, text=True,
+                           check=True)
     assert len(committed) == n and int(check.stdout) == committed[rows[0].split("\t")[0]]["records"], check
     bcf2 = bcftools_query(vcfs, 2, two)
     ours2 = timed([sys.executable, "-m", "aisci.cli", "reanalyze", "--manifest", str(first), "--store", str(store2),
                    "--stage", "none", "--workers", "2", "--no-progress"], two)
     assert CohortStore(store2).n_samples() == n
     thr = {}
-    print(f"\n2. VCF -> Parquet, {records} VCF records ({rows_total} rows after splitting multi-allelics) in {n} files; "
+    print(f"\n2. VCF -> Parquet, {records} VCF records ({rows_total} rows after splitting multi-allelics) in {n} "
+          "files; "
           "ours includes commits and per-variant summaries:")
     for label, ours, bcf in (("1cpu", ours1, bcf1), ("2cpu", ours2, bcf2)):
         r = {"ours_s": ours["wall_s"], "ours_cpu_s": ours["cpu_s"], "bcftools_s": bcf["wall_s"],
              "bcftools_cpu_s": bcf["cpu_s"], "ours_records_per_s": records / ours["wall_s"],
              "bcftools_records_per_s": records / bcf["wall_s"], "ratio": bcf["wall_s"] / ours["wall_s"],
-             "cpu_ratio": bcf["cpu_s"] / ours["cpu_s"]}
+             "cpu_ratio": bcf["cpu_s"] / ours["cpu_s"], "load_ours": ours["load"], "load_bcftools": bcf["load"]}
         thr[label] = r
         what = ("aisci cohort ingest (1 process)   vs bcftools query, serial" if label == "1cpu" else
                 "aisci reanalyze (Dask, 2 workers) vs bcftools query, 2 at a time")
         print(f"  {label[0]} CPU {what}: {r['ours_s']:.1f} s vs {r['bcftools_s']:.1f} s wall = "
-              f"{r['ours_records_per_s']:,.0f} vs {r['bcftools_records_per_s']:,.0f} records/s, ratio {r['ratio']:.2f}; "
-              f"CPU {r['ours_cpu_s']:.1f} s vs {r['bcftools_cpu_s']:.1f} s (ratio {r['cpu_ratio']:.2f})", flush=True)
+              f"{r['ours_records_per_s']:,.0f} vs {r['bcftools_records_per_s']:,.0f} records/s, "
+              f"ratio {r['ratio']:.2f}; "
+              f"CPU {r['ours_cpu_s']:.1f} s vs {r['bcftools_cpu_s']:.1f} s (ratio {r['cpu_ratio']:.2f}); load average "
+              f"after each {r['load_ours']:.1f} / {r['load_bcftools']:.1f}", flush=True)
 
     # 3. one more sample
     append = aisci(["cohort", "ingest", "--manifest", str(everyone), "--store", str(store1)], one)
@@ -217,7 +225,8 @@ def main() -> int:
     inside = re.findall(r"time: ingest ([\d.]+) s", append["stdout"])
     pct = 100 * append["wall_s"] / ours1["wall_s"]
     print(f"\n3. adding sample {rows[n].split(chr(9))[0]} to the {n}-sample store: {append['wall_s']:.2f} s "
-          f"(in-process ingest {inside[-1] if inside else '?'} s, the rest is interpreter start-up) = {pct:.2f} % of "
+          f"(in-process ingest {inside[-1] if inside else '?'} s, the rest is interpreter start-up and imports) = "
+          f"{pct:.2f} % of "
           f"the 1-CPU build ({ours1['wall_s']:.1f} s); store now holds {after} samples", flush=True)
     assert after == n + 1, f"the store holds {after} samples, expected {n + 1}"
 
@@ -234,8 +243,14 @@ def main() -> int:
           f"{dry['jobs']}; slurmctld {'up' if dry['slurmctld_up'] else 'NOT up'} ({dry['scontrol_ping']})", flush=True)
 
     goals = [
-        ("VCF->Parquet vs bcftools query, 1 CPU (records/s ratio)", thr["1cpu"]["ratio"], ">= 1", thr["1cpu"]["ratio"] >= 1),
-        ("VCF->Parquet vs bcftools query, 2 CPUs, Dask (ratio)", thr["2cpu"]["ratio"], ">= 1", thr["2cpu"]["ratio"] >= 1),
+        ("VCF->Parquet vs bcftools query, 1 CPU (records/s ratio)", thr["1cpu"]["ratio"], ">= 1",
+         thr["1cpu"]["ratio"] >= 1),
+        ("  the same in CPU seconds (robust to other load)", thr["1cpu"]["cpu_ratio"], ">= 1",
+         thr["1cpu"]["cpu_ratio"] >= 1),
+        ("VCF->Parquet vs bcftools query, 2 CPUs, Dask (ratio)", thr["2cpu"]["ratio"], ">= 1",
+         thr["2cpu"]["ratio"] >= 1),
+        ("  the same in CPU seconds (robust to other load)", thr["2cpu"]["cpu_ratio"], ">= 1",
+         thr["2cpu"]["cpu_ratio"] >= 1),
         (f"add 1 sample to {n} (% of the full 1-CPU build)", pct, "< 2 %", pct < 2),
         (f"peak RSS {n} / {args.memory_samples} samples", mem_ratio, "flat (<= 1.25)", mem_ratio <= 1.25),
         (f"snakemake -n, {dry['samples']} samples (s)", dry["wall_s"], "< 60 s", dry["wall_s"] < 60),

@@ -17,6 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+from tests.unit.test_cohort_store import expected_counts as count_records
+from tests.unit.test_cohort_store import store_counts as summary_counts
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,34 +34,24 @@ def model_args(sim_data, esm_store) -> list[str]:
             "--model-store", str(esm_store.path), "--threads", "1"]
 
 
-def expected_counts(vcfs: list[Path]) -> dict[str, tuple[int, int, int, int, int]]:
-    """variant_id -> (ac, called_alleles, n_records, carriers, hom_alt), counted independently with pysam."""
+def expected_counts(vcfs: list[Path]) -> dict[str, tuple[int, ...]]:
+    """variant_id -> (ac, called_alleles, n_records, carriers, hom_alt), counted independently from pysam's records."""
     import pysam
 
-    counts: dict[str, list[int]] = {}
+    samples = {}
     for path in vcfs:
         with pysam.VariantFile(str(path)) as vcf:
-            for rec in vcf:
-                gt = rec.samples[0]["GT"] if "GT" in rec.format else None
-                alleles = [a for a in (gt or ()) if a is not None]
-                for i, alt in enumerate(rec.alts or (), 1):
-                    c = counts.setdefault(f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt}", [0, 0, 0, 0, 0])
-                    k = alleles.count(i)
-                    c[0] += k
-                    c[1] += len(alleles)
-                    c[2] += 1
-                    c[3] += k > 0
-                    c[4] += len(alleles) >= 2 and k == len(alleles)
-    return {key: tuple(v) for key, v in counts.items()}
+            samples[str(path)] = [
+                (r.chrom, r.pos, r.ref, ",".join(r.alts),
+                 "/".join("." if a is None else str(a) for a in (r.samples[0]["GT"] or (None,))))
+                for r in vcf if r.alts]
+    return count_records(samples)
 
 
 def store_counts(store: Path) -> dict[str, tuple[int, ...]]:
     from aisci.cohort.store import CohortStore
 
-    table = CohortStore(store).summaries()
-    cols = [table.column(c).to_pylist() for c in ("variant_id", "ac", "called_alleles", "n_records", "carriers",
-                                                   "hom_alt")]
-    return {row[0]: tuple(row[1:]) for row in zip(*cols)}
+    return summary_counts(CohortStore(store))
 
 
 def cache_rows(store: Path, stage: str) -> Counter:
@@ -273,3 +266,75 @@ def test_slurm_workers_cpu_and_gpu_jobs(cohort, sim_data, esm_store, tmp_path):
     gpu = [r for r in rows if r["JobName"] == "aisci-dask-gpu"]
     assert len(cpu) == 1 and cpu[0]["Partition"] == "cpu" and "gres/gpu" not in cpu[0]["AllocTRES"], rows
     assert len(gpu) == 1 and gpu[0]["Partition"] == "gpu" and "gres/gpu=1" in gpu[0]["AllocTRES"], rows
+
+
+def test_joins_an_existing_scheduler_and_leaves_it_running(cohort, tmp_path):
+    """`--scheduler tcp://...`: a real `dask scheduler` + `dask worker` started outside aisci; progress bars shown."""
+    import json
+
+    out, first, _ = cohort
+    rows = first.read_text().splitlines()
+    manifest = tmp_path / "samples.tsv"
+    manifest.write_text("\n".join([rows[0]] + [f"{r.split(chr(9))[0]}\t{out / r.split(chr(9))[1]}"
+                                               for r in rows[1:3]]) + "\n")
+    bindir = Path(sys.executable).parent
+    info = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--scheduler-file", str(info), "--port", "0",
+                               "--dashboard-address", ":0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        procs.append(subprocess.Popen([str(bindir / "dask"), "worker", "--scheduler-file", str(info), "--nworkers",
+                                       "1", "--nthreads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(info.read_text())["address"]
+        proc = aisci("reanalyze", "--manifest", str(manifest), "--store", str(tmp_path / "store"), "--stage", "none",
+                     "--scheduler", address)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "samples ingested: 2" in proc.stdout
+        assert "ingest: 100%" in proc.stderr  # the progress bar
+        assert "Dask dashboard: http://" in proc.stderr
+        assert all(p.poll() is None for p in procs)  # aisci only disconnected
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+            p.wait(timeout=30)
+
+
+def test_run_killed_during_ingest_continues_from_committed_shards(cohort, tmp_path):
+    """SIGKILL while the two large samples at the end are being ingested (shards of one sample): the eight
+    committed samples are kept and not parsed again; the result equals the independent count."""
+    import json
+
+    from aisci.cohort.synth import simulate_cohort
+
+    out, _, manifest = cohort
+    big = simulate_cohort(tmp_path / "big", 2, 120_000, seed=9, sample_prefix="BIG")
+    rows = [f"{r.split(chr(9))[0]}\t{out / r.split(chr(9))[1]}" for r in manifest.read_text().splitlines()[1:]]
+    rows += [f"{r.split(chr(9))[0]}\t{big.parent / r.split(chr(9))[1]}" for r in big.read_text().splitlines()[1:]]
+    both = tmp_path / "samples.tsv"
+    both.write_text("sample\tvcf\n" + "\n".join(rows) + "\n")
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "aisci.cli", "reanalyze", "--manifest", str(both), "--store", str(store),
+           "--stage", "none", "--workers", "1", "--shard-size", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    committed = 0
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and committed < 8:
+            try:
+                committed = len(json.loads((store / "store.json").read_text())["samples"])
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    committed = len(json.loads((store / "store.json").read_text())["samples"])
+    assert 8 <= committed < 10, f"the kill must land while a large sample is being ingested ({committed} committed)"
+    kept = {p: p.stat().st_mtime_ns for p in (store / "calls").rglob("*.parquet")}
+    resumed = aisci(*cmd[3:])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"samples ingested: {10 - committed}, already in the store and unchanged: {committed}" in resumed.stdout
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert store_counts(store) == expected_counts([Path(r.split("\t")[1]) for r in rows])
