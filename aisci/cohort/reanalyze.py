@@ -29,7 +29,7 @@ from aisci.errors import AisciError, InputError
 log = logging.getLogger(__name__)
 
 SCORE_CHUNK = 500  # variants per scoring task (a model loads once per worker, not per task)
-INFLIGHT_PER_WORKER = 3  # bounded submission: the driver never holds the whole to-do list in tasks
+INFLIGHT_PER_WORKER = 8  # bounded submission: enough queued that workers do not idle while the driver commits
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def stage_task(root: str, name: str, vcf: str) -> Any:
     """Worker side of ingest: parse one VCF into staged files; a Failure instead of raising."""
     from aisci.cohort.store import CohortStore
 
+    _one_thread_on_workers()
     try:
         return CohortStore(root).stage_sample(name, Path(vcf))
     except AisciError as exc:
@@ -78,6 +79,21 @@ def stage_task(root: str, name: str, vcf: str) -> Any:
     except Exception as exc:  # a bug or a broken file system must not stop the other samples either
         log.exception("staging %s failed", name)
         return Failure(f"sample {name}", f"unexpected {type(exc).__name__}: {exc} ({vcf})")
+
+
+def _one_thread_on_workers() -> None:
+    """On a Dask worker, let Arrow use one thread: the worker processes already fill the cores."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except ValueError:
+        return
+    import pyarrow as pa
+
+    if pa.cpu_count() != 1:
+        pa.set_cpu_count(1)
+        pa.set_io_thread_count(1)
 
 
 def score_task(model: Any, chrom: str, variants: Any, cache_root: str) -> Any:

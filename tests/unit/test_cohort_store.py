@@ -7,6 +7,8 @@ import json
 import multiprocessing
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +20,7 @@ import pytest
 from aisci.cohort import store as store_mod
 from aisci.cohort.schema import CALLS, SCORED_CALLS, VARIANTS
 from aisci.cohort.store import SUMMARIES, CohortStore, parse_region
+from aisci.cohort.tables import sort_calls
 from aisci.errors import InputError
 
 HEADER = ("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=1000000>\n##contig=<ID=chr2,length=1000000>\n"
@@ -179,6 +182,8 @@ def test_row_groups_and_no_temporary_name_ends_in_parquet(tmp_path, monkeypatch)
     (path,) = [store.root / rel for rel in store.samples()["BIG"]["files"].values()]
     meta = pq.read_metadata(path)
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [16384, 16384, 40000 - 2 * 16384]
+    pos = meta.row_group(1).column(CALLS.get_field_index("pos"))
+    assert (pos.statistics.min, pos.statistics.max) == (16385, 32768)  # what region pushdown prunes on
     assert not [p for p in store.root.rglob("*") if p.is_file() and ".part" in p.name]
     assert not list((store.root / ".staging").iterdir())
 
@@ -211,6 +216,51 @@ def test_incremental_append_equals_a_from_scratch_build(tmp_path):
     inc.commit([again])
     assert json.loads((inc.root / "store.json").read_text())["generation"] == 3
     assert not Path(again.staging).exists()
+
+
+def test_a_commit_of_new_samples_reads_no_calls_file(tmp_path, monkeypatch):
+    """Their counts come from the staging folder (computed while staging); only replaced samples are read."""
+    cohort = random_cohort(4, seed=7)
+    names = list(cohort)
+    store = CohortStore(tmp_path / "store", create=True)
+    staged = [store.stage_sample(n, write_vcf(tmp_path / f"{n}.vcf", n, cohort[n])) for n in names]
+    assert all(set(s.counts) == set(s.files) == {"chr1", "chr2"} for s in staged)
+    read = []
+    real = store_mod._read_parquet
+
+    def spy(path, schema, columns=None):
+        read.append(Path(path))
+        return real(path, schema, columns)
+
+    monkeypatch.setattr(store_mod, "_read_parquet", spy)
+    store.commit(staged[:2])
+    store.commit(staged[2:])
+    assert not [p for p in read if "calls" in p.parts]  # only the previous summaries were read
+    assert store_counts(store) == expected_counts(cohort)
+    changed = dict(cohort, **{names[0]: cohort[names[0]][1:]})
+    store.commit([store.stage_sample(names[0], write_vcf(tmp_path / "changed.vcf", names[0], changed[names[0]]))])
+    assert {p.parts[-2] for p in read if "calls" in p.parts} == {"chrom=chr1", "chrom=chr2"}  # the replaced one
+    assert store_counts(store) == expected_counts(changed)
+
+
+def test_sort_calls_is_a_stable_sort_by_position_and_finds_repeated_variants():
+    rows = [(5, "A", "T"), (5, "A", "G"), (7, "C", "A"), (5, "AC", "A"), (9, "G", "C")]
+    calls = pa.table({"pos": [r[0] for r in rows], "ref": [r[1] for r in rows], "alt": [r[2] for r in rows],
+                      "variant_id": [f"c:{p}:{r}:{a}" for p, r, a in rows]})
+    expected = calls.take([0, 1, 3, 2, 4])  # rows at one position (a multi-allelic record) keep their order
+    assert sort_calls([calls.slice(0, 2), calls.slice(2)], "x").equals(expected)
+    assert sort_calls([expected], "x").equals(expected)
+    assert sort_calls([expected.slice(3), expected.slice(0, 3)], "x").equals(expected)  # a chromosome came back
+    for parts in ([expected, expected.slice(0, 1)], [expected.slice(0, 2), expected.slice(1, 1)]):
+        with pytest.raises(InputError, match="x: variant c:5:A:(T|G) appears in more than one record"):
+            sort_calls(parts, "x")
+
+
+def test_importing_the_store_does_not_import_pyarrow_dataset():
+    """pyarrow.dataset imports pandas (0.4 s), which every ingest job would pay."""
+    code = "import sys, aisci.cohort.store; print(sorted({'pyarrow.dataset', 'pandas'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_replacing_a_sample_subtracts_its_old_counts(tmp_path):
