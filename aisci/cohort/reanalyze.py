@@ -67,22 +67,37 @@ class Outcome:
 
 
 # ---------------------------------------------------------------------------------------------- tasks
-def stage_task(root: str, name: str, vcf: str) -> Any:
-    """Worker side of ingest: parse one VCF into staged files; a Failure instead of raising."""
+def shard_task(root: str, items: list[tuple[str, str]]) -> tuple[list[str], list[Failure]]:
+    """Worker side of ingest: stage a shard's samples one by one, then commit them together.
+
+    Commits from many workers serialise on the store's lock, so the driver does no ingest work
+    and a shard is the unit a killed run resumes from.
+
+    Returns:
+        The names committed, and a Failure per sample that could not be read.
+    """
     from aisci.cohort.store import CohortStore
 
     _one_thread_on_workers()
-    try:
-        return CohortStore(root).stage_sample(name, Path(vcf))
-    except AisciError as exc:
-        return Failure(f"sample {name}", str(exc))
-    except Exception as exc:  # a bug or a broken file system must not stop the other samples either
-        log.exception("staging %s failed", name)
-        return Failure(f"sample {name}", f"unexpected {type(exc).__name__}: {exc} ({vcf})")
+    store = CohortStore(root)
+    staged, failures = [], []
+    for name, vcf in items:
+        try:
+            staged.append(store.stage_sample(name, Path(vcf)))
+        except AisciError as exc:
+            failures.append(Failure(f"sample {name}", str(exc) if vcf in str(exc) else f"{vcf}: {exc}"))
+        except Exception as exc:  # a bug or a broken file system must not stop the other samples either
+            log.exception("staging %s failed", name)
+            failures.append(Failure(f"sample {name}", f"unexpected {type(exc).__name__}: {exc} ({vcf})"))
+    if staged:
+        store.commit(staged)
+    return [s.name for s in staged], failures
 
 
 def _one_thread_on_workers() -> None:
     """On a Dask worker, let Arrow use one thread: the worker processes already fill the cores."""
+    if "distributed" not in sys.modules:  # not on a worker, and importing it costs ~0.7 s
+        return
     try:
         from distributed import get_worker
 
@@ -106,12 +121,14 @@ def score_task(model: Any, chrom: str, variants: Any, cache_root: str) -> Any:
     except Exception as exc:
         log.exception("scoring %s on %s failed", model.stage, chrom)
         return Failure(f"{model.stage} chunk of {len(variants)} variants on {chrom}", f"{type(exc).__name__}: {exc}")
-    try:
+    on_gpu = False
+    if "distributed" in sys.modules:  # else not on a Dask worker (`aisci cohort score`)
         from distributed import get_worker
 
-        on_gpu = bool(get_worker().state.total_resources.get(GPU_RESOURCE))
-    except ValueError:  # not on a Dask worker (`aisci cohort score`)
-        on_gpu = False
+        try:
+            on_gpu = bool(get_worker().state.total_resources.get(GPU_RESOURCE))
+        except ValueError:
+            pass
     return n, on_gpu
 
 
@@ -200,7 +217,7 @@ def _done(future: Any, label: str) -> Any:
 
 def ingest(store: Any, samples: list[Any], shard_size: int, client: Any = None, progress: bool = True,
            outcome: Outcome | None = None, worker_timeout: float = WORKER_TIMEOUT_S) -> Outcome:
-    """Bring the store up to date with ``samples``: stage the new or changed ones, commit shard by shard.
+    """Bring the store up to date with ``samples``: one task per shard of new or changed samples, each committed.
 
     Args:
         store: the `CohortStore`.
@@ -220,27 +237,19 @@ def ingest(store: Any, samples: list[Any], shard_size: int, client: Any = None, 
     outcome.up_to_date += len(samples) - len(todo)
     log.info("%d of %d samples to ingest (%d already in the store, unchanged)", len(todo), len(samples),
              len(samples) - len(todo))
-    shard_of = {s.name: i // shard_size for i, s in enumerate(todo)}
-    left = {}
-    for s in todo:
-        left[shard_of[s.name]] = left.get(shard_of[s.name], 0) + 1
-    staged: dict[int, list[Any]] = {}
-    vcfs = {s.name: s.vcf for s in todo}
-    calls = ((f"sample {s.name}", (str(store.root), s.name, str(s.vcf)), {}) for s in todo)
-    for result in _results(client, stage_task, calls, len(todo), "ingest", progress, worker_timeout):
-        if isinstance(result, Failure):
-            name = result.what.removeprefix("sample ")
-            vcf = str(vcfs[name])
-            outcome.failures.append(result if vcf in result.error else Failure(result.what, f"{vcf}: {result.error}"))
+    shards = [todo[i:i + shard_size] for i in range(0, len(todo), shard_size)]
+
+    def label(shard: list[Any]) -> str:
+        names = shard[0].name if len(shard) == 1 else f"{shard[0].name} .. {shard[-1].name}"
+        return f"shard of {len(shard)} sample{'s' if len(shard) > 1 else ''} ({names})"
+
+    calls = ((label(sh), (str(store.root), [(s.name, str(s.vcf)) for s in sh]), {}) for sh in shards)
+    for result in _results(client, shard_task, calls, len(shards), "ingest", progress, worker_timeout):
+        if isinstance(result, Failure):  # the whole shard was lost (worker killed, no workers left)
+            outcome.failures.append(result)
         else:
-            name = result.name
-            staged.setdefault(shard_of[name], []).append(result)
-        k = shard_of[name]
-        left[k] -= 1
-        if left[k] == 0 and staged.get(k):
-            batch = staged.pop(k)
-            store.commit(batch)
-            outcome.ingested += [s.name for s in batch]
+            outcome.ingested += result[0]
+            outcome.failures += result[1]
     outcome.seconds["ingest"] = time.perf_counter() - t0
     return outcome
 
