@@ -135,6 +135,7 @@ def score_task(model: Any, chrom: str, variants: Any, cache_root: str) -> Any:
 # ------------------------------------------------------------------------------------------- running
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (label naming the sample or chunk, args, submit options)
 POLL_S = 5.0
+STALE_TEMP_S = 3600.0
 WORKER_TIMEOUT_S = 600.0
 
 
@@ -381,6 +382,13 @@ def open_store(path: str) -> Any:
 
     store = CohortStore(path, create=True)
     removed = store.collect_garbage()
+    # temporaries of score-cache files a killed run was writing (hidden, never read); an hour old at
+    # least, so that a concurrent writer's are left alone
+    stale = time.time() - STALE_TEMP_S
+    for tmp in (store.root / "scores").glob("**/.*.tmp.part"):
+        if tmp.stat().st_mtime < stale:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     if removed:
         log.info("removed %d files left by an interrupted run", len(removed))
     return store
