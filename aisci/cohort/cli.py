@@ -175,9 +175,7 @@ def info(args: argparse.Namespace) -> int:
     store = CohortStore(args.store)
     models = newest_models(store.root)
     cache = ScoreCache(store.root / "scores")
-    per_chrom: dict[str, int] = {}
-    for chrom, batch in store.variant_batches():
-        per_chrom[chrom] = per_chrom.get(chrom, 0) + batch.num_rows
+    per_chrom = store.variant_counts()
     total = sum(per_chrom.values())
     print(f"store {store.root}: {store.n_samples()} samples, {total} distinct variants on {len(per_chrom)} chromosomes")
     for stage, model in models.items():

@@ -309,7 +309,7 @@ def score(store: Any, models: list[Any], client: Any = None, progress: bool = Tr
                 on_gpu += result[1]
         outcome.scored[model.stage] = done
         outcome.tasks[model.stage], outcome.gpu_tasks[model.stage] = tasks, on_gpu
-        outcome.cached[model.stage] = _count_variants(store) - todo[0]
+        outcome.cached[model.stage] = sum(store.variant_counts().values()) - todo[0]
         outcome.seconds[f"score {model.stage}"] = time.perf_counter() - t0
         log.info("%s (%s): %d variants scored, %d taken from the cache", model.stage, model.model_id, done,
                  outcome.cached[model.stage])
@@ -329,10 +329,6 @@ def _missing(cache: Any, model: Any, store: Any) -> Iterator[tuple[str, Any]]:
     for table in cache.missing(model, batches()):
         if table.num_rows:
             yield table.column("chrom")[0].as_py(), table
-
-
-def _count_variants(store: Any) -> int:
-    return sum(batch.num_rows for _, batch in store.variant_batches())
 
 
 # ------------------------------------------------------------------------------------------------ CLI

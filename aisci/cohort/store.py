@@ -397,6 +397,11 @@ class CohortStore:
                 for batch in pq.ParquetFile(self._variants_file(state, c)).iter_batches(batch_size=4 * ROW_GROUP):
                     yield c, batch
 
+    def variant_counts(self) -> dict[str, int]:
+        """Distinct variants per chromosome, from the summaries' Parquet footers (no data read)."""
+        state = self._state()
+        return {c: pq.read_metadata(self._variants_file(state, c)).num_rows for c in _chromosomes(state)}
+
     def summaries(self, region: Region | None = None) -> pa.Table:
         """Variant summaries with the chrom and derived AN, AF: AN = 2 * (N - n_records) + called_alleles.
 
