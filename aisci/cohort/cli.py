@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+import sys
 from typing import Any
 
 from aisci.cohort import reanalyze as re_
@@ -65,12 +66,39 @@ def _report(path: str | None, data: dict[str, Any]) -> None:
             tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def arrow_without_pandas() -> None:
+    """Keep pyarrow from importing pandas (0.3-0.4 s) in a process that never uses it.
+
+    pyarrow imports pandas the first time it converts a Python value (``pa.array``, a compute call
+    with a literal) to check for pandas types. Made to find no pandas once, it remembers and does not
+    try again, while an explicit ``import pandas`` (or ``to_pandas``) later still works. An ingest job
+    is short and started once per shard of samples, and the benchmark's one-sample append pays this
+    start-up in full.
+    """
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    class NoPandas:
+        @staticmethod
+        def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+            if name == "pandas":
+                raise ModuleNotFoundError("No module named 'pandas'", name=name)
+
+    sys.meta_path.insert(0, NoPandas)  # type: ignore[arg-type]
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(NoPandas)  # type: ignore[arg-type]
+
+
 def ingest(args: argparse.Namespace) -> int:
     """Ingest the manifest (or one shard of it) in this process; exit 1 after committing the good samples."""
     from aisci.cohort.manifest import read_manifest, shard
 
     if args.shard_size < 1:
         raise InputError(f"--shard-size must be at least 1, got {args.shard_size}")
+    arrow_without_pandas()
     samples = read_manifest(args.manifest)
     if args.shard is not None:
         samples = shard(samples, args.shard, args.shard_size)

@@ -24,21 +24,27 @@ def trim(ref: str, alt: str, pos: int) -> tuple[str, str, int]:
     return ref, alt, pos
 
 
-def normalize_batch(chrom: str, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Upper-case and trim the alleles of a CALLS batch; rebuild ``variant_id`` where anything changed.
+def _lengths(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(length of each string, the bytes of all of them) of a string array, without copying."""
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
+    data = values.buffers()[2]
+    data = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    return np.diff(offsets), data
+
+
+def normalize_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Upper-case and trim the alleles of a CALLS batch (pos, ref and alt replaced where anything changed).
 
     Only rows whose REF and ALT are both longer than one base can change (a few per cent of a
     caller's output), so the Python work is over those rows' distinct allele pairs only.
     """
     ref, alt, pos = batch.column("ref"), batch.column("alt"), batch.column("pos")
     changed = False
-    upper_ref, upper_alt = pc.utf8_upper(ref), pc.utf8_upper(alt)
-    if not (pc.all(pc.equal(upper_ref, ref)).as_py() and pc.all(pc.equal(upper_alt, alt)).as_py()):
-        ref, alt, changed = upper_ref, upper_alt, True
-    symbolic = pc.or_(pc.match_substring(alt, "<"), pc.match_substring(alt, "*"))
-    both_long = pc.and_(pc.and_(pc.greater(pc.utf8_length(ref), 1), pc.greater(pc.utf8_length(alt), 1)),
-                        pc.invert(symbolic))
-    rows = np.flatnonzero(both_long.to_numpy(zero_copy_only=False))
+    (ref_len, ref_bytes), (alt_len, alt_bytes) = _lengths(ref), _lengths(alt)
+    if (ref_bytes >= ord("a")).any() or (alt_bytes >= ord("a")).any():  # lower-case letters (rare)
+        ref, alt, changed = pc.utf8_upper(ref), pc.utf8_upper(alt), True
+    # symbolic alleles (<DEL>) never change: their '<' and '>' match no REF base
+    rows = np.flatnonzero((ref_len > 1) & (alt_len > 1))
     if rows.size:
         refs, alts = ref.take(rows).to_pylist(), alt.take(rows).to_pylist()
         poss = pos.take(rows).to_numpy()
@@ -53,8 +59,6 @@ def normalize_batch(chrom: str, batch: pa.RecordBatch) -> pa.RecordBatch:
             changed = True
     if not changed:
         return batch
-    key = pc.binary_join_element_wise(pa.array([chrom] * batch.num_rows, pa.string()), pc.cast(pos, pa.string()),
-                                      ref, alt, ":")
-    columns = {"pos": pos, "ref": ref, "alt": alt, "variant_id": key}
+    columns = {"pos": pos, "ref": ref, "alt": alt}
     return pa.RecordBatch.from_arrays([columns.get(f.name, batch.column(f.name)) for f in batch.schema],
                                       schema=batch.schema)

@@ -4,7 +4,9 @@ Every Parquet file the store writes has exactly one of these schemas; readers ch
 `check_schema`. A variant is identified by its content, ``variant_id = "chrom:pos:ref:alt"`` (one
 ALT allele per row: multi-allelic records are split, each row keeping the record's genotype and
 allele depths plus its ``alt_index``), so the same variant in two samples or two stores has the
-same key, and a score cached for (variant_id, model_id) is valid wherever that pair recurs.
+same key, and a score cached for (variant_id, model_id) is valid wherever that pair recurs. The
+per-sample calls files do not store it (it is their chrom, pos, ref and alt: a third of the cost of
+writing them); the summaries, the score caches and `SCORED_CALLS` carry it.
 
 AI scores are properties of a variant, not of a sample: they live once per variant in the score
 caches, never copied into the per-sample calls files, so re-scoring with a new model rewrites no
@@ -19,17 +21,18 @@ from typing import Any
 import pyarrow as pa
 
 # Version of the on-disk layout (store.json "format_version"); bump when a schema below changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one calls file per sample, chrom inside it, no variant_id in it
 
-# --- calls: one file per sample and chromosome, calls/chrom=<chrom>/<sample>.<tag>.parquet ------------
-# `chrom` is the hive partition key (the directory), so it is not stored inside the files.
+# --- calls: one file per sample, calls/<sample>.<tag>.parquet ----------------------------------------------
+# Sorted by chromosome (natural order) then pos; each row group holds one chromosome, so the row groups'
+# chrom/pos statistics prune a region read (and a 25-chromosome genome is one file, not 25 small ones).
 CALLS = pa.schema([
+    pa.field("chrom", pa.string(), nullable=False),
     pa.field("sample", pa.string(), nullable=False),
     pa.field("pos", pa.int64(), nullable=False),          # 1-based, as in the VCF
     pa.field("ref", pa.string(), nullable=False),
     pa.field("alt", pa.string(), nullable=False),          # one ALT allele per row
     pa.field("alt_index", pa.int8(), nullable=False),      # 1-based index of `alt` in the record's ALT list
-    pa.field("variant_id", pa.string(), nullable=False),   # "chrom:pos:ref:alt"
     pa.field("qual", pa.float32()),                        # null for '.'
     pa.field("filter", pa.string()),                       # "PASS", "LowQual;LowDepth", null for '.'
     pa.field("genotype", pa.string()),                     # GT as written ("0/1", "1|2", "./."); null without GT
@@ -40,7 +43,6 @@ CALLS = pa.schema([
     pa.field("gq", pa.int32()),                            # FORMAT/GQ
     pa.field("allele_depths", pa.list_(pa.int32())),       # FORMAT/AD of the record (REF first), nulls for '.'
 ])
-CALLS_PARTITIONING = pa.schema([pa.field("chrom", pa.string())])
 
 # --- per-variant cohort summaries: variants/v<generation>/chrom=<chrom>/part.parquet -------------------
 # Additive counts over the committed samples, so adding or replacing a sample is a delta.
@@ -94,9 +96,9 @@ SCORE_SCHEMAS = {"splice": SPLICE_SCORES, "protein": PROTEIN_SCORES}
 STAGES = tuple(SCORE_SCHEMAS)
 
 # --- the joined view: what `aisci cohort query` returns, one row per sample x variant -----------------
+VARIANT_ID = pa.field("variant_id", pa.string(), nullable=False)  # "chrom:pos:ref:alt"
 SCORED_CALLS = pa.schema(
-    [pa.field("chrom", pa.string(), nullable=False)]
-    + list(CALLS)
+    list(CALLS)[:6] + [VARIANT_ID] + list(CALLS)[6:]
     + [
         pa.field("ac", pa.int64()), pa.field("an", pa.int64()), pa.field("af", pa.float64()),
         pa.field("carriers", pa.int64()),

@@ -21,8 +21,10 @@ from aisci.errors import InputError
 CHROM = pa.field("chrom", pa.string(), nullable=False)
 # what `CohortStore.summaries` returns: the summaries with their chromosome and the derived AN and AF
 SUMMARIES = pa.schema([CHROM] + list(VARIANTS) + [pa.field("an", pa.int64()), pa.field("af", pa.float64())])
-KEYS = ["variant_id", "pos", "ref", "alt"]
-CALL_COLUMNS = KEYS + ["alt_copies", "called_alleles"]  # what the counts of a calls file need
+KEYS = ["pos", "ref", "alt"]  # a variant within a chromosome
+CALL_COLUMNS = KEYS + ["alt_copies", "called_alleles"]  # what the counts of calls need
+# per-variant counts before the fold: VARIANTS without variant_id (the fold adds it to its far fewer rows)
+COUNT_SCHEMA = pa.schema([f for f in VARIANTS if f.name != "variant_id"])
 # the score columns of SCORED_CALLS per stage, as `aisci.cohort.scores.ScoreCache.best` returns them
 SCORE_COLUMNS = {"splice": [f.name for f in SCORED_CALLS if f.name.startswith(("splice_", "ds_"))],
                  "protein": [f.name for f in SCORED_CALLS if f.name.startswith("protein_") or f.name == "hgvs_p"]}
@@ -65,6 +67,12 @@ def chrom_key(chrom: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", chrom)]
 
 
+def variant_ids(calls: Any) -> pa.Array | pa.ChunkedArray:
+    """The `aisci.cohort.schema.variant_id` of each row of a table with chrom, pos, ref and alt."""
+    return pc.binary_join_element_wise(calls["chrom"], pc.cast(calls["pos"], pa.string()), calls["ref"],
+                                       calls["alt"], ":")
+
+
 def by_position(table: pa.Table, *more: str) -> pa.Table:
     """Sort by pos, ref, alt (then ``more``): a total order of one chromosome's variants."""
     return table.sort_by([(c, "ascending") for c in ("pos", "ref", "alt", *more)])
@@ -94,7 +102,7 @@ def sort_calls(tables: list[pa.Table], where: str) -> pa.Table:
         in_run = np.zeros(len(pos), dtype=bool)
         in_run[:-1] |= tie
         in_run[1:] |= tie
-        ids = table["variant_id"].take(pa.array(np.flatnonzero(in_run)))
+        ids = variant_ids(table.select(["chrom", *KEYS]).take(pa.array(np.flatnonzero(in_run))))
         if pc.count_distinct(ids).as_py() < len(ids):
             counts = pc.value_counts(ids)
             repeated = counts.field("values")[pc.index(pc.greater(counts.field("counts"), 1), True).as_py()]
@@ -103,7 +111,7 @@ def sort_calls(tables: list[pa.Table], where: str) -> pa.Table:
 
 
 def call_counts(calls: pa.Table, sign: int = 1) -> pa.Table:
-    """Per-call summary counts (schema VARIANTS) of a table with `CALL_COLUMNS`; sign -1 negates them.
+    """Per-call summary counts (schema `COUNT_SCHEMA`) of a table with `CALL_COLUMNS`; sign -1 negates them.
 
     A call adds its ALT copies to ac, its non-missing alleles to called_alleles, 1 to n_records, 1 to
     carriers with at least one copy, 1 to hom_alt when every called allele (>= 2) is this ALT.
@@ -115,26 +123,27 @@ def call_counts(calls: pa.Table, sign: int = 1) -> pa.Table:
               pc.greater(copies, 0).cast(pa.int64()), hom.cast(pa.int64())]
     if sign < 0:
         counts = [pc.negate(c) for c in counts]
-    return pa.Table.from_arrays([calls[k] for k in KEYS] + counts, schema=VARIANTS)
+    return pa.Table.from_arrays([calls[k] for k in KEYS] + counts, schema=COUNT_SCHEMA)
 
 
 def _sum(tables: list[pa.Table]) -> pa.Table:
     # one thread: a commit runs next to ingest workers, and the hash group-by is no faster with more on 1-2 cores
     grouped = pa.concat_tables(tables).group_by(KEYS, use_threads=False).aggregate(
         [(c, "sum") for c in SUMMARY_COUNTS])
-    return pa.Table.from_arrays([grouped[f"{c}_sum" if c in SUMMARY_COUNTS else c] for c in VARIANTS.names],
-                                schema=VARIANTS)
+    return pa.Table.from_arrays([grouped[f"{c}_sum" if c in SUMMARY_COUNTS else c] for c in COUNT_SCHEMA.names],
+                                schema=COUNT_SCHEMA)
 
 
-def fold(tables: Iterable[pa.Table], where: str) -> pa.Table:
-    """Sum count tables (schema VARIANTS) per variant, in bounded memory; drop variants no sample has.
+def fold(chrom: str, tables: Iterable[pa.Table], where: str) -> pa.Table:
+    """Sum one chromosome's count tables per variant, in bounded memory; drop variants no sample has.
 
     Args:
-        tables: summaries and (possibly negated) `call_counts`, streamed.
+        chrom: the chromosome (for the variant ids).
+        tables: summaries (schema VARIANTS) and (possibly negated) `call_counts` (schema COUNT_SCHEMA), streamed.
         where: named in the error.
 
     Returns:
-        The summed table sorted by position.
+        The summed table (schema VARIANTS) sorted by position.
 
     Raises:
         RuntimeError: a negative count (a replaced sample's file no longer matches its counts).
@@ -142,7 +151,7 @@ def fold(tables: Iterable[pa.Table], where: str) -> pa.Table:
     pending: list[pa.Table] = []
     rows = 0
     for table in tables:
-        pending.append(table)
+        pending.append(table.select(COUNT_SCHEMA.names) if "variant_id" in table.column_names else table)
         rows += table.num_rows
         if rows > FOLD_ROWS:
             pending = [_sum(pending)]
@@ -153,7 +162,10 @@ def fold(tables: Iterable[pa.Table], where: str) -> pa.Table:
     table = table.filter(pc.greater(table["n_records"], 0))
     if table.num_rows and min(pc.min(table[c]).as_py() for c in SUMMARY_COUNTS) < 0:
         raise RuntimeError(f"{where}: negative summary counts (a replaced sample's file changed)")
-    return by_position(table)
+    table = by_position(table)
+    ids = variant_ids({"chrom": pa.repeat(pa.scalar(chrom, pa.string()), table.num_rows), **{
+        k: table[k] for k in KEYS}})
+    return pa.Table.from_arrays([ids, *table.columns], schema=VARIANTS)
 
 
 def with_an_af(chrom: str, variants: pa.Table, n_samples: int) -> pa.Table:
@@ -179,12 +191,11 @@ def check_scores(scores: dict[str, pa.Table]) -> None:
             raise ValueError(f"{stage} scores: missing column {missing[0]!r}")
 
 
-def scored_calls(chrom: str, calls: pa.Table, summaries: pa.Table, scores: dict[str, pa.Table]) -> pa.Table:
+def scored_calls(calls: pa.Table, summaries: pa.Table, scores: dict[str, pa.Table]) -> pa.Table:
     """Join one chromosome's calls with their summaries and best scores (a lookup by variant_id, order kept).
 
     Args:
-        chrom: the chromosome of ``calls``.
-        calls: schema CALLS.
+        calls: schema CALLS, one chromosome.
         summaries: `with_an_af` rows covering the calls' variants.
         scores: stage -> one row per variant_id (a repeated variant_id takes its first row); stages left out
             get null columns.
@@ -192,9 +203,9 @@ def scored_calls(chrom: str, calls: pa.Table, summaries: pa.Table, scores: dict[
     Returns:
         A table of schema SCORED_CALLS, in the order of ``calls``.
     """
-    ids = calls["variant_id"]
-    cols = {"chrom": pa.repeat(pa.scalar(chrom, pa.string()), calls.num_rows)}
-    cols.update((f.name, calls[f.name]) for f in CALLS)
+    ids = variant_ids(calls)
+    cols = {f.name: calls[f.name] for f in CALLS}
+    cols["variant_id"] = ids
     idx = pc.index_in(ids, value_set=summaries["variant_id"])
     cols.update((c, summaries[c].take(idx)) for c in ("ac", "an", "af", "carriers"))
     for stage, columns in SCORE_COLUMNS.items():

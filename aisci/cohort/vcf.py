@@ -91,7 +91,7 @@ def read_calls(path: str | os.PathLike[str], sample: str,
         if text:
             columns = _columns(text, name, line)
             for chrom, batch in _split(_parse(columns, name, line, sample), batch_rows):
-                yield chrom, normalize_batch(chrom, batch)
+                yield chrom, normalize_batch(batch)
             line += columns.num_rows
 
 
@@ -245,7 +245,7 @@ class _Checker:
 
 
 def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str) -> pa.RecordBatch | None:
-    """Check and convert one block of records into CALLS rows plus a trailing ``chrom`` column."""
+    """Check and convert one block of records into CALLS rows."""
     if chunk is None:
         return None
     columns = chunk.columns
@@ -261,7 +261,7 @@ def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str
         return None
     check = _Checker(name, lines)
     check.require(np.diff(_buffers(chrom)[0]) > 0, "CHROM", chrom, "is empty")
-    pos_text = pos
+    pos_text = pos                               # '+5' and '007' read as 5 and 7, as htslib reads them
     pos = check.cast(pos, pa.int64(), "POS", POS_TEXT, "is not a positive integer")
     check.require(np.asarray(pos) > 0, "POS", pos_text, "is not a positive integer")
     ref_off, ref_bytes = _buffers(ref)
@@ -299,38 +299,27 @@ def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str
         rec = alt_rec[keep]
         take = pa.array(rec)
         out_alt = alt_flat.filter(pa.array(keep)) if not keep.all() else alt_flat
-    out = [c if take is None else c.take(take)
-           for c in (chrom, pos, pos_text, ref, qual, filt, gt, ints["DP"], ints["GQ"])]
-    out_chrom, out_pos, out_pos_text = out[:3]
-    if not _canonical(out_pos_text):              # '+5', '007': write the number as bcftools does
-        out_pos_text = pc.cast(out_pos, pa.string())
+    out = [c if take is None else c.take(take) for c in (chrom, pos, ref, qual, filt, gt, ints["DP"], ints["GQ"])]
     gt_null = gt_codes < 0
     no_call = gt_null | (called == 0)
     cols = {
+        "chrom": out[0],
         "sample": pa.repeat(pa.scalar(sample, pa.string()), len(rec)),
-        "pos": out_pos,
-        "ref": out[3],
+        "pos": out[1],
+        "ref": out[2],
         "alt": out_alt,
         "alt_index": pa.array(alt_index[keep].astype(np.int8)),
-        "variant_id": pc.binary_join_element_wise(out_chrom, out_pos_text, out[3], out_alt, ":"),
-        "qual": out[4],
-        "filter": out[5],
-        "genotype": out[6],
+        "qual": out[3],
+        "filter": out[4],
+        "genotype": out[5],
         "alt_copies": pa.array(copies[keep], mask=no_call[rec]),
         "called_alleles": pa.array(called[rec], mask=gt_null[rec]),
         "phased": pa.array(phased[rec], mask=gt_null[rec]),
-        "depth": out[7],
-        "gq": out[8],
+        "depth": out[6],
+        "gq": out[7],
         "allele_depths": ad[0].take(ad[1] if take is None else ad[1].take(take)),
     }
-    return pa.RecordBatch.from_arrays([*cols.values(), out_chrom], names=[*CALLS.names, "chrom"])
-
-
-def _canonical(pos_text: pa.Array) -> bool:
-    """Whether every POS (already checked > 0) is written as ``str(int)``: no '+' sign, no leading 0."""
-    offsets, data = _buffers(pos_text)
-    first = data[offsets[:-1]]
-    return not ((first == ord("0")) | (first == ord("+"))).any()
+    return pa.RecordBatch.from_arrays(list(cols.values()), schema=CALLS)
 
 
 def _alleles(alt: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
@@ -436,14 +425,13 @@ def _allele_depths(ad: pa.Array, check: _Checker) -> tuple[pa.Array, pa.Array]:
 
 
 def _split(batch: pa.RecordBatch | None, batch_rows: int) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """Cut a parsed block at chromosome changes and every ``batch_rows`` rows; drop the chrom column."""
+    """Cut a parsed block at chromosome changes and every ``batch_rows`` rows."""
     if batch is None or batch.num_rows == 0:
         return
-    chrom = batch.column(len(CALLS))
-    body = pa.RecordBatch.from_arrays(batch.columns[:len(CALLS)], schema=CALLS)
+    chrom = batch.column(0)
     change = np.flatnonzero(np.asarray(pc.not_equal(chrom[1:], chrom[:-1]))) + 1
     bounds = [0, *change.tolist(), batch.num_rows]
     for start, end in itertools.pairwise(bounds):
         name = chrom[start].as_py()
         for s in range(start, end, batch_rows):
-            yield name, body.slice(s, min(batch_rows, end - s))
+            yield name, batch.slice(s, min(batch_rows, end - s))

@@ -30,3 +30,17 @@ def test_validate_prints_summary(sim_data, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "valid" in out and "sample S1: fq1=" in out and "2 contigs, 300,000 bp" in out
     assert main(["validate", "--config", str(cfg), "--set", "aligner=bowtie"]) == 1
+
+
+def test_a_subcommand_imports_only_its_own_module():
+    """Every pipeline job starts `aisci`: configuring all subcommands would import every module (~0.25 s)."""
+    code = "from aisci.cli import main; main(['cohort', 'info', '--help'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "--store" in out.stdout
+    code = ("import sys\nfrom aisci.cli import create_parser\n"
+            "args = create_parser(['-v', 'cohort', 'info', '--store', 'x']).parse_args(['-v', 'cohort', 'info', "
+            "'--store', 'x'])\n"
+            "print(args._module, sorted(m for m in sys.modules if m.startswith('aisci.') and m.count('.') >= 1))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("aisci.cohort.cli ") and "aisci.splice" not in out and "aisci.placement" not in out
+    assert "aisci.cohort.cli" in out

@@ -15,9 +15,9 @@ def test_scored_calls_has_the_genotype_and_score_columns():
     assert {"ds_ag", "ds_al", "ds_dg", "ds_dl", "protein_score", "splice_model", "splice_model_version",
             "protein_model", "protein_model_version", "ac", "an", "af", "carriers"} <= names
     assert schema.SCORED_CALLS.field("allele_depths").type == pa.list_(pa.int32())
-    # calls files leave chrom to the hive partition; every other calls column is in the view, in order
-    assert schema.SCORED_CALLS.names[1:len(schema.CALLS) + 1] == schema.CALLS.names
-    assert "chrom" not in schema.CALLS.names and schema.CALLS_PARTITIONING.names == ["chrom"]
+    # every calls column is in the view, in order, with the variant key the calls files do not store
+    assert [n for n in schema.SCORED_CALLS.names[:len(schema.CALLS) + 1] if n != "variant_id"] == schema.CALLS.names
+    assert "variant_id" not in schema.CALLS.names and schema.CALLS.names[0] == "chrom"
 
 
 def test_score_caches_share_the_variant_key_columns():

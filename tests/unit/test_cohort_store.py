@@ -142,18 +142,24 @@ def test_every_written_file_has_the_exact_schema_sorted_and_in_row_groups(tmp_pa
     store = build(tmp_path / "store", tmp_path, HAND, [["S1", "S2"], ["S3"]])
     state = json.loads((store.root / "store.json").read_text())
     assert (state["format"], state["format_version"], state["generation"], state["variants"]) == (
-        "aisci-cohort", 1, 2, "variants/v2")
-    assert set(state["samples"]["S1"]) >= {"vcf", "fingerprint", "files", "records", "rows", "ingested"}
+        "aisci-cohort", 2, 2, "variants/v2")
+    assert set(state["samples"]["S1"]) >= {"vcf", "fingerprint", "file", "chroms", "records", "rows", "ingested"}
     assert (state["samples"]["S1"]["records"], state["samples"]["S1"]["rows"]) == (3, 4)
+    assert state["samples"]["S1"]["chroms"] == ["chr1", "chr2"]
     files = parquet_files(store.root)
-    calls = [p for p in files if p.parts[-3] == "calls"]
+    calls = [p for p in files if p.parts[-2] == "calls"]
     assert sorted(str(p.relative_to(store.root)) for p in calls) == sorted(
-        rel for e in state["samples"].values() for rel in e["files"].values())
+        e["file"] for e in state["samples"].values())
     assert {p.name.split(".")[0] for p in calls} == {"S1", "S2", "S3"}
-    for p in calls:
+    for p in calls:  # one file per sample; one chromosome per row group, sorted by pos
         assert pq.read_schema(p).equals(CALLS), p
-        pos = pq.read_table(p)["pos"].to_pylist()
-        assert pos == sorted(pos)
+        f = pq.ParquetFile(p)
+        for i in range(f.metadata.num_row_groups):
+            group = f.read_row_group(i)
+            assert len(group["chrom"].unique()) == 1
+            stats = f.metadata.row_group(i).column(0).statistics
+            assert stats.min == stats.max == group["chrom"][0].as_py()
+            assert group["pos"].to_pylist() == sorted(group["pos"].to_pylist())
     variants = [p for p in files if "variants" in p.parts]
     assert sorted(str(p.relative_to(store.root)) for p in variants) == [
         "variants/v2/chrom=chr1/part.parquet", "variants/v2/chrom=chr2/part.parquet"]
@@ -168,20 +174,26 @@ def test_every_written_file_has_the_exact_schema_sorted_and_in_row_groups(tmp_pa
 
 def test_row_groups_and_no_temporary_name_ends_in_parquet(tmp_path, monkeypatch):
     written = []
-    real = pq.write_table
+    real, real_writer = pq.write_table, pq.ParquetWriter
 
     def spy(table, where, **kw):
         written.append(str(where))
         return real(table, where, **kw)
 
+    class Writer(real_writer):
+        def __init__(self, where, *args, **kw):
+            written.append(str(where))
+            super().__init__(where, *args, **kw)
+
     monkeypatch.setattr(store_mod.pq, "write_table", spy)
-    records = [("chr1", p, "A", "G", "0/1") for p in range(1, 40001)]
+    monkeypatch.setattr(store_mod.pq, "ParquetWriter", Writer)
+    records = [("chr1", p, "A", "G", "0/1") for p in range(1, 40001)] + [("chr2", 5, "C", "T", "1/1")]
     store = build(tmp_path / "store", tmp_path, {"BIG": records}, [["BIG"]])
-    assert written and not [w for w in written if w.endswith(".parquet")]
+    assert any("calls" in w for w in written) and any("variants" in w for w in written)
     assert all(w.endswith(".part") for w in written)
-    (path,) = [store.root / rel for rel in store.samples()["BIG"]["files"].values()]
+    path = store.root / store.samples()["BIG"]["file"]
     meta = pq.read_metadata(path)
-    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [16384, 16384, 40000 - 2 * 16384]
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [16384, 16384, 40000 - 2 * 16384, 1]
     pos = meta.row_group(1).column(CALLS.get_field_index("pos"))
     assert (pos.statistics.min, pos.statistics.max) == (16385, 32768)  # what region pushdown prunes on
     assert not [p for p in store.root.rglob("*") if p.is_file() and ".part" in p.name]
@@ -198,14 +210,18 @@ def test_incremental_append_equals_a_from_scratch_build(tmp_path):
     assert store_counts(full) == expected_counts(cohort)
     assert len(expected_counts(cohort)) > 100 and max(v[2] for v in expected_counts(cohort).values()) >= 3
     for n in names:
-        a, b = inc.samples()[n]["files"], full.samples()[n]["files"]
+        a, b = inc.samples()[n]["file"], full.samples()[n]["file"]
         assert a == b
-        tables = [pq.read_table(inc.root / rel) for rel in a.values()]
-        for rel, table in zip(a.values(), tables, strict=True):
-            assert table.equals(pq.read_table(full.root / rel))
-            assert table["pos"].to_pylist() == sorted(table["pos"].to_pylist())  # chr1 came back: merged, sorted
+        table = pq.read_table(inc.root / a)
+        assert table.equals(pq.read_table(full.root / a))
+        f = pq.ParquetFile(inc.root / a)
+        assert [f.metadata.row_group(i).column(0).statistics.min for i in range(f.metadata.num_row_groups)] == [
+            "chr1", "chr2"]  # chr1 came back after chr2 in the VCF: merged into one sorted run
+        for chrom in ("chr1", "chr2"):
+            pos = table.filter(pc.equal(table["chrom"], chrom))["pos"].to_pylist()
+            assert pos == sorted(pos)
         rows = sum(len(r[3].split(",")) for r in cohort[n])
-        assert sum(t.num_rows for t in tables) == rows == inc.samples()[n]["rows"]
+        assert table.num_rows == rows == inc.samples()[n]["rows"]
         assert inc.samples()[n]["records"] == len(cohort[n])
     sort = [("chrom", "ascending"), ("pos", "ascending"), ("alt", "ascending"), ("sample", "ascending")]
     assert inc.calls_dataset().to_table().sort_by(sort).equals(full.calls_dataset().to_table().sort_by(sort))
@@ -224,29 +240,35 @@ def test_a_commit_of_new_samples_reads_no_calls_file(tmp_path, monkeypatch):
     names = list(cohort)
     store = CohortStore(tmp_path / "store", create=True)
     staged = [store.stage_sample(n, write_vcf(tmp_path / f"{n}.vcf", n, cohort[n])) for n in names]
-    assert all(set(s.counts) == set(s.files) == {"chr1", "chr2"} for s in staged)
+    assert all(set(s.counts) == {"chr1", "chr2"} and Path(s.file).is_file() for s in staged)
     read = []
-    real = store_mod._read_parquet
+    real, real_chrom = store_mod._read_parquet, store_mod._read_chrom
 
     def spy(path, schema, columns=None):
-        read.append(Path(path))
+        read.append((Path(path), None))
         return real(path, schema, columns)
 
+    def spy_chrom(path, chrom, columns):
+        read.append((Path(path), chrom))
+        return real_chrom(path, chrom, columns)
+
     monkeypatch.setattr(store_mod, "_read_parquet", spy)
+    monkeypatch.setattr(store_mod, "_read_chrom", spy_chrom)
     store.commit(staged[:2])
     store.commit(staged[2:])
-    assert not [p for p in read if "calls" in p.parts]  # only the previous summaries were read
+    assert read and all("variants" in p.parts for p, _ in read)  # only the previous summaries were read
     assert store_counts(store) == expected_counts(cohort)
+    old = store.root / store.samples()[names[0]]["file"]
     changed = dict(cohort, **{names[0]: cohort[names[0]][1:]})
     store.commit([store.stage_sample(names[0], write_vcf(tmp_path / "changed.vcf", names[0], changed[names[0]]))])
-    assert {p.parts[-2] for p in read if "calls" in p.parts} == {"chrom=chr1", "chrom=chr2"}  # the replaced one
+    assert {(p, c) for p, c in read if "calls" in p.parts} == {(old, "chr1"), (old, "chr2")}  # the replaced one
     assert store_counts(store) == expected_counts(changed)
 
 
 def test_sort_calls_is_a_stable_sort_by_position_and_finds_repeated_variants():
     rows = [(5, "A", "T"), (5, "A", "G"), (7, "C", "A"), (5, "AC", "A"), (9, "G", "C")]
-    calls = pa.table({"pos": [r[0] for r in rows], "ref": [r[1] for r in rows], "alt": [r[2] for r in rows],
-                      "variant_id": [f"c:{p}:{r}:{a}" for p, r, a in rows]})
+    calls = pa.table({"chrom": ["c"] * len(rows), "pos": [r[0] for r in rows], "ref": [r[1] for r in rows],
+                      "alt": [r[2] for r in rows], "depth": list(range(len(rows)))})
     expected = calls.take([0, 1, 3, 2, 4])  # rows at one position (a multi-allelic record) keep their order
     assert sort_calls([calls.slice(0, 2), calls.slice(2)], "x").equals(expected)
     assert sort_calls([expected], "x").equals(expected)
@@ -267,7 +289,7 @@ def test_replacing_a_sample_subtracts_its_old_counts(tmp_path):
     cohort = random_cohort(4, seed=2)
     names = list(cohort)
     store = build(tmp_path / "store", tmp_path, cohort, [names])
-    old_files = [store.root / rel for rel in store.samples()[names[1]]["files"].values()]
+    old_files = [store.root / store.samples()[names[1]]["file"]]
     vcf = tmp_path / f"{names[1]}.vcf"
     assert not store.needs_ingest(names[1], vcf)
     os.utime(vcf, ns=(1, 1))  # touched, same content
@@ -342,7 +364,7 @@ def test_garbage_collection_keeps_recent_staging_and_failed_staging_leaves_nothi
         CohortStore(tmp_path / "nothing")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "store.json").write_text('{"format": "something-else"}')
-    with pytest.raises(InputError, match="not an aisci-cohort store of format version 1"):
+    with pytest.raises(InputError, match="not an aisci-cohort store of format version 2"):
         CohortStore(tmp_path / "other").samples()
 
 
@@ -362,13 +384,15 @@ def test_region_query_pushdown_and_score_join(tmp_path):
                        pc.and_(pc.greater_equal(everything["pos"], region[1]),
                                pc.less_equal(everything["pos"], region[2])))
         assert got.equals(everything.filter(mask)), region
-    # pushdown: the position statistics of BIG's 4 row groups leave 1 or 2 of them to read
-    big = ds.dataset(str(store.root / store.samples()["BIG"]["files"]["chr1"]), format="parquet")
+    # pushdown: the chrom and position statistics of BIG's 5 row groups (4 of chr1, 1 of chr2) leave 1 or 2
+    big = ds.dataset(str(store.root / store.samples()["BIG"]["file"]), format="parquet")
     (fragment,) = big.get_fragments()
-    assert fragment.metadata.num_row_groups == 4
+    assert fragment.metadata.num_row_groups == 5
     for (lo, hi), n_groups in {(100, 200): 1, (16380, 16390): 2, (40000, 10**9): 2, (49500, 10**9): 1}.items():
-        pruned = fragment.subset(filter=(ds.field("pos") >= lo) & (ds.field("pos") <= hi))
+        pruned = fragment.subset(filter=(ds.field("chrom") == "chr1") & (ds.field("pos") >= lo) & (
+            ds.field("pos") <= hi))
         assert pruned.num_row_groups == n_groups
+    assert fragment.subset(filter=ds.field("chrom") == "chr2").num_row_groups == 1
     hits = store.query(("chr1", 100, 101))
     assert [(r["sample"], r["variant_id"]) for r in hits.to_pylist()] == [  # sorted by pos, ref, alt, sample
         ("S1", "chr1:100:A:C"), ("S2", "chr1:100:A:C"), ("S3", "chr1:100:A:C"), ("BIG", "chr1:100:A:G"),
@@ -442,3 +466,31 @@ def test_concurrent_commits_from_two_processes_all_land(tmp_path):
     assert json.loads((store.root / "store.json").read_text())["generation"] == 6
     assert store_counts(store) == expected_counts(cohort)
     assert store.collect_garbage(staging_max_age=0) == []
+
+
+# ------------------------------------------------------------------------------------------- README
+def test_the_readme_duckdb_queries_run_on_a_store(tmp_path, monkeypatch):
+    """The README's DuckDB block, as written there, against a real store and a protein score cache."""
+    from aisci.cohort.schema import PROTEIN_SCORES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```python\nimport duckdb", 1)[1].split("```", 1)[0]
+    store = build(tmp_path / "cohort-store", tmp_path, HAND, [["S1", "S2"], ["S3"]])
+    part = store.root / "scores/protein/esm2-demo@c53e72931ba1/chrom=chr1/part-0.parquet"
+    part.parent.mkdir(parents=True)
+    rows = [("chr1:200:G:T", 200, "G", "T", "scored", -4.5), ("chr1:100:A:C", 100, "A", "C", "scored", -1.0),
+            ("chr1:300:T:A", 300, "T", "A", "intergenic", None)]
+    pq.write_table(pa.table({
+        "variant_id": [r[0] for r in rows], "pos": [r[1] for r in rows], "ref": [r[2] for r in rows],
+        "alt": [r[3] for r in rows], "status": [r[4] for r in rows], "gene": ["G1"] * 3, "transcript": ["T1"] * 3,
+        "consequence": ["missense_variant"] * 3, "hgvs_p": ["p.X"] * 3, "strategy": ["masked-marginal"] * 3,
+        "score": pa.array([r[5] for r in rows], pa.float32())}, schema=PROTEIN_SCORES), part)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec("import duckdb" + block.replace("S0001", "S1"), scope)
+    assert sorted(scope["per_chrom"].fetchall()) == [("chr1", 3 + 3 + 2, 3), ("chr2", 2, 2)]
+    mine = sorted(scope["mine"].fetchall())
+    assert mine == [("chr1", 100, "A", "C", "0/1", 3, 2), ("chr1", 200, "G", "GA", "1/2", 2, 2),
+                    ("chr1", 200, "G", "T", "1/2", 2, 2)]
+    worst = scope["worst"].fetchall()
+    assert [(w[0], w[1], w[3], w[4], w[8]) for w in worst] == [("chr1", 200, "T", 2, -4.5), ("chr1", 100, "C", 3, -1.0)]

@@ -16,11 +16,11 @@ from aisci.cohort import vcf
 from aisci.cohort.normalize import trim
 from aisci.cohort.schema import CALLS
 from aisci.cohort.synth import simulate_cohort
+from aisci.cohort.tables import variant_ids
 from aisci.cohort.vcf import read_calls
 from aisci.errors import InputError
 
 NIST = "test_nist.b37_chr20_100kbp_at_10mb.vcf.gz"          # in the na12878 fixture's folder
-WITH_CHROM = pa.schema([pa.field("chrom", pa.string(), nullable=False), *CALLS])
 QUERY = "%CHROM\t%POS\t%REF\t%ALT\t%QUAL\t%FILTER[\t%GT\t%DP\t%GQ\t%AD]\n"
 
 HEADER_LINES = [
@@ -77,16 +77,16 @@ def write_vcf(path: Path, records: list[str], header: str = HEADER, bgzip: bool 
 
 
 def read_all(path: Path, sample: str = "S1", batch_rows: int = 65536) -> pa.Table:
-    """read_calls as one table with a leading chrom column; checks every batch's schema and chromosome."""
+    """read_calls as one table; checks every batch's schema and chromosome."""
     tables = []
     for chrom, batch in read_calls(path, sample, batch_rows):
         assert batch.schema.equals(CALLS, check_metadata=True)
         assert 0 < batch.num_rows <= batch_rows
-        assert all(v.startswith(f"{chrom}:") for v in batch.column("variant_id").to_pylist())
-        tables.append(pa.Table.from_batches([batch]).add_column(0, "chrom", pa.repeat(chrom, batch.num_rows)))
+        assert set(batch.column("chrom").to_pylist()) == {chrom}
+        tables.append(pa.Table.from_batches([batch]))
     if not tables:
-        return WITH_CHROM.empty_table()
-    return pa.concat_tables(tables).cast(WITH_CHROM)
+        return CALLS.empty_table()
+    return pa.concat_tables(tables)
 
 
 def minimal(ref: str, alt: str, pos: int) -> tuple[str, str, int]:
@@ -117,7 +117,7 @@ def read_calls_reference(path: Path, sample: str) -> pa.Table:
                 ref, alt_, pos = minimal(rec.ref, alt, rec.pos)
                 rows.append({
                     "chrom": rec.chrom, "sample": sample, "pos": pos, "ref": ref, "alt": alt_,
-                    "alt_index": i, "variant_id": f"{rec.chrom}:{pos}:{ref}:{alt_}", "qual": rec.qual,
+                    "alt_index": i, "qual": rec.qual,
                     "filter": ";".join(rec.filter.keys()) or None, "genotype": text,
                     "alt_copies": None if not called else sum(a == i for a in gt),
                     "called_alleles": called,
@@ -125,7 +125,7 @@ def read_calls_reference(path: Path, sample: str) -> pa.Table:
                     "depth": call.get("DP"), "gq": call.get("GQ"),
                     "allele_depths": None if ad is None else list(ad),
                 })
-    return pa.Table.from_pylist(rows, schema=WITH_CHROM)
+    return pa.Table.from_pylist(rows, schema=CALLS)
 
 
 def read_calls_bcftools(path: Path) -> list[dict]:
@@ -302,7 +302,7 @@ def test_non_canonical_pos_gives_canonical_variant_id(tmp_path):
     path = write_vcf(tmp_path / "x.vcf", [GOOD.replace("\t100\t", "\t0100\t"), GOOD.replace("\t100\t", "\t007\t")])
     t = read_all(path)
     assert t.column("pos").to_pylist() == [100, 100, 7, 7]
-    assert t.column("variant_id").to_pylist() == ["chr1:100:A:G", "chr1:100:A:T", "chr1:7:A:G", "chr1:7:A:T"]
+    assert variant_ids(t).to_pylist() == ["chr1:100:A:G", "chr1:100:A:T", "chr1:7:A:G", "chr1:7:A:T"]
 
 
 def test_non_utf8_text_names_line(tmp_path):
@@ -369,7 +369,7 @@ def test_simulate_cohort_is_deterministic_sorted_and_indexed(tmp_path):
         assert pos == sorted(pos, key=lambda cp: (int(cp[0][3:]), cp[1]))  # sorted, chr1 < chr2 < chr3
         assert (t.column("alt_index").to_numpy() == 2).sum() > 0             # some multi-allelics
         assert set(t.column("filter").to_pylist()) == {"PASS", "LowQual"}
-        keys.append(set(t.column("variant_id").to_pylist()))
+        keys.append(set(variant_ids(t).to_pylist()))
         with pysam.VariantFile(str(path)) as vcf:                             # the tabix index works
             assert sum(1 for _ in vcf.fetch("chr2")) == records.filter(
                 pa.compute.equal(records.column("chrom"), "chr2")).num_rows
