@@ -217,7 +217,7 @@ class CohortStore:
         late: list[pa.Table] = []  # chromosomes that came back after another one (an unsorted VCF)
         records = rows = 0
         writer: pq.ParquetWriter | None = None
-        sink = count_writer = None
+        out = sink = count_writer = None  # buffered streams: a Parquet writer makes ~200 small writes a file
 
         def count(table: pa.Table) -> None:
             # the commit needs only these counts: computed here, on the worker, while the calls are in memory.
@@ -225,20 +225,21 @@ class CohortStore:
             # the folder is private and unreferenced until this function returns.
             nonlocal sink, count_writer
             if count_writer is None:
-                sink = pa.OSFile(str(staging / COUNTS), "wb")
+                sink = _output(staging / COUNTS)
                 count_writer = pa.ipc.new_file(sink, COUNT_SCHEMA)
             counted = call_counts(table.select(CALL_COLUMNS))
             count_writer.write_batch(pa.record_batch([c.combine_chunks() for c in counted.columns], schema=COUNT_SCHEMA))
             counts[table["chrom"][0].as_py()] = count_writer.stats.num_record_batches - 1  # a rewrite: the last one
 
         def flush(chrom: str) -> None:
-            nonlocal writer
+            nonlocal writer, out
             table = sort_calls([pa.Table.from_batches(pending.pop(chrom), CALLS)], str(path))
             if chrom in counts:
                 late.append(table)
                 return
             if writer is None:
-                writer = pq.ParquetWriter(str(target) + ".part", CALLS, **_options(CALLS.names))
+                out = _output(Path(str(target) + ".part"))
+                writer = pq.ParquetWriter(out, CALLS, **_options(CALLS.names))
             writer.write_table(table, row_group_size=ROW_GROUP)  # row groups never span two chromosomes
             count(table)
 
@@ -255,10 +256,12 @@ class CohortStore:
                 flush(chrom)
             if writer is not None:
                 writer.close()
+                out.close()
                 os.replace(str(target) + ".part", target)
             if late:  # merge each returning chromosome into one sorted run (holds this sample's calls in memory)
                 calls = pa.concat_tables([_read_parquet(target, CALLS), *late])
-                with pq.ParquetWriter(str(target) + ".part", CALLS, **_options(CALLS.names)) as rewrite:
+                with _output(Path(str(target) + ".part")) as out, pq.ParquetWriter(
+                        out, CALLS, **_options(CALLS.names)) as rewrite:
                     for chrom in counts:
                         table = sort_calls([calls.filter(pc.equal(calls["chrom"], chrom))], str(path))
                         rewrite.write_table(table, row_group_size=ROW_GROUP)
@@ -269,10 +272,9 @@ class CohortStore:
                 count_writer.close()
                 sink.close()
         except BaseException:
-            if writer is not None:
-                writer.close()
-            if sink is not None:
-                sink.close()
+            for stream in (writer, out, sink):
+                if stream is not None:
+                    stream.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return StagedSample(name, str(path), fp, str(staging), str(target) if counts else None, records, rows,
@@ -516,11 +518,17 @@ def _write(table: pa.Table, path: Path, private: bool = False) -> None:
     options = dict(_options(table.column_names), row_group_size=ROW_GROUP)
     if private:
         tmp = path.with_name(path.name + ".part")
-        pq.write_table(table, str(tmp), **options)
+        with _output(tmp) as out:
+            pq.write_table(table, out, **options)
         os.replace(tmp, path)
         return
-    with atomic_output(path, suffix=".part") as tmp:
-        pq.write_table(table, tmp, **options)
+    with atomic_output(path, suffix=".part") as tmp, _output(Path(tmp)) as out:
+        pq.write_table(table, out, **options)
+
+
+def _output(path: Path) -> pa.NativeFile:
+    """A new file for writing through a 1 MiB buffer (Parquet and IPC writers make many small writes)."""
+    return pa.output_stream(str(path), buffer_size=1 << 20)
 
 
 def _options(names: list[str]) -> dict[str, Any]:
