@@ -18,6 +18,11 @@ from aisci.errors import InputError, ToolError
 log = logging.getLogger(__name__)
 
 GPU_RESOURCE = "GPU"
+# Workers started here skip Dask's statistical profiler (a stack sample of the running task every 10 ms)
+# and poll memory once a second instead of ten times: measured on ingest tasks, the worker's other threads
+# took 3.3 ms of CPU per 45 ms sample, 1.6 ms with these. The dashboard's profile page stays empty.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.gil.enabled": False,
+                 "distributed.worker.memory.monitor-interval": "1s"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ def open_client(scheduler: str | None = None, workers: int = 2, threads_per_work
         InputError: an unreachable scheduler, or dask-jobqueue missing for ``slurm``.
         ToolError: Slurm worker jobs that did not connect within ``start_timeout``.
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -85,8 +91,9 @@ def open_client(scheduler: str | None = None, workers: int = 2, threads_per_work
     else:
         if workers < 1:
             raise InputError(f"--workers must be at least 1, got {workers}")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=dashboard, silence_logs=logging.ERROR)
+        with dask.config.set(WORKER_CONFIG):  # the nannies hand this configuration to their workers
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                                   dashboard_address=dashboard, silence_logs=logging.ERROR)
     try:
         client = Client(cluster)
         try:
@@ -112,7 +119,11 @@ def _slurm_cluster(slurm: SlurmWorkers, dashboard: str) -> Any:
         from dask_jobqueue import SLURMCluster
     except ImportError:  # pragma: no cover - a dependency of aisci
         raise InputError("--slurm needs dask-jobqueue (pip install dask-jobqueue)") from None
+    # a worker job reads its Dask configuration from its environment
+    prologue = [f"export DASK_{key.upper().replace('.', '__').replace('-', '_')}={value}"
+                for key, value in WORKER_CONFIG.items()]
     common: dict[str, Any] = dict(processes=1, walltime=slurm.walltime, account=slurm.account,
+                                  job_script_prologue=prologue,
                                   log_directory=slurm.log_directory, scheduler_options={"dashboard_address": dashboard})
     cluster = SLURMCluster(queue=slurm.cpu_partition, cores=slurm.cpu_cores, memory=slurm.cpu_memory,
                            job_extra_directives=list(slurm.extra_directives), job_name="aisci-dask-cpu", **common)

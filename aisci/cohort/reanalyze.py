@@ -83,7 +83,7 @@ def shard_task(root: str, items: list[tuple[str, str]]) -> tuple[list[str], list
     """
     from aisci.cohort.store import CohortStore
 
-    _one_thread_on_workers()
+    _one_arrow_thread()
     keep_freed_memory()
     store = CohortStore(root)
     staged, failures = [], []
@@ -121,16 +121,9 @@ def keep_freed_memory() -> None:
         pass
 
 
-def _one_thread_on_workers() -> None:
-    """On a Dask worker, let Arrow use one thread: the worker processes already fill the cores."""
-    if "distributed" not in sys.modules:  # not on a worker, and importing it costs ~0.7 s
-        return
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except ValueError:
-        return
+def _one_arrow_thread() -> None:
+    """Let Arrow use one thread in this process: staging is sequential, the parallelism is one process per
+    shard (Dask workers, Snakemake jobs), and Arrow's pool of one thread per core only contends with them."""
     import pyarrow as pa
 
     if pa.cpu_count() != 1:
