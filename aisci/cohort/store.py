@@ -98,6 +98,8 @@ class CohortStore:
         """
         self.root = Path(root).absolute()
         self._cache: tuple[tuple[int, int, int], State] | None = None
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"{self.root}: not a cohort store (a file, not a folder)")
         if not (self.root / "store.json").exists():
             if not create:
                 raise InputError(f"{self.root}: not a cohort store (no store.json)")

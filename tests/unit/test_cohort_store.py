@@ -356,6 +356,10 @@ def test_garbage_collection_keeps_recent_staging_and_failed_staging_leaves_nothi
     assert not list((store.root / ".staging").iterdir())
     with pytest.raises(InputError, match="not a cohort store"):
         CohortStore(tmp_path / "nothing")
+    (tmp_path / "a-file").write_text("x")
+    for create in (False, True):
+        with pytest.raises(InputError, match="a-file: not a cohort store \\(a file, not a folder\\)"):
+            CohortStore(tmp_path / "a-file", create=create)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "store.json").write_text('{"format": "something-else"}')
     with pytest.raises(InputError, match="not an aisci-cohort store of format version 2"):
