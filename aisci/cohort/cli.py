@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 import sys
+from pathlib import Path
 from typing import Any
 
 from aisci.cohort import reanalyze as re_

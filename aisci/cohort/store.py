@@ -56,7 +56,8 @@ STAGING_MAX_AGE = 6 * 3600.0  # staged samples younger than this may still be aw
 # Parquet encoding (measured on 20,000-record samples; see `_write`): dictionaries for the columns with few
 # distinct values (small integers included: bit-packed indices leave the codec little to do), deltas for the
 # sorted positions, LZ4.
-DICTIONARY = ("chrom", "sample", "ref", "alt", "filter", "genotype", "alt_index", "alt_copies", "called_alleles", "phased",
+DICTIONARY = ("chrom", "sample", "ref", "alt", "filter", "genotype", "alt_index", "alt_copies", "called_alleles",
+              "phased",
               "depth", "gq")
 ENCODING = {"pos": "DELTA_BINARY_PACKED", "variant_id": "DELTA_BYTE_ARRAY"}  # variant_id: in the summaries
 STATISTICS = ("chrom", "sample", "pos")  # the only columns whose row-group min/max can prune a read (region, sample)
@@ -230,7 +231,8 @@ class CohortStore:
                 sink = _output(staging / COUNTS)
                 count_writer = pa.ipc.new_file(sink, COUNT_SCHEMA)
             counted = call_counts(table.select(CALL_COLUMNS))
-            count_writer.write_batch(pa.record_batch([c.combine_chunks() for c in counted.columns], schema=COUNT_SCHEMA))
+            count_writer.write_batch(pa.record_batch([c.combine_chunks() for c in counted.columns],
+                                                     schema=COUNT_SCHEMA))
             counts[table["chrom"][0].as_py()] = count_writer.stats.num_record_batches - 1  # a rewrite: the last one
 
         def flush(chrom: str) -> None:
@@ -338,7 +340,8 @@ class CohortStore:
                 if chrom not in affected and old_part is not None:
                     _link(old_part, target, move=False)
                     continue
-                table = fold(chrom, self._counts(chrom, old_part, added, added_counts, replaced), f"{self.root} {chrom}")
+                table = fold(chrom, self._counts(chrom, old_part, added, added_counts, replaced),
+                             f"{self.root} {chrom}")
                 if table.num_rows:
                     _write(table, target)
             self._write_state(dict(state, generation=generation, samples=samples, variants=variants))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from aisci.sacct import RUN_ID_DEFAULT_SINCE
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.slurm_cluster import ensure_cluster, sacct_rows
 
@@ -39,8 +40,11 @@ def run_id(output: str) -> str:
 
 
 def sacct(run: str, *fields: str) -> list[dict[str, str]]:
-    """One row per job (allocation lines only) of a run, with the given columns."""
-    return sacct_rows("--name", run, "-X", "--allusers", "-o", ",".join(fields))
+    """One row per job (allocation lines only) of a run, with the given columns.
+
+    ``-S``: without it sacct shows only jobs since midnight, and a run that crossed midnight lost its first jobs.
+    """
+    return sacct_rows("--name", run, "-X", "--allusers", "-S", RUN_ID_DEFAULT_SINCE, "-o", ",".join(fields))
 
 
 def popen_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
@@ -267,8 +271,8 @@ def test_out_of_memory_job_is_retried_with_more(tmp_path):
     # without cgroups Slurm's OverMemoryKill ends the job FAILED (its step CANCELLED), not OUT_OF_MEMORY
     assert jobs[0]["State"] in ("OUT_OF_MEMORY", "FAILED"), jobs
     assert jobs[1]["State"] == "COMPLETED"
-    log = subprocess.run(["sacct", "--name", run, "--parsable2", "-o", "JobID,State,MaxRSS"],
-                         capture_output=True, text=True, check=True).stdout
+    log = subprocess.run(["sacct", "--name", run, "-S", RUN_ID_DEFAULT_SINCE, "--parsable2", "-o",
+                          "JobID,State,MaxRSS"], capture_output=True, text=True, check=True).stdout
     assert re.search(r"^\d+\.0\|CANCELLED", log, re.M), log  # the over-memory step was killed
 
 
