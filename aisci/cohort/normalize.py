@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aisci.cohort.tables import string_buffers
+
 
 def trim(ref: str, alt: str, pos: int) -> tuple[str, str, int]:
     """Minimal representation of one REF/ALT pair: common suffix, then common prefix, each keeping one base."""
@@ -24,14 +26,6 @@ def trim(ref: str, alt: str, pos: int) -> tuple[str, str, int]:
     return ref, alt, pos
 
 
-def _lengths(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(length of each string, the bytes of all of them) of a string array, without copying."""
-    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
-    data = values.buffers()[2]
-    data = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] if data is not None else np.zeros(0, np.uint8)
-    return np.diff(offsets), data
-
-
 def normalize_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Upper-case and trim the alleles of a CALLS batch (pos, ref and alt replaced where anything changed).
 
@@ -40,7 +34,8 @@ def normalize_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """
     ref, alt, pos = batch.column("ref"), batch.column("alt"), batch.column("pos")
     changed = False
-    (ref_len, ref_bytes), (alt_len, alt_bytes) = _lengths(ref), _lengths(alt)
+    (ref_off, ref_bytes), (alt_off, alt_bytes) = string_buffers(ref), string_buffers(alt)
+    ref_len, alt_len = np.diff(ref_off), np.diff(alt_off)
     if (ref_bytes >= ord("a")).any() or (alt_bytes >= ord("a")).any():  # lower-case letters (rare)
         ref, alt, changed = pc.utf8_upper(ref), pc.utf8_upper(alt), True
     # symbolic alleles (<DEL>) never change: their '<' and '>' match no REF base

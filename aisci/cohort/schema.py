@@ -24,7 +24,7 @@ import pyarrow as pa
 FORMAT_VERSION = 2  # 2: one calls file per sample, chrom inside it, no variant_id in it
 
 # --- calls: one file per sample, calls/<sample>.<tag>.parquet ----------------------------------------------
-# Sorted by chromosome (natural order) then pos; each row group holds one chromosome, so the row groups'
+# Chromosomes in the VCF's order, each sorted by pos; each row group holds one chromosome, so the row groups'
 # chrom/pos statistics prune a region read (and a 25-chromosome genome is one file, not 25 small ones).
 CALLS = pa.schema([
     pa.field("chrom", pa.string(), nullable=False),

@@ -67,6 +67,14 @@ def chrom_key(chrom: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", chrom)]
 
 
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets from 0, bytes) of a string array, no copy: value i is ``bytes[offsets[i]:offsets[i + 1]]``."""
+    _, offsets, data = values.buffers()
+    offsets = np.frombuffer(offsets, np.int32, len(values) + 1, values.offset * 4)
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets - offsets[0], data[offsets[0]:offsets[-1]]
+
+
 def variant_ids(calls: Any) -> pa.Array | pa.ChunkedArray:
     """The `aisci.cohort.schema.variant_id` of each row of a table with chrom, pos, ref and alt."""
     return pc.binary_join_element_wise(calls["chrom"], pc.cast(calls["pos"], pa.string()), calls["ref"],

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 
 from aisci.cohort.normalize import normalize_batch
 from aisci.cohort.schema import CALLS
+from aisci.cohort.tables import string_buffers
 from aisci.errors import InputError
 
 try:   # ISA-L inflates ~3x faster than zlib (https://github.com/pycompression/python-isal); optional
@@ -184,14 +185,6 @@ def _locate(text: bytes, name: str, first_line: int, exc: Exception) -> None:
     raise InputError(f"{name}: cannot read the VCF ({exc})") from exc
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets from 0, bytes) of a string array: value i is ``bytes[offsets[i]:offsets[i + 1]]``."""
-    _, offsets, data = values.buffers()
-    offsets = np.frombuffer(offsets, np.int32, len(values) + 1, values.offset * 4)
-    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return offsets - offsets[0], data[offsets[0]:offsets[-1]]
-
-
 def _strings(data: np.ndarray, start: np.ndarray, end: np.ndarray, valid: np.ndarray) -> pa.Array:
     """The string array of ``data[start[i]:end[i]]``, null where not ``valid``."""
     lengths = np.where(valid, end - start, 0)
@@ -250,9 +243,9 @@ def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str
         return None
     columns = chunk.columns
     lines = np.arange(first_line, first_line + chunk.num_rows)
-    no_chrom = np.diff(_buffers(columns[0])[0]) == 0
+    no_chrom = np.diff(string_buffers(columns[0])[0]) == 0
     if no_chrom.any():                          # tolerate blank lines, keep the others' numbers
-        keep = ~(no_chrom & (np.diff(_buffers(columns[1])[0]) == 0))
+        keep = ~(no_chrom & (np.diff(string_buffers(columns[1])[0]) == 0))
         lines = lines[keep]
         columns = [c.filter(pa.array(keep)) for c in columns]
     chrom, pos, ref, alt, qual, filt, fmt, smp = columns
@@ -260,11 +253,11 @@ def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str
     if n == 0:
         return None
     check = _Checker(name, lines)
-    check.require(np.diff(_buffers(chrom)[0]) > 0, "CHROM", chrom, "is empty")
+    check.require(np.diff(string_buffers(chrom)[0]) > 0, "CHROM", chrom, "is empty")
     pos_text = pos                               # '+5' and '007' read as 5 and 7, as htslib reads them
     pos = check.cast(pos, pa.int64(), "POS", POS_TEXT, "is not a positive integer")
     check.require(np.asarray(pos) > 0, "POS", pos_text, "is not a positive integer")
-    ref_off, ref_bytes = _buffers(ref)
+    ref_off, ref_bytes = string_buffers(ref)
     if not (_IS_BASE[ref_bytes].all() and (np.diff(ref_off) > 0).all()):
         check.matches(ref, BASES, "REF", "is not a sequence of A, C, G, T, N")
     # QUAL is a float in htslib: parse as double, then round to float32 (as bcftools does)
@@ -273,7 +266,7 @@ def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str
     # ALT: one row per allele, cut at commas; records with ALT '.' are checked, then dropped
     alt_flat, alt_rec, alt_index, n_alts = _alleles(alt)
     no_alt = np.zeros(n, bool)
-    alt_off, alt_bytes = _buffers(alt_flat)
+    alt_off, alt_bytes = string_buffers(alt_flat)
     if not (_IS_BASE[alt_bytes].all() and (np.diff(alt_off) > 0).all()):   # '*', <DEL>, '.' or bad
         no_alt = np.asarray(pc.equal(alt, "."))
         check.matches(alt_flat, ALT_ALLELE, "ALT", "is not A/C/G/T/N bases, '*' or a symbolic <ID>", alt_rec,
@@ -324,7 +317,7 @@ def _parse(chunk: pa.RecordBatch | None, name: str, first_line: int, sample: str
 
 def _alleles(alt: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
     """Cut ALT at commas: (the alleles, record of each, its 1-based index, ALT alleles per record)."""
-    offsets, data = _buffers(alt)
+    offsets, data = string_buffers(alt)
     commas = np.flatnonzero(data == ord(","))
     n = len(alt)
     if len(commas) == 0:
@@ -346,14 +339,14 @@ def _sample_fields(fmt: pa.Array, smp: pa.Array, check: _Checker) -> dict[str, p
     """The GT, DP, GQ and AD strings of each record (null where FORMAT lacks the key or the sample
     column stops before it), cut from the sample column at colons."""
     n = len(smp)
-    fmt_off, fmt_bytes = _buffers(fmt)
+    fmt_off, fmt_bytes = string_buffers(fmt)
     width = fmt_off[1] - fmt_off[0]
     if (np.diff(fmt_off) == width).all() and (fmt_bytes.reshape(n, width) == fmt_bytes[:width]).all():
         key_sets, codes = [fmt[0].as_py().split(":")], np.zeros(n, np.int64)      # one FORMAT (usual)
     else:
         encoded = pc.dictionary_encode(fmt)
         key_sets, codes = [f.split(":") for f in encoded.dictionary.to_pylist()], np.asarray(encoded.indices)
-    offsets, data = _buffers(smp)
+    offsets, data = string_buffers(smp)
     colons = np.flatnonzero(data == ord(":"))
     n_keys = np.array([len(k) for k in key_sets])[codes]
     k = len(key_sets[0]) - 1
