@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("aisci.evaluate", "compare a call VCF with a truth VCF (precision/recall/F1)"),
     "validate": ("aisci.config", "validate config.yaml and the sample sheet without running anything"),
     "check-reads": ("aisci.reads", "check a FASTQ pair end to end and write read statistics"),
+    "regions": ("aisci.regions", "write the calling scatter plan's regions files (checked against the start-up plan)"),
     "align": ("aisci.align", "align paired reads, fix mates, sort and mark duplicates"),
     "profile": ("aisci.profile", "write a Slurm profile from a short description of a site's partitions"),
     "usage": ("aisci.usage", "utilisation report of a run from Slurm accounting (sacct)"),

@@ -14,7 +14,9 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import yaml
 
+from aisci import yamlfile
 from aisci.errors import InputError
+from aisci.names import check_name
 from aisci.reference import Contig, read_contigs
 
 READ_COLUMNS = ("fq1", "fq2", "bam", "truth")
@@ -125,8 +127,10 @@ def validate_config(config: dict[str, Any], source: str = "config", schema: str 
     """
     if not isinstance(config, dict):
         raise InputError(f"{source}: must be a mapping of keys to values")
+    yamlfile.check_plain(config, source)  # before any walk: aliases, size, NaN/infinity
     config = copy.deepcopy(config)
     _coerce_scalars(load_schema(schema), config)
+    yamlfile.check_plain(config, source)  # --config values parsed just now (.nan, .inf)
     errors = sorted(_validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError(_describe(errors[0], source))
@@ -169,9 +173,17 @@ def _validate_row(row: dict[str, str], where: str) -> None:
         if error.validator == "not" and list(error.absolute_path) == ["sample"]:
             raise InputError(f"{where}: sample name 'cohort' is reserved for the joint call")
         field = ".".join(str(p) for p in error.absolute_path)
-        if error.validator == "pattern":
+        if error.validator == "pattern" and field == "sample":
+            check_name(error.instance, f"{where}: sample")
             raise InputError(f"{where}: {field} {error.instance!r} must match {error.validator_value}")
         raise InputError(f"{where}: {field + ': ' if field else ''}{error.message}")
+
+
+def _cells(line: str, where: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter="\t"))
+    except csv.Error as exc:
+        raise InputError(f"{where}: not a tab-separated line ({exc})") from None
 
 
 def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
@@ -196,12 +208,17 @@ def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
     allowed = list(load_schema("samples")["properties"])
     samples: list[Sample] = []
     seen: dict[str, int] = {}
-    with open(sheet, newline="") as fh:
-        lines = [(n, line) for n, line in enumerate(fh, 1) if line.strip() and not line.startswith("#")]
+    raw = sheet.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Excel's 'UTF-8' export) is not part of 'sample'
+    except UnicodeDecodeError as exc:
+        lineno = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{sheet.name} line {lineno}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
     if not lines:
         raise InputError(f"{sheet.name}: empty sample sheet (a header line and one row per sample are needed)")
     header_line, header_text = lines[0]
-    header = next(csv.reader([header_text], delimiter="\t"))
+    header = _cells(header_text, f"{sheet.name} line {header_line}")
     header = [h.strip() for h in header]
     for col in header:
         if col not in allowed:
@@ -215,8 +232,8 @@ def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
     if len(lines) == 1:
         raise InputError(f"{sheet.name}: no samples (only a header line)")
     for lineno, text in lines[1:]:
-        cells = next(csv.reader([text.rstrip("\r\n")], delimiter="\t"))
         where = f"{sheet.name} line {lineno}"
+        cells = _cells(text.rstrip("\r\n"), where)
         if len(cells) > len(header):
             raise InputError(f"{where}: {len(cells)} fields but the header has {len(header)}")
         row = {col: cell.strip() for col, cell in zip(header, cells) if cell.strip()}
@@ -380,15 +397,14 @@ def run(args: argparse.Namespace) -> int:
     """Validate a config and its sample sheet; print a summary."""
     path = Path(args.config)
     _check_readable(path, "config")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
+    config = yamlfile.load(path, str(path)) or {}
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: must be a mapping of keys to values")
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise InputError(f"--set {item!r}: expected KEY=VALUE")
-        config[key] = yaml.safe_load(value)
+        config[key] = yamlfile.loads(value, f"--set {key}")
     inputs = validate_inputs(config, path.name)
     total = sum(c.length for c in inputs.contigs)
     print(f"{path}: valid")

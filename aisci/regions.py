@@ -1,10 +1,14 @@
-"""Scatter plan for calling: cut the reference into chunks of about equal size."""
+"""Scatter plan for calling: cut the reference into chunks of about equal size; write each chunk's regions file."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
-from aisci.reference import Contig
+from aisci.errors import InputError
+from aisci.fileio import atomic_output
+from aisci.reference import Contig, contigs_digest, read_contigs
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,17 @@ class Chunk:
 
     @property
     def region(self) -> str:
-        """The intervals as a bcftools ``-r`` argument (comma-separated)."""
+        """The intervals as text (comma-separated), for people; commands get :meth:`regions_tsv`."""
         return ",".join(str(iv) for iv in self.intervals)
+
+    def regions_tsv(self) -> str:
+        """The intervals as a bcftools ``--regions-file`` (CHROM, BEG, END; 1-based, inclusive).
+
+        A file, not ``--regions``: bcftools splits a ``-r`` value at ':' and ',' (a GRCh38 HLA contig
+        such as ``HLA-A*01:01:01:01`` would be called as nothing, silently) and a value on a command
+        line is one quoting slip from the shell.
+        """
+        return "".join(f"{iv.chrom}\t{iv.start}\t{iv.end}\n" for iv in self.intervals)
 
     @property
     def length(self) -> int:
@@ -85,3 +98,43 @@ def plan_chunks(contigs: list[Contig], chunk_size: int) -> list[Chunk]:
         pending_len += contig.length
     flush()
     return chunks
+
+
+def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: str | Path) -> list[Path]:
+    """Write ``OUT_DIR/{chunk}.tsv`` for every chunk of the reference's scatter plan.
+
+    The plan is made again from the index the pipeline built of the reference itself and must be the
+    one made at start-up (``expect``, :func:`aisci.reference.contigs_digest`): otherwise a region
+    would be missing, or a chunk would not be the one planned, and calls lost without a word.
+
+    Raises:
+        InputError: the reference's contigs differ from those planned at start-up.
+    """
+    contigs = read_contigs(reference)
+    if contigs_digest(contigs) != expect:
+        raise InputError(
+            f"{reference}: its contigs differ from those the pipeline planned with at start-up "
+            f"({len(contigs)} contigs, {sum(c.length for c in contigs):,} bp here): was a stale .fai "
+            "beside the configured reference? Fix or delete it and start again"
+        )
+    written = []
+    for chunk in plan_chunks(contigs, chunk_size):
+        with atomic_output(Path(out_dir) / f"{chunk.name}.tsv") as tmp:
+            tmp.write_text(chunk.regions_tsv())
+        written.append(Path(out_dir) / f"{chunk.name}.tsv")
+    return written
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of `aisci regions`."""
+    parser.add_argument("--ref", required=True, help="the prepared reference FASTA (with its .fai)")
+    parser.add_argument("--chunk-size", type=int, required=True, help="target bases per chunk")
+    parser.add_argument("--expect", required=True, help="fingerprint of the contigs planned at start-up")
+    parser.add_argument("--out-dir", required=True, help="folder of the {chunk}.tsv regions files")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the chunks' regions files."""
+    written = write_regions(args.ref, args.chunk_size, args.expect, args.out_dir)
+    print(f"{len(written)} regions files in {args.out_dir}")
+    return 0

@@ -8,10 +8,12 @@ from typing import Any, Iterable
 
 from aisci.config import Inputs, Sample, validate_inputs
 from aisci.errors import InputError
+from aisci.reference import contigs_digest
 from aisci.regions import Chunk, plan_chunks
 
 REFERENCE = "resources/reference/genome.fa"
 MINIMAP2_INDEX = "resources/reference/genome.mmi"
+REGIONS = "resources/reference/regions"
 COHORT = "cohort"
 
 
@@ -25,6 +27,7 @@ class Pipeline:
         self.config: dict[str, Any] = inputs.config
         self.samples: dict[str, Sample] = {s.name: s for s in inputs.samples}
         self.chunks: list[Chunk] = plan_chunks(inputs.contigs, self.config["calling"]["chunk_size"])
+        self.contigs_digest = contigs_digest(inputs.contigs)
         self._chunks_by_name = {c.name: c for c in self.chunks}
 
     @classmethod
@@ -106,9 +109,9 @@ class Pipeline:
         """Indexes of :meth:`callset_bams` (region queries need them)."""
         return [f"{bam}.bai" for bam in self.callset_bams(wildcards)]
 
-    def chunk_region(self, wildcards: Any) -> str:
-        """The chunk's intervals as a bcftools ``--regions`` value."""
-        return self._chunks_by_name[wildcards.chunk].region
+    def regions_files(self, wildcards: Any = None) -> list[str]:
+        """Every chunk's bcftools regions file, in reference order (written by `aisci regions`)."""
+        return [f"{REGIONS}/{c.name}.tsv" for c in self.chunks]
 
     def chunk_calls(self, wildcards: Any) -> list[str]:
         """Per-chunk call files of a callset, in reference order (ready for `bcftools concat`)."""

@@ -28,6 +28,6 @@ rule align_reads:
         aligner=lookup(dpath="aligner", within=config),
         index=pipeline.aligner_index_arg,
     shell:
-        "aisci align --aligner {params.aligner} --index {params.index} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
-        " --sample {wildcards.sample} --threads {threads} --out {output.bam} --dup-stats {output.dup_stats}"
-        " > {log} 2>&1"
+        "aisci align --aligner {params.aligner:q} --index {params.index:q} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
+        " --sample {wildcards.sample:q} --threads {threads} --out {output.bam:q} --dup-stats {output.dup_stats:q}"
+        " > {log:q} 2>&1"

@@ -24,4 +24,4 @@ rule annotate_context:
         gpu=1,
         mem_mb=mem_per_attempt(4000),
     shell:
-        "aisci context --vcf {input.vcf} --ref {input.ref} --out {output.parquet} > {log} 2>&1"
+        "aisci context --vcf {input.vcf:q} --ref {input.ref:q} --out {output.parquet:q} > {log:q} 2>&1"

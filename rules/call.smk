@@ -1,9 +1,32 @@
 # rules/call.smk — small-variant calling on CPU nodes, scattered over reference chunks and gathered.
 #
-# Provides: call_chunk, gather_calls, filter_calls
+# Provides: write_regions, call_chunk, gather_calls, filter_calls
 # Inputs:   results/align/{sample}.bam — one sample per callset, or every sample for "cohort"
 # Outputs:  results/calls/{callset}.vcf.gz (+ .tbi): split multi-allelics, left-aligned, soft-filtered
 # Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+
+
+# Each chunk's intervals travel in a regions file, never on the command line: bcftools splits a
+# --regions value at ':' and ',' (GRCh38's HLA-A*01:01:01:01 would be called as nothing). The plan is
+# made again from the index built here and must match the one made at start-up (a stale .fai beside
+# the configured reference would otherwise drop regions without a word).
+rule write_regions:
+    input:
+        ref="resources/reference/genome.fa",
+        fai="resources/reference/genome.fa.fai",
+    output:
+        regions=pipeline.regions_files(),
+    log:
+        "logs/write_regions/genome.log",
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    params:
+        chunk_size=lookup(dpath="calling/chunk_size", within=config),
+        expect=pipeline.contigs_digest,
+    shell:
+        "aisci regions --ref {input.ref:q} --chunk-size {params.chunk_size:q} --expect {params.expect:q}"
+        " --out-dir resources/reference/regions > {log:q} 2>&1"
 
 
 rule call_chunk:
@@ -12,6 +35,7 @@ rule call_chunk:
         bais=pipeline.callset_bais,
         ref="resources/reference/genome.fa",
         fai="resources/reference/genome.fa.fai",
+        regions="resources/reference/regions/{chunk}.tsv",
     output:
         bcf=temp("results/calls/chunks/{callset}/{chunk}.bcf"),
     log:
@@ -24,15 +48,14 @@ rule call_chunk:
     resources:
         mem_mb=mem_per_attempt(2000),
     params:
-        region=pipeline.chunk_region,
         min_mapq=lookup(dpath="calling/min_mapq", within=config),
         min_baseq=lookup(dpath="calling/min_baseq", within=config),
         max_depth=lookup(dpath="calling/max_depth", within=config),
     shell:
-        "(bcftools mpileup --fasta-ref {input.ref} --regions {params.region} --annotate FORMAT/AD,FORMAT/DP"
-        " --min-MQ {params.min_mapq} --min-BQ {params.min_baseq} --max-depth {params.max_depth}"
-        " --output-type u {input.bams}"
-        " | bcftools call --multiallelic-caller --variants-only --output-type b --output {output.bcf}) > {log} 2>&1"
+        "(bcftools mpileup --fasta-ref {input.ref:q} --regions-file {input.regions:q} --annotate FORMAT/AD,FORMAT/DP"
+        " --min-MQ {params.min_mapq:q} --min-BQ {params.min_baseq:q} --max-depth {params.max_depth:q}"
+        " --output-type u {input.bams:q}"
+        " | bcftools call --multiallelic-caller --variants-only --output-type b --output {output.bcf:q}) > {log:q} 2>&1"
 
 
 rule gather_calls:
@@ -52,9 +75,9 @@ rule gather_calls:
         mem_mb=mem_per_attempt(1000),
     shell:
         # chunks are disjoint and in reference order, so a plain concat gives a sorted file
-        "(bcftools concat --output-type u {input.chunks}"
-        " | bcftools norm --multiallelics -any --fasta-ref {input.ref} --output-type b --output {output.bcf})"
-        " > {log} 2>&1"
+        "(bcftools concat --output-type u {input.chunks:q}"
+        " | bcftools norm --multiallelics -any --fasta-ref {input.ref:q} --output-type b --output {output.bcf:q})"
+        " > {log:q} 2>&1"
 
 
 rule filter_calls:
@@ -76,7 +99,7 @@ rule filter_calls:
         min_qual=lookup(dpath="filter/min_qual", within=config),
         min_depth=lookup(dpath="filter/min_depth", within=config),
     shell:
-        "(bcftools filter --soft-filter LowQual --exclude 'QUAL<{params.min_qual}' --output-type u {input.bcf}"
-        " | bcftools filter --mode + --soft-filter LowDepth --exclude 'INFO/DP<{params.min_depth}'"
-        " --output-type z --output {output.vcf}"
-        " && tabix --preset vcf {output.vcf}) > {log} 2>&1"
+        "(bcftools filter --soft-filter LowQual --exclude 'QUAL<{params.min_qual:q}' --output-type u {input.bcf:q}"
+        " | bcftools filter --mode + --soft-filter LowDepth --exclude 'INFO/DP<{params.min_depth:q}'"
+        " --output-type z --output {output.vcf:q}"
+        " && tabix --preset vcf {output.vcf:q}) > {log:q} 2>&1"

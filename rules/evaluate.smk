@@ -27,5 +27,5 @@ rule evaluate_calls:
     params:
         bed=pipeline.bed_option,
     shell:
-        "aisci evaluate --calls {input.vcf} --truth {input.truth:q} --ref {input.ref} {params.bed}"
-        " --sample {wildcards.sample} --json {output.json} --tsv {output.tsv} > {log} 2>&1"
+        "aisci evaluate --calls {input.vcf:q} --truth {input.truth:q} --ref {input.ref:q} {params.bed}"
+        " --sample {wildcards.sample:q} --json {output.json:q} --tsv {output.tsv:q} > {log:q} 2>&1"

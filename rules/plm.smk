@@ -26,8 +26,8 @@ rule embed_proteins:
     params:
         options=pipeline.model_options,
     shell:
-        "aisci plm embed --fasta {input.fasta} {params.options} --threads {threads}"
-        " --out {output.parquet} > {log} 2>&1"
+        "aisci plm embed --fasta {input.fasta:q} {params.options} --threads {threads}"
+        " --out {output.parquet:q} > {log:q} 2>&1"
 
 
 rule saturate_protein:
@@ -50,8 +50,8 @@ rule saturate_protein:
         options=pipeline.model_options,
         strategy=lookup(dpath="mutagenesis/strategy", within=config),
     shell:
-        "aisci plm mutagenesis --fasta {input.fasta} --protein {wildcards.protein} {params.options}"
-        " --strategy {params.strategy} --threads {threads} --out {output.parquet} > {log} 2>&1"
+        "aisci plm mutagenesis --fasta {input.fasta:q} --protein {wildcards.protein:q} {params.options}"
+        " --strategy {params.strategy:q} --threads {threads} --out {output.parquet:q} > {log:q} 2>&1"
 
 
 rule plot_mutagenesis:
@@ -65,4 +65,4 @@ rule plot_mutagenesis:
         "../envs/aisci.yaml"
     threads: 1
     shell:
-        "aisci plm heatmap {input.parquet} --out {output.png} > {log} 2>&1"
+        "aisci plm heatmap {input.parquet:q} --out {output.png:q} > {log:q} 2>&1"

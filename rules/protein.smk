@@ -29,8 +29,8 @@ rule annotate_coding:
     resources:
         mem_mb=mem_per_attempt(2000),
     shell:
-        "aisci annotate --vcf {input.vcf} --ref {input.ref} --annotation {input.annotation}"
-        " --out {output.parquet} > {log} 2>&1"
+        "aisci annotate --vcf {input.vcf:q} --ref {input.ref:q} --annotation {input.annotation:q}"
+        " --out {output.parquet:q} > {log:q} 2>&1"
 
 
 rule score_missense:
@@ -55,5 +55,5 @@ rule score_missense:
     params:
         options=pipeline.protein_model_options,
     shell:
-        "aisci plm score --vcf {input.vcf} --consequences {input.consequences} {params.options}"
-        " --threads {threads} --out {output.vcf} --parquet {output.parquet} > {log} 2>&1"
+        "aisci plm score --vcf {input.vcf:q} --consequences {input.consequences:q} {params.options}"
+        " --threads {threads} --out {output.vcf:q} --parquet {output.parquet:q} > {log:q} 2>&1"

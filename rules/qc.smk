@@ -22,7 +22,7 @@ rule samtools_stats:
     resources:
         mem_mb=mem_per_attempt(1000),
     shell:
-        "samtools stats --reference {input.ref} {input.bam} > {output.stats} 2> {log}"
+        "samtools stats --reference {input.ref:q} {input.bam:q} > {output.stats:q} 2> {log:q}"
 
 
 rule samtools_flagstat:
@@ -40,4 +40,4 @@ rule samtools_flagstat:
     resources:
         mem_mb=mem_per_attempt(500),
     shell:
-        "samtools flagstat {input.bam} > {output.flagstat} 2> {log}"
+        "samtools flagstat {input.bam:q} > {output.flagstat:q} 2> {log:q}"

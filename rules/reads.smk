@@ -24,8 +24,8 @@ rule bam_to_fastq:
         mem_mb=mem_per_attempt(2000),
     shell:
         # collate groups mates; fastq drops secondary/supplementary alignments (its default -F 0x900)
-        "(samtools collate -u -O -@ {threads} --reference {input.ref} {input.bam:q} {resources.tmpdir}/{wildcards.sample}.collate"
-        " | samtools fastq -n -1 {output.fq1} -2 {output.fq2} -0 /dev/null -s /dev/null -) > {log} 2>&1"
+        "(samtools collate -u -O -@ {threads} --reference {input.ref:q} {input.bam:q} {resources.tmpdir}/{wildcards.sample:q}.collate"
+        " | samtools fastq -n -1 {output.fq1:q} -2 {output.fq2:q} -0 /dev/null -s /dev/null -) > {log:q} 2>&1"
 
 
 rule check_reads:
@@ -43,5 +43,5 @@ rule check_reads:
     resources:
         mem_mb=mem_per_attempt(500),
     shell:
-        "aisci check-reads --sample {wildcards.sample} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
-        " --out {output.json} > {log} 2>&1"
+        "aisci check-reads --sample {wildcards.sample:q} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
+        " --out {output.json:q} > {log:q} 2>&1"

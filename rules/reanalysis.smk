@@ -34,8 +34,8 @@ rule ingest_shard:
         shard_size=lookup(dpath="shard_size", within=config),
         samples=pipeline.shard_samples,
     shell:
-        "aisci cohort ingest --manifest {params.manifest:q} --store {params.store:q} --shard {wildcards.shard}"
-        " --shard-size {params.shard_size} --report {output.report} > {log} 2>&1"
+        "aisci cohort ingest --manifest {params.manifest:q} --store {params.store:q} --shard {wildcards.shard:q}"
+        " --shard-size {params.shard_size:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule score_variants:
@@ -58,8 +58,8 @@ rule score_variants:
         store=lookup(dpath="store", within=config),
         options=pipeline.score_options,
     shell:
-        "aisci cohort score --store {params.store:q} --stage {wildcards.stage} {params.options}"
-        " --threads {threads} --report {output.report} > {log} 2>&1"
+        "aisci cohort score --store {params.store:q} --stage {wildcards.stage:q} {params.options}"
+        " --threads {threads} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule cohort_summary:
@@ -80,4 +80,4 @@ rule cohort_summary:
     params:
         store=lookup(dpath="store", within=config),
     shell:
-        "aisci cohort info --store {params.store:q} --out {output.tsv} > {log} 2>&1"
+        "aisci cohort info --store {params.store:q} --out {output.tsv:q} > {log:q} 2>&1"

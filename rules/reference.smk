@@ -22,7 +22,7 @@ rule prepare_reference:
     resources:
         mem_mb=mem_per_attempt(1000),
     shell:
-        "(gzip -cdf {input.fasta:q} > {output.fasta} && samtools faidx {output.fasta}) > {log} 2>&1"
+        "(gzip -cdf {input.fasta:q} > {output.fasta:q} && samtools faidx {output.fasta:q}) > {log:q} 2>&1"
 
 
 rule index_minimap2:
@@ -40,7 +40,7 @@ rule index_minimap2:
     resources:
         mem_mb=mem_per_attempt(8000),
     shell:
-        "minimap2 -x sr -t {threads} -d {output.mmi} {input.fasta} > {log} 2>&1"
+        "minimap2 -x sr -t {threads} -d {output.mmi:q} {input.fasta:q} > {log:q} 2>&1"
 
 
 rule index_bwa:
@@ -58,4 +58,4 @@ rule index_bwa:
     resources:
         mem_mb=mem_per_attempt(8000),
     shell:
-        "bwa index {input.fasta} > {log} 2>&1"
+        "bwa index {input.fasta:q} > {log:q} 2>&1"

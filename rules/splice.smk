@@ -33,5 +33,5 @@ rule score_splicing:
     params:
         options=pipeline.splice_options,
     shell:
-        "aisci splice score --vcf {input.vcf} --ref {input.ref} {params.options} --threads {threads}"
-        " --out {output.vcf} --parquet {output.parquet} > {log} 2>&1"
+        "aisci splice score --vcf {input.vcf:q} --ref {input.ref:q} {params.options} --threads {threads}"
+        " --out {output.vcf:q} --parquet {output.parquet:q} > {log:q} 2>&1"

@@ -83,7 +83,7 @@ def test_good_sheet_resolves_paths_relative_to_sheet(files):
     "text, message",
     [
         ("sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\nA\tb_1.fq\tb_2.fq\n", "samples.tsv line 3: duplicate sample 'A' (first on line 2)"),
-        ("sample\tfq1\tfq2\na b\ta_1.fq\ta_2.fq\n", "samples.tsv line 2: sample 'a b' must match ^[A-Za-z0-9._-]+$"),
+        ("sample\tfq1\tfq2\na b\ta_1.fq\ta_2.fq\n", "samples.tsv line 2: sample 'a b' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
         ("sample\tfq1\tfq2\nx;rm -rf\ta_1.fq\ta_2.fq\n", "line 2: sample 'x;rm -rf' must match"),
         ("sample\tfq1\tfq2\ncohort\ta_1.fq\ta_2.fq\n", "line 2: sample name 'cohort' is reserved"),
         ("sample\tfq1\tfq2\tbam\nA\ta_1.fq\ta_2.fq\ta_1.fq\n", "line 2: give either fq1 and fq2, or bam (given: fq1, fq2, bam)"),

@@ -29,3 +29,73 @@ def test_contig_exactly_chunk_size_is_one_chunk():
 def test_chunk_size_must_be_positive():
     with pytest.raises(ValueError):
         plan_chunks([Contig("a", 10)], 0)
+
+
+NAMES = ["chr1:1-100", "HLA-A*01:01:01:01", "gi|568336023|gb|CM000663.2|", "chrX"]
+
+
+def _tiny_genome(tmp_path):
+    """A 4-contig reference with awkward legal names, and a BAM with one het SNV at base 2001 of each."""
+    import random
+
+    import pysam
+
+    rng = random.Random(5)
+    seq = "".join(rng.choice("ACGT") for _ in range(5000))
+    ref = tmp_path / "ref.fa"
+    ref.write_text("".join(f">{n}\n" + "".join(seq[i:i + 60] + "\n" for i in range(0, 5000, 60)) for n in NAMES))
+    pysam.faidx(str(ref))
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": n, "LN": 5000} for n in NAMES],
+              "RG": [{"ID": "s", "SM": "s"}]}
+    unsorted = tmp_path / "u.bam"
+    with pysam.AlignmentFile(str(unsorted), "wb", header=header) as out:
+        for tid in range(len(NAMES)):
+            for start in range(100, 4800, 10):
+                for copy in range(2):
+                    bases = list(seq[start:start + 100])
+                    if copy and start <= 2000 < start + 100:
+                        bases[2000 - start] = "A" if bases[2000 - start] != "A" else "C"
+                    a = pysam.AlignedSegment()
+                    a.query_name, a.flag, a.reference_id, a.reference_start = f"r{tid}_{start}_{copy}", 0, tid, start
+                    a.mapping_quality, a.cigarstring, a.query_sequence = 60, "100M", "".join(bases)
+                    a.query_qualities = pysam.qualitystring_to_array("I" * 100)
+                    a.set_tag("RG", "s")
+                    out.write(a)
+    bam = tmp_path / "a.bam"
+    pysam.sort("-o", str(bam), str(unsorted))
+    pysam.index(str(bam))
+    return ref, bam
+
+
+def test_regions_files_call_every_contig_with_real_bcftools(tmp_path):
+    """bcftools splits a --regions value at ':' (HLA-A*01:01:01:01 became nothing, silently); a file does not."""
+    import subprocess
+
+    from aisci.reference import contigs_digest, read_contigs
+    from aisci.regions import write_regions
+
+    ref, bam = _tiny_genome(tmp_path)
+    contigs = read_contigs(ref)
+    files = write_regions(ref, 6000, contigs_digest(contigs), tmp_path / "regions")
+    assert [f.name for f in files] == ["0000.tsv", "0001.tsv", "0002.tsv", "0003.tsv"]
+    assert files[1].read_text() == "HLA-A*01:01:01:01\t1\t5000\n"
+    called = []
+    for regions in files:
+        mpileup = subprocess.run(["bcftools", "mpileup", "--fasta-ref", str(ref), "--regions-file", str(regions),
+                                  "--annotate", "FORMAT/AD", str(bam)], capture_output=True, check=True)
+        calls = subprocess.run(["bcftools", "call", "-mv"], input=mpileup.stdout, capture_output=True, check=True)
+        called += [line.split("\t")[:2] for line in calls.stdout.decode().splitlines() if not line.startswith("#")]
+    assert called == [[n, "2001"] for n in NAMES]
+
+
+def test_regions_refused_when_the_reference_changed_since_the_plan(tmp_path):
+    from aisci.errors import InputError
+    from aisci.reference import contigs_digest
+    from aisci.regions import write_regions
+
+    ref = tmp_path / "genome.fa"
+    ref.write_text(">c1\nACGT\n")
+    planned = contigs_digest([Contig("c1", 1000)])  # what a stale .fai beside the user's FASTA said
+    with pytest.raises(InputError, match=r"genome.fa: its contigs differ from those the pipeline planned with .*stale .fai"):
+        write_regions(ref, 100, planned, tmp_path / "regions")
+    assert not (tmp_path / "regions").exists()

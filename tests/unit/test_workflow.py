@@ -38,7 +38,8 @@ def test_chunks_and_cohort_bams(pipeline):
     # 63,025,520 bp in chunks of at most 30 Mb: three equal pieces
     assert [c.region for c in pipeline.chunks] == [
         "chr20:1-21008507", "chr20:21008508-42017014", "chr20:42017015-63025520"]
-    assert pipeline.chunk_region(W(chunk="0001")) == "chr20:21008508-42017014"
+    assert pipeline.chunks[1].regions_tsv() == "chr20\t21008508\t42017014\n"
+    assert pipeline.regions_files() == [f"resources/reference/regions/{i:04d}.tsv" for i in range(3)]
     assert pipeline.chunk_calls(W(callset="cohort")) == [
         f"results/calls/chunks/cohort/{i:04d}.bcf" for i in range(3)]
     assert pipeline.callset_bams(W(callset="cohort")) == ["results/align/S1.bam", "results/align/N.bam"]

@@ -91,7 +91,7 @@ BAD_INPUTS = {
     "duplicate sample": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\nS1\t{fq1}\t{fq2}\n", {},
                          "bad.tsv line 3: duplicate sample 'S1'"),
     "sample name with shell metacharacters": ("sample\tfq1\tfq2\n$(touch pwned)\t{fq1}\t{fq2}\n", {},
-                                              "must match ^[A-Za-z0-9._-]+$"),
+                                              "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
     "both fastq and bam": ("sample\tfq1\tfq2\tbam\nS1\t{fq1}\t{fq2}\t{fq1}\n", {},
                            "line 2: give either fq1 and fq2, or bam"),
     "neither fastq nor bam": ("sample\ttruth\nS1\t{fq1}\n", {}, "line 2: give either fq1 and fq2, or bam"),

@@ -8,7 +8,7 @@ from aisci.profile import GROUPS
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.workflows.test_dryrun import job_counts
 
-TARGET_RULES = {"all", "default"}  # local rules: never submitted
+TARGET_RULES = {"all", "default", "write_regions"}  # local rules: never submitted
 
 
 def slurm_jobs(stdout: str) -> int:
