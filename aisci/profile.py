@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from aisci import yamlfile
 from aisci.config import _describe, _validator, _apply_defaults, load_schema
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
@@ -27,18 +30,85 @@ GROUPS = {
 }
 
 
+def resource_literal(value: str) -> str:
+    """A string resource value as a profile must hold it: a Python string literal.
+
+    Snakemake evaluates every default-resources / set-resources value of a profile as a Python
+    expression (snakemake.resources.Resource.cli_evaluator), so an account written bare, 2023-110,
+    would be charged as 1913, and a value such as __import__('os')... would run. The literal
+    evaluates to exactly ``value``.
+
+    Raises:
+        InputError: ``value`` holds '$', which Snakemake expands as an environment variable before
+            evaluating, so no literal could keep it.
+    """
+    if "$" in value:
+        raise InputError(f"{value!r}: Snakemake expands '$' in resource values; a Slurm name cannot hold it")
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key of a generated profile with the comment lines written above it (without '# ').
+
+    ``value`` is any YAML value, or a list of Entry for a mapping whose keys are commented one by one.
+    """
+
+    key: str
+    value: Any
+    comment: tuple[str, ...] = ()
+
+
+class _ProfileDumper(yaml.SafeDumper):
+    """SafeDumper writing strings that hold a single quote (the Python literals) double-quoted:
+    ``"'2023-110'"`` reads better than YAML's ``'''2023-110'''``."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if "'" in value else None)
+
+
+_ProfileDumper.add_representer(str, _represent_str)
+
+
+def _dump(key: str, value: Any, indent: str) -> list[str]:
+    """``key: value`` as YAML lines (the YAML writer quotes whatever needs it), indented."""
+    text = yaml.dump({key: value}, Dumper=_ProfileDumper, sort_keys=False, default_flow_style=False,
+                     width=10**9)
+    return [indent + line for line in text.splitlines()]
+
+
+def render_profile(header: Sequence[str], entries: Sequence[Entry]) -> str:
+    """A profile's text: the header comment lines, a blank line, then every entry under its comments.
+
+    Args:
+        header: comment lines, each starting with '#'.
+        entries: the profile's keys in order; their values are written by the YAML writer.
+    """
+
+    def lines(items: Sequence[Entry], indent: str) -> list[str]:
+        out = []
+        for e in items:
+            out += [f"{indent}# {line}" for line in e.comment]
+            if isinstance(e.value, list) and e.value and all(isinstance(v, Entry) for v in e.value):
+                out.append(f"{indent}{e.key}:")  # a fixed key of ours; what follows comes from the writer
+                out += lines(e.value, indent + "  ")
+            else:
+                out += _dump(e.key, e.value, indent)
+        return out
+
+    return "\n".join([*header, "", *lines(entries, ""), ""])
+
+
 def load_site(path: Path) -> dict[str, Any]:
     """Read and validate a site description (schema: aisci/schemas/site.schema.yaml).
 
     Raises:
-        InputError: naming the file and the key at fault.
+        InputError: naming the file and the key at fault (aliases, non-UTF-8 text and bad YAML too).
     """
     if not path.is_file():
         raise InputError(f"site description {path}: file not found")
-    try:
-        site = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
+    site = yamlfile.load(path)
     if not isinstance(site, dict):
         raise InputError(f"{path}: must be a mapping")
     errors = sorted(_validator("site").iter_errors(site), key=lambda e: list(e.absolute_path))
@@ -81,8 +151,10 @@ def profile_text(
     groups: dict[str, str] | None = None,
     header: list[str] | None = None,
     cores: int | None = None,
+    defaults: Sequence[Entry] = (),
+    extra: Sequence[Entry] = (),
 ) -> str:
-    """The profile's config.yaml, every entry commented.
+    """The profile's config.yaml, every entry commented, every value written by the YAML writer.
 
     Args:
         site: a validated site description (defaults filled).
@@ -90,66 +162,57 @@ def profile_text(
         groups: rule -> group (default: GROUPS).
         header: comment lines opening the file (default: written by `aisci profile new`).
         cores: most cores one job may request (default: the largest partition's).
+        defaults: more default resources (string values as resource_literal()).
+        extra: entries after the groups (e.g. the plan's set-resources).
     """
     name = site.get("name", "site")
     groups = GROUPS if groups is None else groups
-    lines = header or [
+    header = header or [
         f"# Snakemake profile for {name}, written by `aisci profile new` (edit the site description and",
         "# run it again rather than editing this file). Usage: snakemake --profile <this directory>",
     ]
-    lines = [
-        *lines,
-        "",
-        "# Submit every job through Slurm (snakemake-executor-plugin-slurm).",
-        "executor: slurm",
-        "# Jobs queued or running at once.",
-        f"jobs: {site['max_jobs']}",
-        "# Most cores one job may request (the largest partition's): a group job whose parallel",
-        "# parts (e.g. hundreds of calling chunks) would need more runs them in series instead.",
-        f"cores: {cores or max(p['cpus'] for p in site['partitions'].values())}",
+    entries = [
+        Entry("executor", "slurm", ("Submit every job through Slurm (snakemake-executor-plugin-slurm).",)),
+        Entry("jobs", site["max_jobs"], ("Jobs queued or running at once.",)),
+        Entry("cores", cores or max(p["cpus"] for p in site["partitions"].values()), (
+            "Most cores one job may request (the largest partition's): a group job whose parallel",
+            "parts (e.g. hundreds of calling chunks) would need more runs them in series instead.")),
     ]
     if partitions_file:
-        lines += [
-            "# Partition limits; the plugin picks, per job, the partition that fits it best: GPU-class",
-            "# rules (resources: gpu) go to partitions with GPUs, CPU-class rules to the others.",
-            f"slurm-partition-config: {partitions_file}",
-        ]
-    lines += [
-        "# How job states are read. squeue: finished jobs stay visible for MinJobAge (>= 3x the first",
-        "# status delay). sacct: needs accounting, and plugin 2.8 does not recognise sacct's",
-        "# 'CANCELLED by <uid>', so a cancelled job would leave the workflow waiting forever.",
-        f"slurm-status-command: {site['status_command']}",
-        "# Seconds before the first status query (Slurm needs a moment to register new jobs).",
-        f"slurm-init-seconds-before-status-checks: {site['first_status_check']}",
-        "# Wait this long (s) for outputs to appear: shared file systems cache directory listings.",
-        f"latency-wait: {site['latency_wait']}",
-        "# Resubmit a failed job this often; each rule's mem_mb grows with the attempt number, so a",
-        "# job killed for running out of memory comes back with more.",
-        f"retries: {site['retries']}",
-        "# After an interruption, redo the jobs that were running rather than trusting their outputs.",
-        "rerun-incomplete: true",
-        "# Keep going with independent jobs when one fails.",
-        "keep-going: true",
-        "# Print each job's shell command.",
-        "printshellcmds: true",
-        "# Defaults for what a rule does not declare.",
-        "default-resources:",
-        "  # wall time in minutes",
-        f"  runtime: {site['default_runtime']}",
-    ]
+        entries.append(Entry("slurm-partition-config", partitions_file, (
+            "Partition limits; the plugin picks, per job, the partition that fits it best: GPU-class",
+            "rules (resources: gpu) go to partitions with GPUs, CPU-class rules to the others.")))
+    resources = [Entry("runtime", site["default_runtime"], ("wall time in minutes",))]
     if site["account"]:
-        lines += ["  # account charged for every job", f"  slurm_account: {site['account']}"]
+        resources.append(Entry("slurm_account", resource_literal(site["account"]), ("account charged for every job",)))
+    entries += [
+        Entry("slurm-status-command", site["status_command"], (
+            "How job states are read. squeue: finished jobs stay visible for MinJobAge (>= 3x the first",
+            "status delay). sacct: needs accounting, and plugin 2.8 does not recognise sacct's",
+            "'CANCELLED by <uid>', so a cancelled job would leave the workflow waiting forever.")),
+        Entry("slurm-init-seconds-before-status-checks", site["first_status_check"],
+              ("Seconds before the first status query (Slurm needs a moment to register new jobs).",)),
+        Entry("latency-wait", site["latency_wait"],
+              ("Wait this long (s) for outputs to appear: shared file systems cache directory listings.",)),
+        Entry("retries", site["retries"], (
+            "Resubmit a failed job this often; each rule's mem_mb grows with the attempt number, so a",
+            "job killed for running out of memory comes back with more.")),
+        Entry("rerun-incomplete", True,
+              ("After an interruption, redo the jobs that were running rather than trusting their outputs.",)),
+        Entry("keep-going", True, ("Keep going with independent jobs when one fails.",)),
+        Entry("printshellcmds", True, ("Print each job's shell command.",)),
+        # values Snakemake evaluates as Python: strings go in as resource_literal()
+        Entry("default-resources", [*resources, *defaults], ("Defaults for what a rule does not declare.",)),
+    ]
     if site["qos"]:
-        lines += ["# Quality of service for every job.", f"slurm-qos: {site['qos']}"]
+        # an executor setting, passed to sbatch as it is (not evaluated): a plain string
+        entries.append(Entry("slurm-qos", site["qos"], ("Quality of service for every job.",)))
     if groups:
-        lines += [
-            "# Per-sample rules run together as one Slurm job per group and sample (few, larger jobs",
-            "# instead of thousands of tiny ones): 'align' = read checks, alignment and QC; 'calls' =",
-            "# every calling chunk, gathering, filtering and evaluation.",
-            "groups:",
-            *(f"  {rule}: {group}" for rule, group in groups.items()),
-        ]
-    return "\n".join([*lines, ""])
+        entries.append(Entry("groups", dict(groups), (
+            "Per-sample rules run together as one Slurm job per group and sample (few, larger jobs",
+            "instead of thousands of tiny ones): 'align' = read checks, alignment and QC; 'calls' =",
+            "every calling chunk, gathering, filtering and evaluation.")))
+    return render_profile(header, [*entries, *extra])
 
 
 def write_profile(site_path: Path, out_dir: Path) -> list[Path]:

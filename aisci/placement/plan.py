@@ -10,13 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.placement.ilp import Decision, Plan
 from aisci.placement.model import CPU, Job, Sites
-from aisci.profile import GROUPS, profile_text
+from aisci.profile import GROUPS, Entry, profile_text, resource_literal
 
 TABLE_COLUMNS = ("rule", "class", "partition", "jobs", "min_per_job", "at_once", "start_h", "end_h", "cost", "why")
 #: Wall time asked for: this many times the longest expected job, at least MIN_RUNTIME_MIN minutes.
@@ -51,17 +49,22 @@ def table_text(plan: Plan) -> str:
 def _per_job(values: dict[str, Any]) -> Any:
     """A resource value for Snakemake, which evaluates profile resources as Python expressions.
 
-    One value for every job: that value (a string as a Python string literal, so that a partition
-    named like a builtin stays a string). Otherwise an expression picking each job's value by its
-    wildcards, the commonest value being the default.
+    One value for every job: that value (a string as resource_literal(), so that a partition
+    named like a builtin or a number stays a string). Otherwise an expression picking each job's
+    value by its wildcards, the commonest value being the default.
     """
     distinct = list(dict.fromkeys(values.values()))
     if len(distinct) == 1:
-        return json.dumps(distinct[0]) if isinstance(distinct[0], str) else distinct[0]
+        return _literal(distinct[0])
     common = max(distinct, key=lambda v: (list(values.values()).count(v), str(v)))
-    table = {k: v for k, v in sorted(values.items()) if v != common}
-    key = '"_".join(wildcards).replace("/", "_")'
-    return f"{json.dumps(table, separators=(',', ':'))}.get({key}, {json.dumps(common)})"
+    table = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in sorted(values.items()) if v != common)
+    key = "'_'.join(wildcards).replace('/', '_')"
+    return f"{{{table}}}.get({key}, {_literal(common)})"
+
+
+def _literal(value: Any) -> Any:
+    """A string as a Python string literal (resource_literal); a number as it is."""
+    return resource_literal(value) if isinstance(value, str) else value
 
 
 def _rule_resources(
@@ -94,7 +97,7 @@ def _rule_resources(
         minutes = min(minutes, int(walltime // 60))
     res["runtime"] = minutes
     if nice:
-        res["slurm_extra"] = f"'--nice={nice}'"  # a Python string literal: profile values are expressions
+        res["slurm_extra"] = resource_literal(f"--nice={nice}")
     return res
 
 
@@ -130,7 +133,7 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
             for r in members:
                 resources[r].pop("slurm_extra", None)
                 if nice:
-                    resources[r]["slurm_extra"] = f"'--nice={nice}'"
+                    resources[r]["slurm_extra"] = resource_literal(f"--nice={nice}")
         elif members:
             dropped.append(group)
     home_parts = {p.name: p for p in sites.partitions if p.centre == sites.home}
@@ -141,27 +144,22 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         f"# Expected makespan {plan.makespan_s / 3600:.2f} h, cost {plan.cost:.2f}; every decision is explained in plan.tsv.",
         "# Plan again rather than editing this file. Usage: snakemake --profile <this directory>",
     ]
-    text = profile_text(site, None, groups=groups, header=header,
-                        cores=max(p.cores for p in sites.partitions))
-    lines = [text.rstrip("\n")]
+    defaults = []
     cpu_home = [p for p in sites.partitions if p.centre == sites.home and not p.gpus]
     if cpu_home:  # a rule the plan did not place (e.g. planned with --needed) runs on the home CPU partition
-        runtime = f"  runtime: {site['default_runtime']}\n"
-        lines = [lines[0].replace(runtime, runtime + "  # partition of any rule the plan does not place\n"
-                                  f"  slurm_partition: \"'{cpu_home[0].name}'\"\n", 1)]
-    if dropped:
-        lines.append(f"# groups not kept (their rules were planned onto different partitions): {', '.join(dropped)}")
-    lines += [
-        "# Where each rule runs: slurm_partition, clusters (sbatch --clusters) for a partner centre,",
-        f"# gpu: 0 where a GPU-class rule runs on CPUs, runtime (minutes) = {RUNTIME_MARGIN:g}x the longest job, and",
-        "# slurm_extra --nice: earlier stages yield to later ones, so samples flow on to the GPU stages.",
-        "# A rule the plan splits names each job's value by its wildcards (a Python expression of",
-        "# `wildcards`, which Snakemake evaluates per job; listed jobs differ from the default).",
-        "set-resources:",
-    ]
-    body = yaml.safe_dump({"set-resources": resources}, sort_keys=False, width=10**9)
-    lines += body.splitlines()[1:]
-    return "\n".join(lines) + "\n"
+        defaults.append(Entry("slurm_partition", resource_literal(cpu_home[0].name),
+                              ("partition of any rule the plan does not place",)))
+    comment = (
+        *([f"groups not kept (their rules were planned onto different partitions): {', '.join(dropped)}"]
+          if dropped else []),
+        "Where each rule runs: slurm_partition, clusters (sbatch --clusters) for a partner centre,",
+        f"gpu: 0 where a GPU-class rule runs on CPUs, runtime (minutes) = {RUNTIME_MARGIN:g}x the longest job, and",
+        "slurm_extra --nice: earlier stages yield to later ones, so samples flow on to the GPU stages.",
+        "A rule the plan splits names each job's value by its wildcards (a Python expression of",
+        "`wildcards`, which Snakemake evaluates per job; listed jobs differ from the default).",
+    )
+    return profile_text(site, None, groups=groups, header=header, cores=max(p.cores for p in sites.partitions),
+                        defaults=defaults, extra=[Entry("set-resources", resources, comment)])
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:

@@ -8,8 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from aisci import yamlfile
 from aisci.config import _apply_defaults, _describe, _validator, load_schema
 from aisci.errors import InputError
 from aisci.placement.model import Partition, Sites, Transfer
@@ -62,6 +61,7 @@ def parse_sites(data: Any, source: str) -> tuple[Sites, dict[str, Any]]:
     """
     if not isinstance(data, dict):
         raise InputError(f"{source}: must be a mapping")
+    yamlfile.check_plain(data, source)
     errors = sorted(_validator("sites").iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError(_describe(errors[0], source))
@@ -118,12 +118,8 @@ def load_sites(path: Path) -> tuple[Sites, dict[str, Any]]:
     """Read and validate a site description (aisci/schemas/sites.schema.yaml).
 
     Raises:
-        InputError: naming the file and the key at fault.
+        InputError: naming the file and the key at fault (aliases, non-UTF-8 text and bad YAML too).
     """
     if not path.is_file():
         raise InputError(f"site description {path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
-    return parse_sites(data, path.name)
+    return parse_sites(yamlfile.load(path), path.name)

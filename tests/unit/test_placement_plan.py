@@ -11,6 +11,7 @@ from aisci.errors import InputError
 from aisci.placement.ilp import plan, rule_edges
 from aisci.placement.model import Job, Partition, Sites, Transfer
 from aisci.placement.plan import ordered, profile_config, read_plan, write_plan
+from tests.unit.test_profile import snakemake_reads
 
 
 def part(name, nodes=1, cores=2, mem_mb=64000, gpus=0, centre="home", **kw):
@@ -194,7 +195,7 @@ def test_profile_written_from_a_plan(tmp_path):
     files = write_plan(p, jobs, sites, slurm, tmp_path)
     assert sorted(f.name for f in files) == ["config.yaml", "plan.json", "plan.tsv"]
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert config["executor"] == "slurm" and config["default-resources"]["slurm_account"] == "lab"
+    assert config["executor"] == "slurm" and eval(config["default-resources"]["slurm_account"]) == "lab"
     res = config["set-resources"]
     # every job's partition, clusters and GPUs, as Snakemake evaluates the profile's expressions
     assigned = p.assignment(jobs)
@@ -263,3 +264,32 @@ def test_static_mapping_without_home_gpus_and_simulation_errors_name_the_scenari
     assert _simulate("the static mapping", jobs, sites, static_placement(jobs, sites)).makespan_s == 100
     with pytest.raises(InputError, match=r"cannot simulate the plan: rule 'w'.* fits none of its partitions"):
         _simulate("the plan", jobs_of("w", 1, 10, threads=64), sites, {"w": ("home/cpu",)})
+
+
+def test_planned_profile_reads_back_through_snakemake_as_exactly_the_names(tmp_path):
+    # partitions named like a number and a builtin, an account like a subtraction, a rule split
+    # between the two partitions (a per-job expression): Snakemake reads back exactly the strings
+    sites = Sites("home", (part("2023-110", cores=2), part("open", cores=3), part("gpu", cores=2, gpus=1)))
+    jobs = (jobs_of("work", 10, 100) + jobs_of("check_reads", 1, 10, start=10)
+            + jobs_of("align_reads", 1, 100, start=11, deps=lambda i: (10,))
+            + jobs_of("call_chunk", 2, 50, start=12, deps=lambda i: (11,)))
+    p = plan(jobs, sites)
+    assert p.placement["work"] == ("home/open", "home/2023-110")
+    slurm = {"name": "t", "account": "2023-110", "qos": "normal", "max_jobs": 5, "latency_wait": 5, "retries": 0,
+             "status_command": "squeue", "first_status_check": 5, "default_runtime": 10}
+    write_plan(p, jobs, sites, slurm, tmp_path)
+    text = (tmp_path / "config.yaml").read_text()
+    assert "  slurm_account: \"'2023-110'\"\n" in text
+    assigned = p.assignment(jobs)
+    for job in jobs:
+        args, resources = snakemake_reads(tmp_path / "config.yaml", {"sample": job.wildcards})
+        assert resources["default-resources"] == {"runtime": 10, "slurm_account": "2023-110", "slurm_partition": "2023-110"}
+        assert resources[job.rule]["slurm_partition"] == sites.partition(assigned[job.id]).name
+        assert args["slurm-qos"] == "normal"
+    # check_reads (nice 10) and align_reads share the 'align' group: one Slurm job, one --nice
+    assert resources["check_reads"]["slurm_extra"] == resources["align_reads"]["slurm_extra"] == "--nice=10"
+    # every entry of the profile is commented
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith((" ", "#")) and i:
+            assert lines[i - 1].startswith("#"), line

@@ -55,12 +55,29 @@ def test_sites_parsed_with_defaults(tmp_path):
     (lambda d: d["centres"]["hpc"]["partitions"]["cpu"].update(max_walltime="2 days"), r"max_walltime: '2 days'"),
     (lambda d: d["transfers"][0].update(to="moon"), r"transfers.0.to: 'moon' is not a centre"),
     (lambda d: d["slurm"].update(status_command="scontrol"), r"sites.yaml: slurm: status_command"),
+    # Snakemake evaluates profile resources as Python: only plain Slurm names reach the profile
+    (lambda d: d["slurm"].update(account="__import__('os').system('touch PWNED')"),
+     r"sites.yaml: slurm: account: \"__import__\('os'\).*\" must match \^\[A-Za-z0-9\]"),
+    (lambda d: d["slurm"].update(qos="normal\nexecutor: local"), r"sites.yaml: slurm: qos: 'normal\\nexecutor: local' must"),
+    (lambda d: d["centres"]["hpc"].update(slurm_cluster="hpc x"), r"sites.yaml: centres.hpc.slurm_cluster: 'hpc x' must"),
+    (lambda d: d["centres"]["hpc"]["partitions"].update({"a'b": {"nodes": 1, "cores": 1, "mem_gb": 1}}),
+     r"sites.yaml: centres.hpc.partitions: \"a'b\" must match"),
+    (lambda d: d["centres"]["hpc"]["partitions"].update(cpu2=d["centres"]["hpc"]["partitions"]["cpu"]),
+     r"sites.yaml: centres.hpc.partitions.cpu2?: YAML aliases"),
 ])
 def test_bad_sites_name_the_key(edit, message):
     data = yaml.safe_load(SITES)
     edit(data)
     with pytest.raises(InputError, match=message):
         parse_sites(data, "sites.yaml")
+
+
+def test_sites_file_with_an_alias_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "sites.yaml"
+    path.write_text(SITES.replace("  partner:\n", "  partner: &p\n") + "again: *p\n")
+    with pytest.raises(InputError) as err:
+        load_sites(path)
+    assert str(err.value).startswith(f"{path}: not valid YAML") and "YAML aliases (*name) are not allowed" in str(err.value)
 
 
 def test_missing_sites_file(tmp_path):

@@ -1,12 +1,46 @@
 """Tests for aisci.profile: site description -> commented Slurm profile and partition limits."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
 import yaml
 import pytest
 
 from aisci.cli import main
+from aisci.config import load_schema
 from aisci.errors import InputError
-from aisci.profile import GROUPS, load_site, partition_limits, write_profile
+from aisci.names import NAME_PATTERN
+from aisci.profile import GROUPS, load_site, partition_limits, profile_text, write_profile
 from tests.conftest import REPO
+
+SITE = "name: t\npartitions:\n  cpu: {cpus: 4, mem_gb: 8}\n  gpu: {cpus: 4, mem_gb: 8, gpus: 1}\n"
+
+
+def snakemake_reads(config: Path, wildcards: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What Snakemake makes of a profile's config.yaml, with Snakemake's own code.
+
+    The profile parser turns the YAML into command-line arguments; --default-resources and
+    --set-resources parse those; each resource is then evaluated as for a job (Resource.evaluate,
+    which evaluates a string as a Python expression).
+
+    Returns:
+        The arguments, and the evaluated resources: {"default-resources": {name: value}, rule: {name: value}}.
+    """
+    from snakemake.cli import parse_set_resources
+    from snakemake.iocontainers import Wildcards
+    from snakemake.profiles import ProfileConfigFileParser
+    from snakemake.resources import Resources
+
+    with config.open() as stream:
+        args = ProfileConfigFileParser().parse(stream)
+    job = {"wildcards": Wildcards(fromdict=wildcards or {}), "input": [], "attempt": 1, "threads": 1,
+           "rulename": "r", "async_run": None}
+    parsed = {"default-resources": Resources.parse(args.get("default-resources", []), allow_expressions=True),
+              **parse_set_resources(args.get("set-resources"))}
+    return args, {where: {name: res.evaluate(**job).value for name, res in resources.items()}
+                  for where, resources in parsed.items()}
 
 
 def test_committed_profiles_are_what_the_generator_writes(tmp_path):
@@ -24,7 +58,7 @@ def test_example_site_maps_partitions_account_and_qos(tmp_path):
     config = yaml.safe_load(files[0].read_text())
     assert config["executor"] == "slurm" and config["slurm-qos"] == "normal"
     assert config["cores"] == 64  # the largest partition: group jobs never ask for more
-    assert config["default-resources"]["slurm_account"] == "genomics-core"
+    assert config["default-resources"]["slurm_account"] == "'genomics-core'"  # a Python literal: Snakemake evaluates it
     assert config["groups"] == GROUPS
     parts = yaml.safe_load(files[1].read_text())["partitions"]
     assert parts["gpu_a100"] == {"max_threads": 32, "max_cpus_per_task": 32, "max_mem_mb": 524288, "max_gpu": 4,
@@ -68,3 +102,82 @@ def test_cli_profile_new(tmp_path, capsys):
     assert main(["profile", "new", "--partitions", str(site), "--out", str(tmp_path / "prof")]) == 0
     assert "wrote" in capsys.readouterr().out
     assert "slurm-status-command: squeue" in (tmp_path / "prof" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("written, account", [
+    ("2023-110", "2023-110"),  # bare, Snakemake used to evaluate it to 1913 and charge that account
+    ("'007'", "007"),
+    ("'1e5'", "1e5"),
+    ("'True'", "True"),
+    ("open", "open"),  # a builtin's name
+    ("genomics-core.v2_a", "genomics-core.v2_a"),
+])
+def test_account_reaches_snakemake_as_exactly_its_string(tmp_path, written, account):
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE + f"account: {written}\nqos: normal-2024.q_1\n")
+    config, _ = write_profile(site, tmp_path / "prof")
+    assert f"  slurm_account: \"'{account}'\"\n" in config.read_text()
+    args, resources = snakemake_reads(config)
+    assert resources["default-resources"] == {"runtime": 120, "slurm_account": account}
+    assert args["slurm-qos"] == "normal-2024.q_1"  # an executor setting: passed on as it is, not evaluated
+
+
+def test_literal_keeps_an_expression_a_string_even_past_the_schema(tmp_path, monkeypatch):
+    # the schema refuses such an account (next test); were one to slip through, Snakemake still reads a string
+    monkeypatch.chdir(tmp_path)
+    account = "__import__('os').system('touch PWNED')"
+    site = {"account": account, "qos": "a\nexecutor: local", "max_jobs": 1, "status_command": "squeue",
+            "first_status_check": 1, "latency_wait": 1, "retries": 0, "default_runtime": 1,
+            "partitions": {"g": {"cpus": 1, "mem_gb": 1, "gpus": 1}}}
+    config = tmp_path / "config.yaml"
+    config.write_text(profile_text(site, None))
+    args, resources = snakemake_reads(config)
+    assert resources["default-resources"]["slurm_account"] == account
+    assert args["executor"] == "slurm" and args["slurm-qos"] == "a\nexecutor: local"  # no key injected
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("line, message", [
+    ("account: \"__import__('os').system('touch PWNED')\"",
+     f"account: \"__import__('os').system('touch PWNED')\" must match {NAME_PATTERN}"),
+    ("qos: \"normal\\nexecutor: local\"", f"qos: 'normal\\nexecutor: local' must match {NAME_PATTERN}"),
+    ("account: \"lab x\"", f"account: 'lab x' must match {NAME_PATTERN}"),
+    ("account: \"$HOME\"", f"account: '$HOME' must match {NAME_PATTERN}"),
+    ("qos: \"'normal'\"", f"qos: \"'normal'\" must match {NAME_PATTERN}"),
+    ("qos: -normal", f"qos: '-normal' must match {NAME_PATTERN}"),
+    ("account: 2023-01-10", "account: datetime.date(2023, 1, 10) is not of type 'string', 'null'"),  # YAML's date
+])
+def test_account_and_qos_must_be_slurm_names(tmp_path, monkeypatch, capsys, line, message):
+    monkeypatch.chdir(tmp_path)
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE + line + "\n")
+    assert main(["profile", "new", "--partitions", str(site), "--out", "prof"]) == 1
+    assert capsys.readouterr().err == f"aisci profile: error: site.yaml: {message}\n"
+    assert not (tmp_path / "prof").exists() and not (tmp_path / "PWNED").exists()
+
+
+def test_partition_names_must_be_slurm_names(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("partitions:\n  \"gpu a\": {cpus: 4, mem_gb: 8, gpus: 1}\n")
+    with pytest.raises(InputError, match=r"site.yaml: partitions: 'gpu a' must match \^\[A-Za-z0-9\]"):
+        load_site(site)
+
+
+def test_site_schemas_use_the_one_name_pattern():
+    site = load_schema("site")["properties"]
+    assert site["account"]["pattern"] == site["qos"]["pattern"] == NAME_PATTERN
+    assert site["partitions"]["propertyNames"]["pattern"] == NAME_PATTERN
+    centre = load_schema("sites")["properties"]["centres"]["additionalProperties"]["properties"]
+    assert centre["slurm_cluster"]["pattern"] == NAME_PATTERN
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"partitions:\n  gpu: &g {cpus: 4, mem_gb: 8, gpus: 1}\n  gpu2: *g\n", "YAML aliases (*name) are not allowed"),
+    (b"name: caf\xe9\npartitions:\n  gpu: {cpus: 4, mem_gb: 8, gpus: 1}\n", "not UTF-8 text (byte 9"),
+])
+def test_site_file_with_an_alias_or_not_utf8_is_refused_naming_the_file(tmp_path, data, message):
+    site = tmp_path / "site.yaml"
+    site.write_bytes(data)
+    with pytest.raises(InputError) as err:
+        load_site(site)
+    assert str(err.value).startswith(f"{site}: ") and message in str(err.value) and "\n" not in str(err.value)

@@ -87,7 +87,7 @@ def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
     # every planned job count adds up to the DAG's, and each runtime request is within the wall time limit
     assert sum(row["jobs"] for row in plan["decisions"]) == 35
     for res in profile["set-resources"].values():
-        if res["slurm_partition"] == "cpu":
+        if eval(res["slurm_partition"]) == "cpu":  # a Python literal, as Snakemake evaluates it
             assert res["runtime"] <= 60
     rows = (tmp_path / "planned" / "plan.tsv").read_text().splitlines()
     assert rows[0].startswith("rule\tclass\tpartition\tjobs") and len(rows) == 1 + len(plan["decisions"])
