@@ -7,6 +7,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from aisci.names import check_name
 from aisci.protein import store as ms
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def demo(root: Path, args: argparse.Namespace) -> ms.ModelEntry:
     """Write a random ESM model into a temporary folder of the store and move it in."""
     from aisci.protein.demo_model import write_random_esm
 
-    if not args.force:  # before the torch import and the model write
+    check_name(args.name, "model name")  # before the torch import and the model write
+    if not args.force:
         ms.check_free(root, args.name)
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".demo.", dir=root) as tmp:

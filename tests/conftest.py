@@ -15,6 +15,18 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "na12878_chr20"
 GERMLINE = REPO / "workflows" / "germline" / "Snakefile"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Model-check stamps (aisci.protein.store) go to a cache of the session's own, not the runner's ~/.cache."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def sim_data(tmp_path_factory):
     """A small simulated dataset (300 kb, 2 samples, 20x) made once per test session."""

@@ -103,9 +103,8 @@ def load_esm(model_dir: str | os.PathLike[str], *, device: Any = "auto", half: b
     tokenizer = EsmTokenizer.from_pretrained(str(folder), local_files_only=True)
     _check_vocab(tokenizer, config, vocab)
     with no_init_weights():  # every tensor is overwritten from the file below
-        model = EsmForMaskedLM(config)
-    state = _read_weights(weight_files, label)
-    state = _normalise(state, model, config, label)
+        model = _build(EsmForMaskedLM, config, folder)
+    state = _normalise(_read_weights(weight_files, label), model, config, label)
     model.load_state_dict(state, strict=True)
     model.to(dev)
     dtype = getattr(torch, dtype_name) if dtype_name else torch.float32
@@ -120,6 +119,46 @@ def load_esm(model_dir: str | os.PathLike[str], *, device: Any = "auto", half: b
     log.info("loaded %s from %s: %d layers, hidden %d, window %d residues, %s on %s", bundle.name, label,
              config.num_hidden_layers, config.hidden_size, bundle.window, str(dtype).replace("torch.", ""), dev)
     return bundle
+
+
+def check_weights(model_dir: str | os.PathLike[str]) -> int:
+    """Check an ESM directory's weights tensor by tensor against its config.json, as `load_esm` does, without a device.
+
+    The weights are read on the CPU (a torch pickle with ``weights_only=True``: a file that is not plain tensors is
+    refused, nothing in it is run) and checked by the same strict code as `load_esm`: every tensor the model of
+    config.json needs, none it does not, each of the right shape. The model is built on torch's "meta" device, so
+    no memory is spent on its parameters (the weights themselves are read into memory once, as loading does).
+    `aisci models add` calls it on the copy it stages, so a store never holds weights the GPU job would refuse.
+
+    Args:
+        model_dir: directory holding config.json and the weights (see the module docstring).
+
+    Returns:
+        The number of tensors the model takes from the file(s).
+
+    Raises:
+        InputError: naming the file (and the tensor) that cannot be read or does not fit config.json.
+    """
+    folder = Path(model_dir)
+    raw = _read_config(folder)
+    weight_files, label = _weight_files(folder)
+
+    import torch
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    config = EsmConfig.from_dict(raw)
+    with torch.device("meta"):  # shapes and dtypes only
+        model = _build(EsmForMaskedLM, config, folder)
+    return len(_normalise(_read_weights(weight_files, label), model, config, label))
+
+
+def _build(cls: Any, config: Any, folder: Path) -> Any:
+    """``cls(config)``; sizes that make no model (hidden_size not divisible by the heads, ...) name config.json."""
+    try:
+        return cls(config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{folder / 'config.json'}: does not describe a model that can be built ({first})") from None
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -169,8 +208,8 @@ def _weight_files(folder: Path) -> tuple[list[Path], Path]:
 
 
 def _read_weights(files: list[Path], label: Path) -> dict[str, Any]:
+    """Every tensor of the weight files, read on the CPU; a file that is not a dictionary of tensors is refused."""
     import torch
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     state: dict[str, Any] = {}
@@ -180,16 +219,34 @@ def _read_weights(files: list[Path], label: Path) -> dict[str, Any]:
                 part = load_file(str(path), device="cpu")
             else:  # weights_only: a pickle that is not plain tensors is refused, never executed
                 part = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise InputError(f"{path}: cannot read the weights ({type(exc).__name__}: {first})") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed file raises many kinds (UnpicklingError, zip, struct...)
+            raise InputError(f"{path}: cannot read the weights ({_load_error(exc)})") from None
         if not isinstance(part, dict):
             raise InputError(f"{path}: holds a {type(part).__name__}, not a dictionary of tensors")
+        for key, value in part.items():
+            if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+                raise InputError(f"{path}: entry {str(key)[:80]!r} is a {type(value).__name__}, not a tensor "
+                                 "(not a weights file)")
         clash = sorted(set(part) & set(state))
         if clash:
             raise InputError(f"{label}: tensor {clash[0]} is stored in more than one shard")
         state.update(part)
     return state
+
+
+def _load_error(exc: Exception) -> str:
+    """One line on why torch or safetensors could not read a file (torch's own text spans lines and advises
+    ``weights_only=False``, which would run the code a hostile pickle carries: only its reason is kept)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        lines = (line.strip() for line in str(exc).splitlines())
+        why = next((line for line in lines if re.search(r"unsupported|blocked|not an allowed", line, re.I)), "")
+        why = why.replace("WeightsUnpickler error:", "").split(" Please use")[0].strip().rstrip(".")
+        return f"not plain tensors, refused without running anything in it: {why or 'not a torch checkpoint'}"
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).split(". ")[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _check_vocab(tokenizer: Any, config: Any, vocab: Path) -> None:

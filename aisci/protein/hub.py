@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from aisci.errors import InputError
-from aisci.protein.store import KNOWN_MODELS, PULL_PATTERNS, ModelEntry, _abs, _check_name, add_model, check_free
+from aisci.names import check_name
+from aisci.protein.store import KNOWN_MODELS, PULL_PATTERNS, ModelEntry, _abs, add_model, check_free
 
 _NETWORK_ERRORS = {"TransportError", "RequestError", "NetworkError", "ConnectError", "TimeoutException",
                    "ConnectionError", "Timeout", "OfflineModeIsEnabled", "LocalEntryNotFoundError"}
@@ -32,7 +33,7 @@ def pull_model(store: str | os.PathLike[str], repo_id: str, *, name: str | None 
     """
     root = _abs(store)
     name = name or default_name(repo_id)
-    _check_name(name, "model name")
+    check_name(name, "model name")
     if not force:
         check_free(root, name)
     licence = next((lic for repo, lic in KNOWN_MODELS.values() if repo == repo_id), None)

@@ -12,6 +12,9 @@ from typing import Any
 from aisci.errors import InputError
 
 KEEP_IF_PRESENT = ("tokenizer_config.json", "special_tokens_map.json", "README.md", "LICENSE", "LICENSE.md")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
+# Every file a staged model folder may hold: a manifest naming any other path is refused.
+STORED_FILES = ("config.json", "vocab.txt", *WEIGHT_FILES, *KEEP_IF_PRESENT)
 SPECIAL_TOKENS = ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>")
 
 
@@ -64,7 +67,7 @@ def inspect_model_dir(directory: str | os.PathLike[str]) -> EsmLayout:
         raise InputError(f"{vocab}: not an ESM vocabulary (needs {', '.join(SPECIAL_TOKENS)})")
     if len(tokens) != cfg["vocab_size"]:
         raise InputError(f"{vocab}: {len(tokens)} tokens, but config.json vocab_size is {cfg['vocab_size']}")
-    weights = next((d / w for w in ("model.safetensors", "pytorch_model.bin") if (d / w).is_file()), None)
+    weights = next((d / w for w in WEIGHT_FILES if (d / w).is_file()), None)
     if weights is None:
         raise InputError(f"{d}: no weights file (model.safetensors or pytorch_model.bin)")
     _check_weights(weights, cfg)

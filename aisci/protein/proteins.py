@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from aisci.errors import InputError
-from aisci.fileio import atomic_output, open_text
+from aisci.fileio import atomic_output, is_gzipped
+from aisci.names import name_problem
 
 # Residue letters an ESM vocabulary holds (the 20 standard, X unknown, B/Z/U/O).
 RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWYXBZUO")
@@ -20,7 +23,7 @@ MUTAGENESIS_COLUMNS = ("protein", "position", "wt", "mt", "score", "model", "str
 
 @dataclass(frozen=True)
 class Protein:
-    """One FASTA record: its id (first word of the header), a file-name-safe key and the residues."""
+    """One FASTA record: its id (first word of the header), its key (a valid `aisci.names` name) and the residues."""
 
     id: str
     key: str
@@ -32,35 +35,39 @@ def read_proteins(path: str | os.PathLike[str]) -> list[Protein]:
     """Read a protein FASTA, checking every record before anything runs.
 
     A terminal ``*`` is dropped; lower case is upper-cased. Keys replace characters outside
-    ``[A-Za-z0-9._-]`` of the id with ``_`` (``sp|P69905|HBA_HUMAN`` -> ``sp_P69905_HBA_HUMAN``).
+    ``[A-Za-z0-9._-]`` of the id with ``_`` (``sp|P69905|HBA_HUMAN`` -> ``sp_P69905_HBA_HUMAN``). A key names
+    files (``results/plm/mutagenesis/{key}.parquet``) and is passed as ``--protein KEY``, so it must be a name
+    of `aisci.names` (a letter or digit first: never '-', '.' or '..'; at most 64 characters): an id whose key
+    is not is refused, never silently rewritten. Keys are unique, also ignoring case (case-insensitive file
+    systems would give two keys one file).
 
     Raises:
-        InputError: naming the file and line of an empty or duplicate record, an internal stop,
-            a letter that is not a residue, or two ids sharing a key.
+        InputError: naming the file and line of a file that is not UTF-8 text, an empty or duplicate record, an
+            internal stop, a letter that is not a residue, an id that gives no valid key, or two ids sharing a
+            key (both lines named).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: protein FASTA not found")
     records: list[tuple[str, int, list[str]]] = []
-    with open_text(path) as fh:
-        for n, raw in enumerate(fh, 1):
-            line = raw.strip()
-            if not line or line.startswith(";"):
-                continue
-            if line.startswith(">"):
-                name = line[1:].split(maxsplit=1)[0] if line[1:].strip() else ""
-                if not name:
-                    raise InputError(f"{path} line {n}: FASTA header without an id")
-                records.append((name, n, []))
-            elif not records:
-                raise InputError(f"{path} line {n}: sequence before the first '>' header (not FASTA)")
-            else:
-                records[-1][2].append("".join(line.split()).upper())  # GenBank-style spaced blocks
+    for n, raw in _lines(path):
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
+            name = line[1:].split(maxsplit=1)[0] if line[1:].strip() else ""
+            if not name:
+                raise InputError(f"{path} line {n}: FASTA header without an id")
+            records.append((name, n, []))
+        elif not records:
+            raise InputError(f"{path} line {n}: sequence before the first '>' header (not FASTA)")
+        else:
+            records[-1][2].append("".join(line.split()).upper())  # GenBank-style spaced blocks
     if not records:
         raise InputError(f"{path}: contains no FASTA records")
     proteins: list[Protein] = []
     ids: dict[str, int] = {}
-    keys: dict[str, str] = {}
+    keys: dict[str, tuple[str, str, int]] = {}  # casefolded key -> (key, id, line)
     for name, n, parts in records:
         seq = "".join(parts)
         seq = seq[:-1] if seq.endswith("*") else seq
@@ -74,11 +81,38 @@ def read_proteins(path: str | os.PathLike[str]) -> list[Protein]:
         if name in ids:
             raise InputError(f"{where}: duplicate id (first at line {ids[name]})")
         key = _UNSAFE.sub("_", name)
-        if key in keys:
-            raise InputError(f"{where}: its file name {key!r} clashes with {keys[key]!r}; rename one")
-        ids[name], keys[key] = n, name
+        problem = name_problem(key)
+        if problem is not None:
+            shown = key if len(key) <= 80 else key[:77] + "..."
+            raise InputError(f"{path} line {n}: id {name[:80]!r}: its key {shown!r} (the id with characters outside "
+                             f"[A-Za-z0-9._-] as '_') {problem}; rename the protein in the FASTA header")
+        other = keys.get(key.casefold())
+        if other is not None:
+            same = "" if other[0] == key else f" (key {other[0]!r}: keys may not differ only in case)"
+            raise InputError(f"{where}: its key {key!r} clashes with {other[1]!r} at line {other[2]}{same}; "
+                             "rename one")
+        ids[name], keys[key.casefold()] = n, (key, name, n)
         proteins.append(Protein(name, key, seq, n))
     return proteins
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a plain or gzip text file, each decoded as UTF-8 (a byte-order mark on line 1 is dropped).
+
+    Raises:
+        InputError: naming the file and line that is not UTF-8, or a damaged gzip stream.
+    """
+    n = 0
+    try:
+        with (gzip.open(path, "rb") if is_gzipped(path) else open(path, "rb")) as fh:
+            for n, raw in enumerate(fh, 1):
+                try:
+                    yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"{path} line {n}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                                     f"{exc.start + 1}); a protein FASTA is plain text") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path} line {n + 1}: cannot read ({exc})") from None
 
 
 def select(proteins: Sequence[Protein], key: str, path: str) -> Protein:

@@ -1,8 +1,16 @@
 """Site store of protein language models: stage, list and verify ESM checkpoints; check them before any job runs.
 
-Layout: ``<store>/manifest.json`` + ``<store>/<name>/<files>``. Pure Python (json, hashlib, file headers): no torch
-or transformers import, so the pipelines call `check_model` before submitting jobs. The ESM folder checks are in
-`aisci.protein.layout`, hub downloads in `aisci.protein.hub` (`pull_model` here defers to it).
+Layout: ``<store>/manifest.json`` + ``<store>/<name>/<files>``. Every name and path read from the manifest is checked
+(`aisci.names`, the files a model folder may hold, resolved inside the store) before anything is opened.
+`check_model` is pure Python (json, hashlib): no torch or transformers import, so the pipelines call it before
+submitting jobs. Staging (`add_model`) reads the weights once with torch, through the loader's own strict check.
+The ESM folder checks are in `aisci.protein.layout`, hub downloads in `aisci.protein.hub` (`pull_model` here defers
+to it).
+
+What a passing check means: the files are those the manifest records (SHA-256). The manifest is the root of trust:
+whoever can write the store can rewrite manifest.json together with the weights, and no check of the store against
+itself can tell. The verification stamps that spare re-hashing are kept in the user's own cache, never in the store,
+so a writer of the store cannot forge one (see `stamp_dir`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,15 +35,16 @@ from typing import Any
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.protein.layout import EsmLayout, inspect_model_dir  # noqa: F401 - EsmLayout: re-exported
+from aisci.names import check_name
+from aisci.protein.layout import STORED_FILES, EsmLayout, inspect_model_dir  # noqa: F401 - EsmLayout: re-exported
 from aisci.splice.weights import sha256 as file_sha256
 
 log = logging.getLogger(__name__)
 
 STORE_ENV = "AISCI_MODELS"
 MANIFEST, FORMAT, LOCK = "manifest.json", 1, ".manifest.lock"
-STAMP = ".aisci-verified.json"  # per file: size, mtime_ns, ctime_ns and sha256 at the last full verification
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+STAMPS = "model-checks"  # folder of the verification stamps in the user's cache (see `stamp_dir`)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
 # the files `aisci.protein.hub.pull_model` downloads (plus pytorch_model.bin when a repo has no safetensors)
 PULL_PATTERNS = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
@@ -103,12 +113,15 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
               force: bool = False) -> ModelEntry:
     """Copy (or move) an ESM model directory into ``<store>/<name>/`` and record it in the manifest.
 
-    The files go into a hidden temporary directory of the store (hashed on the way), which is renamed into place
-    and recorded under the manifest lock: a failure leaves neither a model directory nor a manifest entry.
+    The files go into a hidden temporary directory of the store (hashed on the way); the copy's weights are then
+    read with torch and checked tensor by tensor against its config.json (`aisci.protein.esm.check_weights`, the
+    loader's own check: a pickle that is not plain tensors is refused without running anything in it). Only then
+    is the copy renamed into place and recorded under the manifest lock: a failure leaves neither a model
+    directory nor a manifest entry.
 
     Args:
         store: the store directory (created if needed).
-        name: model name, matching `NAME_RE`.
+        name: model name (`aisci.names`: a letter or digit first, then [A-Za-z0-9._-], at most 64 characters).
         source_dir: directory in the Hugging Face layout (checked by `inspect_model_dir`).
         licence: default: the `KNOWN_MODELS` licence of a known hub source, else "unknown" (with a warning).
         source: provenance; default ``local:<source_dir>``.
@@ -119,10 +132,11 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
         The new entry.
 
     Raises:
-        InputError: invalid name or directory (naming the file), or the name is taken and ``force`` is false.
+        InputError: invalid name or directory, weights that are not tensors or do not fit config.json (naming
+            the file), or the name is taken and ``force`` is false.
     """
     root, src = _abs(store), _abs(source_dir)
-    _check_name(name, "model name")
+    check_name(name, "model name")
     layout = inspect_model_dir(src)
     source = source or f"local:{src}"
     if not licence:
@@ -139,6 +153,7 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
     try:
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a site store is read by every user
         files = {rel: _place(src / rel, tmp / rel, move, 0o666 & ~umask) for rel in layout.files}
+        _check_weights(tmp, src)  # the bytes just hashed are the bytes checked
         added = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         entry = ModelEntry(name, root / name, source, licence, "EsmForMaskedLM", layout.layers, layout.hidden,
                            layout.window, added, files)
@@ -180,7 +195,11 @@ def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
 
     Returns:
         Problems (missing file, size or SHA-256 change, weight file not in the manifest); [] when intact.
+
+    Raises:
+        InputError: an invalid name, or a manifest that is not valid (naming manifest.json and the field).
     """
+    check_name(name, "model name")
     root = _abs(store)
     manifest = read_manifest(root)
     if name not in manifest["models"]:
@@ -192,8 +211,11 @@ def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
 def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) -> Path:
     """Check, before any job runs, that a model is staged and intact; return its directory.
 
-    The first check hashes every file; later ones trust the stamp of a file whose size, mtime_ns and ctime_ns are
-    unchanged (ctime cannot be set back, so restoring the mtime after an edit does not hide it).
+    The first check hashes every file; later ones trust this user's stamp (`stamp_dir`) for a file whose device,
+    inode, size, mtime_ns and ctime_ns are those it recorded when aisci hashed it (ctime cannot be set back, so
+    restoring the mtime after an edit does not hide it; a file replaced by another has another inode). The stamp
+    lives outside the store and is named after the manifest's checksums: rewriting the weights, or anything in the
+    store, cannot make a stamp vouch for them. Nothing is written in the store.
 
     Args:
         store: the store directory (None: $AISCI_MODELS).
@@ -203,7 +225,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
     Raises:
         InputError: no store, the model is not staged or fails verification; with the command that stages it.
     """
-    _check_name(name, f"{where}: model name")
+    check_name(name, f"{where}: model name")
     value = store or os.environ.get(STORE_ENV)
     if not value:
         raise InputError(f"{where}: model {name!r} needs a model store: set protein.model_store in the config or "
@@ -259,11 +281,24 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if not path.exists():
         return {"format": FORMAT, "models": {}}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}): "
+                         "not an aisci model manifest") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise InputError(f"{path}: not a readable JSON manifest ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("models"), dict):
         raise InputError(f'{path}: not an aisci model manifest (expected {{"format": {FORMAT}, "models": {{...}}}})')
+    for name, rec in data["models"].items():  # a name is a folder of the store: never '..', '/x' or '-x'
+        check_name(name, f"{path}: models: model name")
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: models.{name}: expected an object, got {type(rec).__name__}")
     return data
 
 
@@ -273,19 +308,53 @@ def _abs(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
 
 
-def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise InputError(f"{what} {name!r} must match {NAME_RE.pattern}")
-
-
 def _entry(root: Path, name: str, manifest: dict[str, Any]) -> ModelEntry:
-    rec = manifest["models"][name]
+    """The entry of ``name`` in a manifest from `read_manifest` (names checked), every field checked and every path
+    confined to the store.
+
+    Raises:
+        InputError: naming manifest.json and the field (``models.<name>.files``, ...).
+    """
+    where, rec = f"{root / MANIFEST}: models.{name}", manifest["models"][name]
+    missing = [k for k in ("source", "licence", "architecture", "layers", "hidden", "window", "added", "files")
+               if k not in rec]
+    if missing:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
+    for key in ("source", "licence", "architecture", "added"):
+        if not isinstance(rec[key], str):
+            raise InputError(f"{where}.{key}: expected a string, got {rec[key]!r}")
+    for key in ("layers", "hidden", "window"):
+        if not isinstance(rec[key], int) or isinstance(rec[key], bool) or rec[key] < 1:
+            raise InputError(f"{where}.{key}: expected a positive integer, got {rec[key]!r}")
+    if not isinstance(rec["files"], dict) or not rec["files"]:
+        raise InputError(f"{where}.files: expected an object of file name -> {{size, sha256}}")
+    top, folder = root.resolve(), root / name
+    files: dict[str, dict[str, Any]] = {}
+    for rel, info in rec["files"].items():
+        if rel not in STORED_FILES:  # one plain file name of the layout: no '..', '/', sub-folder or hidden file
+            raise InputError(f"{where}.files: {rel!r} is not a file of a staged model folder (one of "
+                             f"{', '.join(STORED_FILES)})")
+        resolved = (folder / rel).resolve()
+        if not resolved.is_relative_to(top):  # a symlinked folder or file pointing out of the store
+            raise InputError(f"{where}.files: {rel!r} resolves to {resolved}, outside the store {top}")
+        size, sha = (info.get("size"), info.get("sha256")) if isinstance(info, dict) else (None, None)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InputError(f"{where}.files.{rel}.size: expected a byte count, got {size!r}")
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+            raise InputError(f"{where}.files.{rel}.sha256: expected 64 lower-case hex digits, got {sha!r}")
+        files[rel] = {"size": size, "sha256": sha}
+    return ModelEntry(name, folder, rec["source"], rec["licence"], rec["architecture"], rec["layers"],
+                      rec["hidden"], rec["window"], rec["added"], files)
+
+
+def _check_weights(copy: Path, src: Path) -> None:
+    """`aisci.protein.esm.check_weights` on the staged copy; errors name the file the user gave."""
+    from aisci.protein.esm import check_weights  # torch: imported only when staging
+
     try:
-        files = {str(k): {"size": int(v["size"]), "sha256": str(v["sha256"])} for k, v in rec["files"].items()}
-        return ModelEntry(name, root / name, str(rec["source"]), str(rec["licence"]), str(rec["architecture"]),
-                          int(rec["layers"]), int(rec["hidden"]), int(rec["window"]), str(rec["added"]), files)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{root / MANIFEST}: model {name!r}: missing or invalid field ({exc!r})") from None
+        check_weights(copy)
+    except InputError as exc:
+        raise InputError(str(exc).replace(str(copy), str(src))) from None
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
@@ -324,28 +393,77 @@ def _place(src: Path, dst: Path, move: bool, mode: int) -> dict[str, Any]:
     return {"size": size, "sha256": h.hexdigest()}
 
 
+def stamp_dir() -> Path:
+    """This user's folder of verification stamps: ``$XDG_CACHE_HOME/aisci/model-checks`` (``~/.cache/...``).
+
+    A stamp records, per file of one model, the SHA-256 the manifest expects and the file's device, inode, size,
+    mtime_ns and ctime_ns when aisci last hashed it and found that SHA-256; `check_model` skips re-hashing a file
+    only while all of them are unchanged. Stamps live here, not in the store, because a stamp in the store could
+    be rewritten by whoever alters the weights. A stamp is used only when this user owns it and its folder and
+    nobody else can write them. Residual trust: the user's own cache (the user can forge a stamp for themselves),
+    the manifest (see the module docstring) and the file system's ctime; `aisci models verify` never uses stamps.
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "aisci" / STAMPS
+
+
+def _stamp_path(entry: ModelEntry) -> Path:
+    """The stamp of one model folder and manifest record: another manifest record means another stamp."""
+    key = json.dumps([str(entry.path.resolve()), entry.files], sort_keys=True)
+    return stamp_dir() / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
+def _read_stamp(path: Path) -> dict[str, Any]:
+    """The files a stamp vouches for; {} when there is none, or when it or its folder is not this user's alone."""
+    try:
+        folder, st = os.stat(path.parent), os.lstat(path)
+    except OSError:
+        return {}
+    uid = os.getuid()
+    if not stat.S_ISREG(st.st_mode) or {folder.st_uid, st.st_uid} != {uid} or (folder.st_mode | st.st_mode) & 0o022:
+        log.warning("ignoring the verification stamp %s: it or its folder is not yours alone (writable by others "
+                    "or owned by someone else); every check re-hashes the model", path)
+        return {}
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_bytes())
+        if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("files"), dict):
+            return data["files"]
+    return {}
+
+
+def _write_stamp(path: Path, entry: ModelEntry, files: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps({"format": FORMAT, "model": str(entry.path), "files": files}, indent=1,
+                                      sort_keys=True))
+            tmp.chmod(0o600)
+    except OSError as exc:  # no writable cache: every check re-hashes
+        log.debug("cannot write the verification stamp %s (%s)", path, exc)
+
+
 def _verify_files(entry: ModelEntry, *, use_stamp: bool) -> list[str]:
-    """Problems of a model's files; hashes those the stamp does not vouch for; stamps an intact model."""
+    """Problems of a model's files; hashes those this user's stamp does not vouch for; stamps an intact model."""
     d = entry.path
     if not d.is_dir():
         return [f"{d}: model directory missing"]
-    stamp: dict[str, Any] = {}
-    if use_stamp:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            data = json.loads((d / STAMP).read_text())
-            stamp = data.get("files") if data.get("format") == FORMAT and isinstance(data.get("files"), dict) else {}
+    stamp_file = _stamp_path(entry)
+    stamp = _read_stamp(stamp_file) if use_stamp else {}
     problems, fresh = [], {}
     for rel, rec in sorted(entry.files.items()):
         path = d / rel
         try:
-            st = path.stat()
+            st = path.stat()  # before hashing: a write during or after the hash changes what the stamp records
         except FileNotFoundError:
             problems.append(f"{path}: missing")
             continue
         if st.st_size != rec["size"]:
             problems.append(f"{path}: {st.st_size} bytes, the manifest says {rec['size']}")
             continue
-        key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "sha256": rec["sha256"]}
+        key = {"sha256": rec["sha256"], "size": st.st_size, "dev": st.st_dev, "ino": st.st_ino,
+               "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
         if stamp.get(rel) != key and file_sha256(path) != rec["sha256"]:
             problems.append(f"{path}: SHA-256 differs from the manifest (altered or corrupted)")
             continue
@@ -354,9 +472,5 @@ def _verify_files(entry: ModelEntry, *, use_stamp: bool) -> list[str]:
                    if p.suffix in WEIGHT_SUFFIXES and p.name not in entry.files and not p.name.startswith("."))
     problems += [f"{d / x}: weight file not in the manifest (a loader could read it instead)" for x in extra]
     if not problems and fresh != stamp:
-        try:
-            with atomic_output(d / STAMP) as tmp:
-                tmp.write_text(json.dumps({"format": FORMAT, "files": fresh}, indent=1, sort_keys=True))
-        except OSError as exc:  # a read-only store: every check re-hashes
-            log.debug("cannot write the verification stamp in %s (%s)", d, exc)
+        _write_stamp(stamp_file, entry, fresh)
     return problems

@@ -204,3 +204,44 @@ def test_config_problems_and_half_on_cpu(tmp_path):
     (folder / "config.json").write_text("{not json")
     with pytest.raises(InputError, match=r"f/config\.json: cannot read as JSON"):
         load_esm(folder, device="cpu")
+
+
+class _RunsCode:
+    """A pickle that runs code when loaded without weights_only: creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_check_weights_is_the_loaders_check_without_a_model(tmp_path):
+    """check_weights (staging) accepts what load_esm loads and refuses, with the same message, what it refuses."""
+    from aisci.protein.esm import check_weights
+
+    config = {**HUB_CONFIG, **SMALL}
+    good = write_hub_dir(tmp_path / "good", config, hub_tensors(config), weights="pytorch_model.bin")
+    assert check_weights(good) == len(load_esm(good, device="cpu").model.state_dict())
+    wrong = hub_tensors(config)
+    wrong["esm.encoder.layer.0.output.dense.weight"] = torch.zeros(64, 32)
+    bad = write_hub_dir(tmp_path / "bad", config, wrong)
+    with pytest.raises(InputError) as from_load:
+        load_esm(bad, device="cpu")
+    with pytest.raises(InputError) as from_check:
+        check_weights(bad)
+    assert str(from_check.value) == str(from_load.value) == (
+        f"{bad / 'model.safetensors'}: tensor esm.encoder.layer.0.output.dense.weight has shape (64, 32); "
+        "the model of config.json expects (32, 64)")
+    marker = tmp_path / "ran"
+    evil = write_hub_dir(tmp_path / "evil", config, {**hub_tensors(config), "x": _RunsCode(marker)},
+                         weights="pytorch_model.bin")
+    (evil / "model.safetensors").unlink(missing_ok=True)
+    for call in (check_weights, lambda d: load_esm(d, device="cpu")):
+        with pytest.raises(InputError, match=r"pytorch_model\.bin: cannot read the weights \(not plain tensors, "
+                                             r"refused without running anything in it: Unsupported global"):
+            call(evil)
+    assert not marker.exists()
+    heads = write_hub_dir(tmp_path / "heads", {**config, "num_attention_heads": 5}, hub_tensors(config))
+    with pytest.raises(InputError, match=r"heads/config\.json: does not describe a model that can be built"):
+        check_weights(heads)

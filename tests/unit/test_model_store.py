@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import os
-import struct
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -18,26 +19,20 @@ import pytest
 from aisci import models as cli
 from aisci.errors import AisciError, InputError
 from aisci.protein import store as ms
-from aisci.protein.demo_model import VOCAB
+from aisci.protein.demo_model import write_random_esm
 
 
 def fake_esm(directory: Path, *, hidden: int = 8, layers: int = 2, **config) -> Path:
-    """A small ESM directory in the hub layout, written without torch (hand-made safetensors)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cfg = {"model_type": "esm", "architectures": ["EsmForMaskedLM"], "num_hidden_layers": layers,
-           "hidden_size": hidden, "max_position_embeddings": 1026, "vocab_size": len(VOCAB), **config}
-    (directory / "config.json").write_text(json.dumps(cfg))
-    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    (directory / "special_tokens_map.json").write_text("{}")
-    tensors = {"esm.embeddings.word_embeddings.weight": [len(VOCAB), hidden], "lm_head.bias": [len(VOCAB)]}
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for key, shape in tensors.items():
-        n = 4 * shape[0] * (shape[1] if len(shape) > 1 else 1)
-        header[key] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header).encode()
-    payload = hashlib.sha256(directory.name.encode()).digest() * (offset // 32 + 1)
-    (directory / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + payload[:offset])
+    """A small random ESM folder in the hub layout: config.json, model.safetensors, vocab.txt, special_tokens_map.json.
+
+    Real tensors (staging reads them through the loader's strict check); the weights' seed is the folder's name, so
+    two folders of different names hold different bytes. ``config`` entries are written over config.json's.
+    """
+    seed = int.from_bytes(hashlib.sha256(directory.name.encode()).digest()[:4], "big")
+    write_random_esm(directory, layers=layers, hidden=hidden, heads=2, intermediate=16, seed=seed)
+    (directory / "tokenizer_config.json").unlink()
+    if config:
+        _edit_config(directory, **config)
     return directory
 
 
@@ -55,6 +50,13 @@ def run_cli(*argv: str) -> int:
     except AisciError as exc:
         print(f"aisci models: error: {exc}", file=sys.stderr)
         return 1
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Each test's own user cache: the verification stamps of check_model go there, never into ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "aisci" / ms.STAMPS
 
 
 @pytest.fixture
@@ -327,8 +329,9 @@ def test_pull_from_a_fake_hub(store, monkeypatch):
 def test_concurrent_adds_all_land(src, store):
     # Each write of the manifest is slowed down so that unlocked read-modify-write cycles would overlap
     # (without the lock, entries are lost: checked by hand with a no-op `_locked`).
+    # The weights check (torch) is switched off: this test is about the lock, and 4 torch imports are slow.
     code = ("import sys, time; from aisci.protein import store as ms; w = ms._write_manifest; "
-            "ms._write_manifest = lambda *a: (time.sleep(0.1), w(*a)); "
+            "ms._write_manifest = lambda *a: (time.sleep(0.1), w(*a)); ms._check_weights = lambda *a: None; "
             "[ms.add_model(sys.argv[1], f'{sys.argv[2]}_{i}', sys.argv[3], licence='MIT') for i in range(3)]")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(store), f"p{k}", str(src)]) for k in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 4
@@ -400,3 +403,232 @@ def test_demo_model_is_deterministic_and_loads(store, capsys, tmp_path):
     with torch.no_grad():
         assert model(input_ids=ids).logits.shape == (1, 5, 33)
     assert not [p for p in store.iterdir() if p.name.startswith(".demo")]
+
+
+# --- trust: stamps outside the store, manifest confined to the store, weights checked at staging ------------------
+
+def test_forged_stamp_cannot_vouch_for_altered_weights(src, store, cache):
+    ms.add_model(store, "small", src)
+    before = snapshot(store)
+    ms.check_model(store, "small", where="w")
+    assert snapshot(store) == before  # the check writes nothing in the store
+    (stamp,) = cache.iterdir()  # this user's stamp: the four files, as hashed
+    recorded = json.loads(stamp.read_text())["files"]
+    manifest = json.loads((store / "manifest.json").read_text())["models"]["small"]["files"]
+    assert sorted(recorded) == sorted(manifest)
+    assert all(recorded[f]["sha256"] == manifest[f]["sha256"] for f in manifest)
+    assert stamp.stat().st_mode & 0o777 == 0o600 and cache.stat().st_mode & 0o777 == 0o700
+
+    weights = store / "small" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size
+    weights.write_bytes(bytes(data))
+    st = weights.stat()
+    forged = {"sha256": manifest["model.safetensors"]["sha256"], "size": st.st_size, "dev": st.st_dev,
+              "ino": st.st_ino, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+    # the stamp the store used to hold, rewritten to vouch for the altered file (format of before this fix) ...
+    (store / "small" / ".aisci-verified.json").write_text(json.dumps(
+        {"format": 1, "files": {"model.safetensors": {k: forged[k] for k in ("size", "mtime_ns", "ctime_ns",
+                                                                              "sha256")}}}))
+    # ... and a store-level stamp: neither is read
+    (store / ".aisci-verified.json").write_text(json.dumps({"format": 1, "files": {"model.safetensors": forged}}))
+    with pytest.raises(InputError) as err:
+        ms.check_model(store, "small", where="w")
+    assert str(err.value).startswith(
+        f"w: model 'small' failed verification: {weights}: SHA-256 differs from the manifest (altered or corrupted)")
+
+
+def test_stamp_others_can_write_is_ignored(src, store, cache, caplog):
+    ms.add_model(store, "small", src)
+    ms.check_model(store, "small", where="w")
+    (stamp,) = cache.iterdir()
+    weights = store / "small" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    st = weights.stat()
+    record = json.loads(stamp.read_text())
+    record["files"]["model.safetensors"].update(dev=st.st_dev, ino=st.st_ino, mtime_ns=st.st_mtime_ns,
+                                                ctime_ns=st.st_ctime_ns)
+    stamp.write_text(json.dumps(record))  # forged in the cache itself
+    cache.chmod(0o777)  # ... which others could write: not trusted
+    with caplog.at_level(logging.WARNING), pytest.raises(InputError, match="model.safetensors: SHA-256 differs"):
+        ms.check_model(store, "small", where="w")
+    assert f"ignoring the verification stamp {stamp}: it or its folder is not yours alone" in caplog.text
+    cache.chmod(0o700)  # the user's own cache is trusted (the residual trust of `stamp_dir`): the forgery passes
+    assert ms.check_model(store, "small", where="w") == store / "small"
+    assert ms.verify_model(store, "small") == [f"{weights}: SHA-256 differs from the manifest (altered or corrupted)"]
+
+
+BAD_NAMES = ["../x", "/abs/x", "-x", ".x", "..", "_x", "a" * 65, "a b", ""]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_model_names_refused_everywhere(src, store, name, capsys):
+    ms.add_model(store, "kept", src)
+    before = snapshot(store)
+    with pytest.raises(InputError, match=r"^model name .* (must match|is 65 characters|must be a non-empty)"):
+        ms.add_model(store, name, src)
+    with pytest.raises(InputError, match=r"^model name "):
+        ms.verify_model(store, name)
+    with pytest.raises(InputError, match=r"^config\.yaml: protein\.model: model name "):
+        ms.check_model(store, name, where="config.yaml: protein.model")
+    assert run_cli("demo", "--store", str(store), "--", name) == 1  # '--': '-x' as the name, not as an option
+    assert capsys.readouterr().err.startswith("aisci models: error: model name ")
+    assert snapshot(store) == before
+    assert sorted(os.listdir(store)) == [".manifest.lock", "kept", "manifest.json"]
+    assert not (store.parent / "x").exists() and not Path("/abs/x").exists()
+
+
+def _tamper(store: Path, change) -> None:
+    path = store / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest["models"])
+    path.write_text(json.dumps(manifest))
+
+
+def _rename(models: dict, new: str) -> None:
+    models[new] = models.pop("small")
+
+
+def _file(models: dict, rel: str) -> None:
+    models["small"]["files"][rel] = models["small"]["files"].pop("vocab.txt")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: _rename(m, "../x"), r"manifest\.json: models: model name '\.\./x' must match"),
+    (lambda m: _rename(m, "/etc"), r"manifest\.json: models: model name '/etc' must match"),
+    (lambda m: _rename(m, "-x"), r"manifest\.json: models: model name '-x' must match"),
+    (lambda m: _rename(m, ".x"), r"manifest\.json: models: model name '\.x' must match"),
+    (lambda m: _rename(m, "m" * 65), r"manifest\.json: models: model name 'm{65}' is 65 characters long"),
+    (lambda m: _file(m, "../../outside.txt"),
+     r"manifest\.json: models\.small\.files: '\.\./\.\./outside\.txt' is not a file of a staged model folder"),
+    (lambda m: _file(m, "/etc/passwd"), r"manifest\.json: models\.small\.files: '/etc/passwd' is not a file of"),
+    (lambda m: _file(m, "sub/vocab.txt"), r"manifest\.json: models\.small\.files: 'sub/vocab\.txt' is not a file of"),
+    (lambda m: _file(m, ".hidden"), r"manifest\.json: models\.small\.files: '\.hidden' is not a file of"),
+    (lambda m: m["small"]["files"]["config.json"].update(sha256="zz"),
+     r"manifest\.json: models\.small\.files\.config\.json\.sha256: expected 64 lower-case hex digits, got 'zz'"),
+    (lambda m: m["small"]["files"]["config.json"].update(size=-1),
+     r"manifest\.json: models\.small\.files\.config\.json\.size: expected a byte count, got -1"),
+    (lambda m: m["small"].update(layers="2"), r"manifest\.json: models\.small\.layers: expected a positive integer"),
+    (lambda m: m["small"].pop("files"), r"manifest\.json: models\.small: missing field\(s\) files"),
+    (lambda m: m.update(small=[]), r"manifest\.json: models\.small: expected an object, got list"),
+])
+def test_manifest_names_and_paths_confined_to_the_store(src, store, tmp_path, change, message):
+    ms.add_model(store, "small", src)
+    (tmp_path / "outside.txt").write_text("x")
+    _tamper(store, change)
+    for call in (lambda: ms.list_models(store), lambda: ms.check_model(store, "small", where="w"),
+                 lambda: ms.verify_model(store, "small")):
+        with pytest.raises(InputError, match=f"^(w: )?{re.escape(str(store))}/{message}"):
+            call()
+
+
+def test_manifest_path_through_a_symlink_out_of_the_store(src, store, tmp_path):
+    ms.add_model(store, "small", src)
+    outside = tmp_path / "elsewhere"
+    (store / "small").rename(outside)
+    (store / "small").symlink_to(outside)  # the files are intact, but outside the store
+    with pytest.raises(InputError, match=rf"^{re.escape(str(store))}/manifest\.json: models\.small\.files: "
+                                         rf"'config\.json' resolves to {re.escape(str(outside))}/config\.json, "
+                                         rf"outside the store {re.escape(str(store))}$"):
+        ms.check_model(store, "small", where="w")
+
+
+def test_manifest_not_utf8_is_a_one_line_error(src, store, capsys):
+    ms.add_model(store, "small", src)
+    (store / "manifest.json").write_bytes(b'{"format": 1, "models": {"sm\xe9all": {}}}')
+    message = f"{store / 'manifest.json'}: not UTF-8 text (byte 0xe9 at offset 28): not an aisci model manifest"
+    with pytest.raises(InputError) as err:
+        ms.check_model(store, "small", where="w")
+    assert str(err.value) == message
+    assert run_cli("list", "--store", str(store)) == 1
+    assert capsys.readouterr().err == f"aisci models: error: {message}\n"
+
+
+class RunsCode:
+    """A pickle that runs code when loaded without weights_only: a shell command, or open(), creates the marker."""
+
+    def __init__(self, marker: Path, how: str):
+        self.marker, self.how = str(marker), how
+
+    def __reduce__(self):
+        if self.how == "shell":
+            return (os.system, (f"touch {shlex.quote(self.marker)}",))
+        return (open, (self.marker, "w"))
+
+
+def _as_bin(src: Path, change=None) -> Path:
+    """Replace the folder's model.safetensors by a pytorch_model.bin of the same tensors, ``change``d."""
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(src / "model.safetensors"))
+    (src / "model.safetensors").unlink()
+    torch.save(change(tensors) if change else tensors, src / "pytorch_model.bin")
+    return src / "pytorch_model.bin"
+
+
+def test_add_reads_a_pytorch_bin_of_the_right_tensors(src, store):
+    _as_bin(src)
+    entry = ms.add_model(store, "small", src)
+    assert sorted(entry.files) == ["config.json", "pytorch_model.bin", "special_tokens_map.json", "vocab.txt"]
+    from aisci.protein.esm import load_esm
+
+    assert load_esm(entry.path, device="cpu").window == 1024
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda d: _text_bin(d),
+     r"pytorch_model\.bin: cannot read the weights \(.+\)$"),
+    (lambda d: _as_bin(d, lambda t: list(t.values())),
+     r"pytorch_model\.bin: holds a list, not a dictionary of tensors"),
+    (lambda d: _as_bin(d, lambda t: {**t, "note": "hello"}),
+     r"pytorch_model\.bin: entry 'note' is a str, not a tensor"),
+    (lambda d: _as_bin(d, lambda t: {**t, "lm_head.bias": t["lm_head.bias"][:-1]}),
+     r"pytorch_model\.bin: tensor lm_head\.bias has shape \(32,\); the model of config\.json expects \(33,\)"),
+    (lambda d: _as_bin(d, lambda t: {k: v for k, v in t.items() if "layer.1." not in k}),
+     r"pytorch_model\.bin: missing tensor\(s\) that the model of config\.json needs: esm\.encoder\.layer\.1\."),
+    (lambda d: _reshape_safetensors(d, "esm.encoder.layer.0.intermediate.dense.weight"),
+     r"model\.safetensors: tensor esm\.encoder\.layer\.0\.intermediate\.dense\.weight has shape \(8, 16\); "
+     r"the model of config\.json expects \(16, 8\)"),
+])
+def test_add_refuses_weights_the_loader_would_refuse(src, store, write, message):
+    write(src)
+    ms.add_model(store, "kept", fake_esm(src.parent / "good"))
+    before = snapshot(store)
+    with pytest.raises(InputError, match=f"^{re.escape(str(src))}/{message}"):
+        ms.add_model(store, "bad", src)
+    assert snapshot(store) == before and not (store / "bad").exists()
+
+
+def _text_bin(d: Path) -> None:
+    (d / "model.safetensors").unlink()
+    (d / "pytorch_model.bin").write_text("these are not weights\n")
+
+
+def _reshape_safetensors(d: Path, key: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(d / "model.safetensors"))
+    tensors[key] = tensors[key].T.contiguous()
+    save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("how, refused", [("shell", "unsupported GLOBAL posix.system"),
+                                         ("open", "Unsupported global: GLOBAL io.open")])
+def test_add_refuses_a_pickle_that_runs_code_without_running_it(src, store, tmp_path, capsys, how, refused):
+    import torch
+
+    marker = tmp_path / "pwned"
+    (src / "model.safetensors").unlink()
+    torch.save({"esm.embeddings.word_embeddings.weight": torch.zeros(33, 8), "x": RunsCode(marker, how)},
+               src / "pytorch_model.bin")
+    assert run_cli("add", "evil", str(src), "--store", str(store)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"aisci models: error: {src / 'pytorch_model.bin'}: cannot read the weights (not plain "
+                          "tensors, refused without running anything in it: ")
+    assert refused in err
+    assert len(err.splitlines()) == 1
+    assert not marker.exists()  # the code was not run
+    assert os.listdir(store) == []  # nothing staged, no manifest

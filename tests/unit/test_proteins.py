@@ -32,7 +32,9 @@ def test_read_proteins_normalises_and_keys(tmp_path):
     (">a\nMK-T\n", "line 1: a: letters that are not residues: -"),
     (">p1\nMKT\n>p2\nMK*TA\n", "p.fa line 3: p2: an internal stop '\\*'"),
     (">p1\nMKT\n>p1 again\nMKA\n", r"p.fa line 3: p1: duplicate id \(first at line 1\)"),
-    (">a|b\nMKT\n>a_b\nMKA\n", "line 3: a_b: its file name 'a_b' clashes with 'a\\|b'"),
+    (">a|b\nMKT\n>a_b\nMKA\n", r"p.fa line 3: a_b: its key 'a_b' clashes with 'a\|b' at line 1; rename one"),
+    (">P1\nMKT\n>x\nMK\n>p1\nMKA\n",
+     r"p.fa line 5: p1: its key 'p1' clashes with 'P1' at line 1 \(key 'P1': keys may not differ only in case\)"),
     (">p1\n>p2\nMKA\n", "p.fa line 1: p1: empty sequence"),
 ])
 def test_read_proteins_errors(tmp_path, text, message):
@@ -97,3 +99,52 @@ def test_translate_annotation_both_strands(tmp_path):
     assert (tmp_path / "p.fa").read_text() == ">t1 gene=ONE\nMKW\n>t2 gene=TWO\nMM\n"
     assert translate_annotation(str(gff), str(ref), str(tmp_path / "p1.fa"), first=1) == 1
     assert (tmp_path / "p1.fa").read_text() == ">t1 gene=ONE\nMKW\n"
+
+
+@pytest.mark.parametrize("header, key, problem", [
+    ("-x", "-x", "must match"),  # would read as an option: `aisci plm mutagenesis --protein -x`
+    ("--help", "--help", "must match"),
+    (".x", ".x", "must match"),  # a hidden file
+    ("..", "..", "must match"),  # results/plm/mutagenesis/...parquet, and '..' as a folder
+    ("../../etc/x", ".._.._etc_x", "must match"),
+    ("|sp|P1|", "_sp_P1_", "must match"),
+    ("\u03b1-globin", "_-globin", "must match"),  # non-ASCII letters become '_'
+    ("p" * 65, "p" * 65, "is 65 characters long (at most 64)"),
+])
+def test_protein_keys_that_are_not_names_are_refused(tmp_path, header, key, problem):
+    path = tmp_path / "p.fa"
+    path.write_text(f">ok\nMK\n>{header} description\nMKT\n")
+    with pytest.raises(InputError) as err:
+        read_proteins(path)
+    assert str(err.value).startswith(f"{path} line 3: id {header!r}: its key {key!r} (the id with characters "
+                                     f"outside [A-Za-z0-9._-] as '_') {problem}")
+    assert str(err.value).endswith("; rename the protein in the FASTA header")
+
+
+def test_protein_keys_are_names(tmp_path):
+    """Every key a FASTA gives satisfies aisci.names, and the longest allowed id is kept whole."""
+    from aisci.names import name_problem
+
+    path = tmp_path / "p.fa"
+    path.write_text(f">{'q' * 64}\nMK\n>0.x_y-z\nMK\n>sp|P69905|HBA_HUMAN\nMK\n>a..b\nMK\n")
+    keys = [p.key for p in read_proteins(path)]
+    assert keys == ["q" * 64, "0.x_y-z", "sp_P69905_HBA_HUMAN", "a..b"]
+    assert [name_problem(k) for k in keys] == [None] * 4
+
+
+def test_fasta_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    plain = tmp_path / "p.fa"
+    plain.write_bytes(b">a\nMKT\n>b caf\xe9\nMK\n")
+    with pytest.raises(InputError) as err:
+        read_proteins(plain)
+    assert str(err.value) == f"{plain} line 3: not UTF-8 text (byte 0xe9 at column 7); a protein FASTA is plain text"
+    packed = tmp_path / "p.fa.gz"
+    packed.write_bytes(gzip.compress(b">a\nMK\xffT\n"))
+    with pytest.raises(InputError, match=r"^.*p\.fa\.gz line 2: not UTF-8 text \(byte 0xff at column 3\)"):
+        read_proteins(packed)
+    packed.write_bytes(gzip.compress(b">a\nMKT\n" * 100)[:-12])  # truncated
+    with pytest.raises(InputError, match=r"p\.fa\.gz line \d+: cannot read \("):
+        read_proteins(packed)
+    bom = tmp_path / "bom.fa"
+    bom.write_bytes(b"\xef\xbb\xbf>a\nMK\n")  # a byte-order mark (Windows editors) is not part of the header
+    assert [(p.id, p.sequence) for p in read_proteins(bom)] == [("a", "MK")]
