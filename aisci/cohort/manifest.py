@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from aisci.errors import InputError
+from aisci.names import check_name
 
-SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 COLUMNS = ("sample", "vcf")
 
 
@@ -36,8 +35,8 @@ def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> lis
         The samples, in manifest order.
 
     Raises:
-        InputError: naming the manifest, the line and the field: a missing or unknown column, a bad or
-            duplicate sample name, an empty or missing VCF path.
+        InputError: naming the manifest, the line and the field: a missing or unknown column, a bad
+            (`aisci.names.check_name`) or duplicate sample name, an empty or missing VCF path.
     """
     manifest = Path(path)
     try:
@@ -68,8 +67,7 @@ def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> lis
         if len(fields) != len(header):
             raise InputError(f"{where}: {len(fields)} fields, the header has {len(header)} (fields are tab-separated)")
         name, vcf = fields[i_name].strip(), fields[i_vcf].strip()
-        if not SAMPLE_NAME.match(name):
-            raise InputError(f"{where}: sample {name!r} must match {SAMPLE_NAME.pattern}")
+        check_name(name, f"{where}: sample")  # the one rule (`aisci.names`): it becomes a file name in the store
         if name in seen:
             raise InputError(f"{where}: duplicate sample {name!r} (first on line {seen[name]})")
         seen[name] = n

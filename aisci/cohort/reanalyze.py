@@ -76,10 +76,11 @@ def shard_task(root: str, items: list[tuple[str, str]]) -> tuple[list[str], list
     """Worker side of ingest: stage a shard's samples one by one, then commit them together.
 
     Commits from many workers serialise on the store's lock, so the driver does no ingest work
-    and a shard is the unit a killed run resumes from.
+    and a shard is the unit a killed run resumes from. When the shard's commit fails, its samples are
+    committed one by one: a sample that cannot be committed fails alone, never the good ones beside it.
 
     Returns:
-        The names committed, and a Failure per sample that could not be read.
+        The names committed, and a Failure per sample that could not be read or committed.
     """
     from aisci.cohort.store import CohortStore
 
@@ -95,9 +96,24 @@ def shard_task(root: str, items: list[tuple[str, str]]) -> tuple[list[str], list
         except Exception as exc:  # a bug or a broken file system must not stop the other samples either
             log.exception("staging %s failed", name)
             failures.append(Failure(f"sample {name}", f"unexpected {type(exc).__name__}: {exc} ({vcf})"))
-    if staged:
+    if not staged:
+        return [], failures
+    try:
         store.commit(staged)
-    return [s.name for s in staged], failures
+        return [s.name for s in staged], failures
+    except Exception:  # noqa: BLE001 - which sample is at fault is found below, one commit each
+        log.warning("committing the shard failed: committing its %d samples one by one", len(staged),
+                    exc_info=True)
+    committed = []
+    for s in staged:
+        try:
+            store.commit([s])
+            committed.append(s.name)
+        except Exception as exc:  # noqa: BLE001 - reported as this sample's failure
+            store.discard(s)
+            why = str(exc) if isinstance(exc, AisciError) else f"unexpected {type(exc).__name__}: {exc}"
+            failures.append(Failure(f"sample {s.name}", f"{s.vcf}: cannot be committed: {why}"))
+    return committed, failures
 
 
 def keep_freed_memory() -> None:

@@ -21,7 +21,10 @@ from typing import Any
 import pyarrow as pa
 
 # Version of the on-disk layout (store.json "format_version"); bump when a schema below changes.
-FORMAT_VERSION = 2  # 2: one calls file per sample, chrom inside it, no variant_id in it
+FORMAT_VERSION = 3  # 2: one calls file per sample, chrom inside it, no variant_id in it; 3: int32 allele counts
+# Versions this code reads: a version-2 calls file's int8 counts are widened as they are read (every reader
+# casts to CALLS), and the next commit marks the store version 3.
+READABLE_VERSIONS = (2, 3)
 
 # --- calls: one file per sample, calls/<sample>.<tag>.parquet ----------------------------------------------
 # Chromosomes in the VCF's order, each sorted by pos; each row group holds one chromosome, so the row groups'
@@ -36,8 +39,10 @@ CALLS = pa.schema([
     pa.field("qual", pa.float32()),                        # null for '.'
     pa.field("filter", pa.string()),                       # "PASS", "LowQual;LowDepth", null for '.'
     pa.field("genotype", pa.string()),                     # GT as written ("0/1", "1|2", "./."); null without GT
-    pa.field("alt_copies", pa.int8()),                     # copies of this ALT in GT; null when GT is missing
-    pa.field("called_alleles", pa.int8()),                 # non-missing alleles in GT (2 for "0/1", 0 for "./.")
+    # int32, not int8: ploidy is unbounded in the VCF spec (pooled samples), and a GT of 128 alleles wrapped
+    # int8 (a string array's 2 GiB limit keeps any GT far below 2**31 alleles)
+    pa.field("alt_copies", pa.int32()),                    # copies of this ALT in GT; null when GT is missing
+    pa.field("called_alleles", pa.int32()),                # non-missing alleles in GT (2 for "0/1", 0 for "./.")
     pa.field("phased", pa.bool_()),
     pa.field("depth", pa.int32()),                         # FORMAT/DP
     pa.field("gq", pa.int32()),                            # FORMAT/GQ

@@ -40,7 +40,7 @@ ALT_ALLELE = r"^([ACGTNacgtn]+|\*|<[^<>]+>)$"
 POS_TEXT = r"^[0-9]{1,18}$"
 INT_TEXT = r"^(-?[0-9]{1,9}|\.)$"          # '.' = missing; at most 9 digits always fits int32
 QUAL_TEXT = r"^([-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|\.)$"
-GT_TEXT = r"^(\.|[0-9]{1,3})([/|](\.|[0-9]{1,3}))*$"
+GT_TEXT = r"^(\.|[0-9]+)([/|](\.|[0-9]+))*$"   # allele indices checked against ALT after
 AD_TEXT = r"^(-?[0-9]{1,9}|\.)(,(-?[0-9]{1,9}|\.))*$"
 GT_RE = re.compile(GT_TEXT)
 GT_SPLIT = re.compile(r"[/|]")
@@ -208,7 +208,11 @@ class _Checker:
             return
         i = int(np.argmin(ok))
         row = i if rows is None else int(rows[i])
-        raise InputError(f"{self.name} line {self.lines[row]}: {field} {values[i].as_py()!r} {what}")
+        value = values[i].as_py()
+        shown = repr(value)
+        if isinstance(value, str) and len(value) > 80:  # a 300-allele GT, a 128-allele ALT: the start says enough
+            shown = f"{value[:60]!r}... ({len(value)} characters)"
+        raise InputError(f"{self.name} line {self.lines[row]}: {field} {shown} {what}")
 
     def matches(self, values, pattern: str, field: str, what: str, rows=None, allowed=None) -> None:
         """Check ``values`` against ``pattern`` once per distinct value (REF/ALT repeat a lot).
@@ -376,6 +380,9 @@ def _genotypes(gt: pa.Array, n_alts: np.ndarray, alt_rec: np.ndarray, alt_index:
                check: _Checker) -> tuple[np.ndarray, ...]:
     """Parse GT once per distinct string (a block holds a handful: 0/1, 1/1, ./., 1|2, ...).
 
+    Counts are int32 whatever the ploidy (a GT of 257 alleles is 257 called alleles, not 1); an allele
+    index is checked against the record's ALT alleles (at most 127) before any array is sized by it.
+
     Returns:
         (code per record, -1 where GT is absent; called alleles per record; phased per record;
         copies of each row's ALT, per exploded ALT row).
@@ -386,17 +393,17 @@ def _genotypes(gt: pa.Array, n_alts: np.ndarray, alt_rec: np.ndarray, alt_index:
     alleles = [[int(a) for a in GT_SPLIT.split(g) if a != "."] if GT_RE.match(g) else None for g in distinct]
     good = np.array([a is not None for a in alleles] + [True])         # the extra last entry: no GT
     check.require(good[codes], "GT", gt, GT_WHAT)
-    width = max([max(a, default=0) for a in alleles] + [0]) + 1
-    counts = np.zeros((len(distinct) + 1, width), np.int8)               # copies of each allele
+    highest = np.array([min(max(a, default=0), 1 << 30) for a in alleles] + [0], np.int64)
+    check.require(highest[codes] <= n_alts, "GT", gt, "names an allele beyond the record's ALT alleles")
+    width = int(highest.max()) + 1                                       # <= 128: ALT has at most 127 alleles
+    counts = np.zeros((len(distinct) + 1, width), np.int32)              # copies of each allele
     for u, a in enumerate(alleles):
         np.add.at(counts[u], a, 1)
-    highest = np.array([max(a, default=0) for a in alleles] + [0])
-    check.require(highest[codes] <= n_alts, "GT", gt, "names an allele beyond the record's ALT alleles")
-    called = counts.sum(axis=1, dtype=np.int8)[codes]
+    called = counts.sum(axis=1, dtype=np.int32)[codes]
     phased = np.array(["|" in g for g in distinct] + [False])[codes]
     row_codes = codes[alt_rec]
     copies = counts[row_codes, np.minimum(alt_index, width - 1)] * (alt_index < width)
-    return codes, called, phased, copies.astype(np.int8)
+    return codes, called, phased, copies.astype(np.int32)
 
 
 def _allele_depths(ad: pa.Array, check: _Checker) -> tuple[pa.Array, pa.Array]:

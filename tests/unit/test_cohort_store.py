@@ -142,7 +142,7 @@ def test_every_written_file_has_the_exact_schema_sorted_and_in_row_groups(tmp_pa
     store = build(tmp_path / "store", tmp_path, HAND, [["S1", "S2"], ["S3"]])
     state = json.loads((store.root / "store.json").read_text())
     assert (state["format"], state["format_version"], state["generation"], state["variants"]) == (
-        "aisci-cohort", 2, 2, "variants/v2")
+        "aisci-cohort", 3, 2, "variants/v2")
     assert set(state["samples"]["S1"]) >= {"vcf", "fingerprint", "file", "chroms", "records", "rows", "ingested"}
     assert (state["samples"]["S1"]["records"], state["samples"]["S1"]["rows"]) == (3, 4)
     assert state["samples"]["S1"]["chroms"] == ["chr1", "chr2"]
@@ -362,7 +362,7 @@ def test_garbage_collection_keeps_recent_staging_and_failed_staging_leaves_nothi
             CohortStore(tmp_path / "a-file", create=create)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "store.json").write_text('{"format": "something-else"}')
-    with pytest.raises(InputError, match="not an aisci-cohort store of format version 2"):
+    with pytest.raises(InputError, match="not an aisci-cohort store of format version 2 or 3"):
         CohortStore(tmp_path / "other").samples()
 
 

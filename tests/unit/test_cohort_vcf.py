@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 import re
 import subprocess
 from pathlib import Path
@@ -250,6 +251,11 @@ GOOD = "chr1\t100\t.\tA\tG,T\t50\tPASS\tDP=1\tGT:DP:GQ:AD\t0/1:10:20:5,5,0"
     (9, "0//1:10:20:5,5,0", "GT '0//1' is not a genotype"),
     (9, ":10:20:5,5,0", "GT '' is not a genotype"),
     (9, "0/3:10:20:5,5,0", "GT '0/3' names an allele beyond"),
+    (9, "0/128:10:20:5,5,0", "GT '0/128' names an allele beyond"),
+    (9, "0/99999999999999999999999:10:20:5,5,0", "GT '0/99999999999999999999999' names an allele beyond"),
+    (9, "0/-1:10:20:5,5,0", "GT '0/-1' is not a genotype"),
+    (1, "1.5", "POS '1.5' is not a positive integer"),
+    (1, "99999999999999999999", "POS '99999999999999999999' is not a positive integer"),
     (9, "0/1:1.5:20:5,5,0", "DP '1.5' is not an integer"),
     (9, "0/1:10:x:5,5,0", "GQ 'x' is not an integer"),
     (9, "0/1:10:20:5,x,0", "AD '5,x,0' is not a list of integers"),
@@ -305,9 +311,13 @@ def test_non_canonical_pos_gives_canonical_variant_id(tmp_path):
     assert variant_ids(t).to_pylist() == ["chr1:100:A:G", "chr1:100:A:T", "chr1:7:A:G", "chr1:7:A:T"]
 
 
-def test_non_utf8_text_names_line(tmp_path):
-    path = tmp_path / "latin1.vcf"
-    path.write_bytes((HEADER + GOOD + "\n").encode() + GOOD.replace("PASS", "P\xe4SS").encode("latin-1") + b"\n")
+@pytest.mark.parametrize(("old", "new"), [("PASS", "P\xe4SS"), ("chr1", "chr\xff"), ("GT:DP", "GT:D\xff"),
+                                          ("0/1:10", "0/1:1\xe9")])
+@pytest.mark.parametrize("gz", [False, True])
+def test_non_utf8_text_names_line(tmp_path, old, new, gz):
+    path = tmp_path / ("latin1.vcf.gz" if gz else "latin1.vcf")
+    data = (HEADER + GOOD + "\n").encode() + GOOD.replace(old, new).encode("latin-1") + b"\n"
+    path.write_bytes(gzip.compress(data) if gz else data)
     with pytest.raises(InputError, match=rf"^{re.escape(str(path))} line {N_HEADER + 2}: not UTF-8"):
         read_all(path)
 
@@ -345,6 +355,94 @@ def test_truncated_gzip_names_file(tmp_path, inflate):
     missing = tmp_path / "missing.vcf"
     with pytest.raises(InputError, match=re.escape(str(missing))):
         read_all(missing)
+
+
+# --- hostile input: an InputError naming the file (and the line where there is one), never a traceback -----
+
+
+@pytest.mark.parametrize("form", ["plain", "gzip", "gzip magic"])
+def test_random_bytes_name_the_file(tmp_path, form):
+    data = np.random.default_rng(5).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    path = tmp_path / "random.vcf.gz"
+    path.write_bytes({"plain": data, "gzip": gzip.compress(data), "gzip magic": b"\x1f\x8b" + data}[form])
+    what = "truncated or corrupt gzip stream" if form == "gzip magic" else "no '#CHROM' header line"
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: {what}"):
+        read_all(path)
+
+
+def test_plain_gzip_is_read_like_bgzip(tmp_path):
+    """A gzip file that is not BGZF (`gzip x.vcf`) is accepted: the reader streams it, it needs no index."""
+    plain = write_vcf(tmp_path / "x.vcf", RECORDS)
+    gz = tmp_path / "x.vcf.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    bgz = write_vcf(tmp_path / "b.vcf.gz", RECORDS, bgzip=True)
+    assert read_all(gz).equals(read_all(plain)) and read_all(bgz).equals(read_all(plain))
+
+
+def test_gt_of_any_ploidy_is_counted_exactly(tmp_path):
+    """int8 counts wrapped: a GT of 257 ALT alleles was stored as 1 copy of 1 called allele."""
+    gts = ["/".join(["1"] * 128), "|".join(["1"] * 257), "/".join(["2"] * 150 + ["0"] * 150 + ["."] * 3)]
+    path = write_vcf(tmp_path / "ploidy.vcf", [GOOD.replace("\t100\t", f"\t{100 + i}\t").replace("0/1:", gt + ":")
+                                               for i, gt in enumerate(gts)])
+    t = read_all(path)
+    assert t.schema.field("alt_copies").type == pa.int32() == t.schema.field("called_alleles").type
+    assert [(r["alt_index"], r["alt_copies"], r["called_alleles"]) for r in t.to_pylist()] == [
+        (1, 128, 128), (2, 0, 128), (1, 257, 257), (2, 0, 257), (1, 0, 300), (2, 150, 300)]
+    assert t.to_pylist() == read_calls_reference(path, "S1").to_pylist()
+
+
+def test_a_long_bad_value_is_shortened_in_the_message(tmp_path):
+    gt = "/".join(["1"] * 200) + "/x"
+    path = write_vcf(tmp_path / "long.vcf", [GOOD, GOOD.replace("0/1:", gt + ":")])
+    with pytest.raises(InputError) as err:
+        read_all(path)
+    assert str(err.value) == (f"{path} line {N_HEADER + 2}: GT {gt[:60]!r}... ({len(gt)} characters) "
+                              "is not a genotype such as 0/1, 1|2 or ./.")
+
+
+def damaged(rng: random.Random, data: bytes, start: int) -> bytes:
+    """``data`` with 1-5 random edits after ``start`` (mostly in the records): bytes changed, inserted
+    (separators, digits, bytes that are not UTF-8), deleted or repeated, or the file cut."""
+    out = bytearray(data)
+    for _ in range(rng.choice([1, 1, 2, 5])):
+        if len(out) < 2:
+            break
+        i = rng.randrange(min(start, len(out) - 1), len(out))
+        op = rng.randrange(5)
+        if op == 0:
+            out[i] = rng.randrange(256)
+        elif op == 1:
+            out[i:i] = bytes([rng.choice(b"\t:,/|.\n\r0123456789-#<>*eE+ \x00\xff")])
+        elif op == 2:
+            del out[i:i + rng.randrange(1, 20)]
+        elif op == 3:
+            out[i:i] = out[rng.randrange(len(out)):][:rng.randrange(1, 30)]
+        else:
+            del out[i:]
+    return bytes(out)
+
+
+def test_damaged_vcfs_raise_only_input_errors_naming_the_file(tmp_path):
+    """Seeded random damage, plain, gzipped and gzipped then cut: read, or an InputError naming the file."""
+    rng = random.Random(11)
+    base = (HEADER + "".join(r + "\n" for r in RECORDS)).encode()
+    outcomes = {"read": 0, "refused": 0}
+    for k in range(150):
+        data = damaged(rng, base, len(HEADER) - 40)
+        form = k % 3
+        if form:
+            data = gzip.compress(data)
+            data = data[:rng.randrange(len(data))] if form == 2 else data
+        path = tmp_path / f"d{k}.vcf.gz"
+        path.write_bytes(data)
+        try:
+            for _chrom, batch in read_calls(path, "S1"):
+                assert batch.schema.equals(CALLS)
+            outcomes["read"] += 1
+        except InputError as exc:
+            assert str(exc).startswith(str(path)), exc
+            outcomes["refused"] += 1
+    assert outcomes["read"] > 10 and outcomes["refused"] > 50, outcomes
 
 
 # --- the synthetic cohort ----------------------------------------------------------------------------
