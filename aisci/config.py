@@ -16,6 +16,7 @@ import yaml
 
 from aisci import yamlfile
 from aisci.errors import InputError
+from aisci.fileio import read_utf8
 from aisci.names import check_name
 from aisci.reference import Contig, read_contigs
 
@@ -208,12 +209,7 @@ def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
     allowed = list(load_schema("samples")["properties"])
     samples: list[Sample] = []
     seen: dict[str, int] = {}
-    raw = sheet.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")  # a byte-order mark (Excel's 'UTF-8' export) is not part of 'sample'
-    except UnicodeDecodeError as exc:
-        lineno = raw.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"{sheet.name} line {lineno}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    text = read_utf8(sheet, sheet.name)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
     if not lines:
         raise InputError(f"{sheet.name}: empty sample sheet (a header line and one row per sample are needed)")

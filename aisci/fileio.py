@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from aisci.errors import InputError
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -16,6 +18,28 @@ def is_gzipped(path: str | os.PathLike) -> bool:
     """Return True when the file starts with the gzip magic bytes (gzip or bgzip)."""
     with open(path, "rb") as fh:
         return fh.read(2) == GZIP_MAGIC
+
+
+def read_utf8(path: str | os.PathLike, name: str | None = None) -> str:
+    """A user's small text file (sample sheet, manifest) as text; a byte-order mark is dropped.
+
+    Args:
+        path: the file.
+        name: how messages name it (default: the path).
+
+    Raises:
+        InputError: unreadable, or not UTF-8 (naming the line and the byte).
+    """
+    name = name or str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8-sig")  # Excel's 'UTF-8' export starts with a byte-order mark
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{name} line {line}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aisci.errors import InputError
+from aisci.fileio import read_utf8
 from aisci.names import check_name
 
 COLUMNS = ("sample", "vcf")
@@ -39,10 +40,7 @@ def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> lis
             (`aisci.names.check_name`) or duplicate sample name, an empty or missing VCF path.
     """
     manifest = Path(path)
-    try:
-        text = manifest.read_text()
-    except OSError as exc:
-        raise InputError(f"{manifest}: cannot read the manifest ({exc.strerror})") from None
+    text = read_utf8(manifest)
     lines = [(n, line.rstrip("\r\n")) for n, line in enumerate(text.splitlines(), 1)]
     lines = [(n, line) for n, line in lines if line.strip() and not line.startswith("#")]
     if not lines:

@@ -227,3 +227,17 @@ def test_germline_protein_section_defaults_off():
                               "strategy": "masked-marginals"}
     with pytest.raises(InputError, match=r"protein.model: 'a b' must match"):
         validate_config({"samples": "s.tsv", "reference": "r.fa", "protein": {"model": "a b"}})
+
+
+def test_sheet_with_a_byte_order_mark_reads_like_without(files):
+    """Excel's 'UTF-8 CSV' starts with a BOM; it used to make the header 'unknown column \\ufeffsample'."""
+    path = files / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbfsample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n")
+    assert [s.name for s in read_sample_sheet(path)] == ["A"]
+
+
+def test_sheet_that_is_not_utf8_names_the_line(files):
+    path = files / "latin1.tsv"
+    path.write_bytes(b"sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\nB\tb_1\xe9.fq\tb_2.fq\n")
+    with pytest.raises(InputError, match=r"^latin1.tsv line 3: not UTF-8 text \(byte 36: invalid continuation byte\)$"):
+        read_sample_sheet(path)
