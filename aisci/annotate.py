@@ -89,14 +89,17 @@ def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annot
         ``rows``, ``transcripts`` (in the annotation) and ``consequences`` (rows per most severe term).
 
     Raises:
-        InputError: unreadable inputs, a malformed annotation line, a contig missing from the
+        InputError: unreadable inputs, a VCF that `aisci.vcfcheck.check_vcf` refuses (plain
+            gzip, a malformed record, POS < 1, ...), a malformed annotation line, a contig missing from the
             reference, or a REF mismatch (unless ``skip_mismatch``); the message names the file and
             the line or VCF record.
     """
     import pysam
 
     from aisci.protein.transcripts import load_transcripts
+    from aisci.vcfcheck import check_vcf
 
+    check_vcf(vcf)  # a malformed record fails here, naming its line, before the annotation is read
     transcripts = load_transcripts(annotation)
     counts: Counter = Counter()
     by_term: Counter = Counter()
@@ -120,17 +123,12 @@ def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annot
 def _rows(vcf: Path, ref: Path, transcripts: Any, fasta: Any, skip_mismatch: bool, counts: Counter,
           by_term: Counter) -> Iterator[Any]:
     """Consequences of every record x ALT of ``vcf``, in file order (counts updated as they go)."""
-    import pysam
-
     from aisci.protein.consequence import ModelCache, RefMismatch, annotate_variant
+    from aisci.vcfcheck import iter_records, open_vcf
 
     cache = ModelCache(fasta)
-    try:
-        handle = pysam.VariantFile(str(vcf))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{vcf}: cannot read VCF ({exc})") from None
-    with handle:
-        for number, record in enumerate(_records(handle, vcf), 1):
+    with open_vcf(vcf) as handle:
+        for number, record in enumerate(iter_records(handle, vcf), 1):
             counts["records"] += 1
             alts = ",".join(record.alts or ())
             where = f"{vcf} record {number} ({record.contig}:{record.pos} {record.ref}>{alts})"
@@ -154,20 +152,6 @@ def _rows(vcf: Path, ref: Path, transcripts: Any, fasta: Any, skip_mismatch: boo
                 for row in found:
                     by_term[row.consequence.split("&")[0]] += 1
                     yield row
-
-
-def _records(handle: Any, vcf: Path) -> Iterator[Any]:
-    """The records of an open VCF; a parse error becomes an InputError naming the record number."""
-    number = 0
-    while True:
-        try:
-            record = next(handle)
-        except StopIteration:
-            return
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{vcf}: cannot read record {number + 1} ({exc})") from None
-        number += 1
-        yield record
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

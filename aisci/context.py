@@ -116,14 +116,16 @@ def context_features(codes: Any, device: Any, k: int = 3) -> dict[str, Any]:
 
 
 def read_sites(vcf: Path) -> list[Site]:
-    """Every (record, ALT) of a VCF, in file order."""
-    import pysam
+    """Every (record, ALT) of a VCF, in file order.
 
-    try:
-        with pysam.VariantFile(str(vcf)) as fh:
-            return [Site(r.contig, r.pos, r.ref, alt) for r in fh for alt in (r.alts or ())]
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{vcf}: cannot read VCF ({exc})") from exc
+    Raises:
+        InputError: the VCF fails `aisci.vcfcheck.check_vcf` (message naming the file, line and field).
+    """
+    from aisci.vcfcheck import check_vcf, iter_records, open_vcf
+
+    check_vcf(vcf)
+    with open_vcf(vcf) as fh:
+        return [Site(r.contig, r.pos, r.ref, alt) for r in iter_records(fh, vcf) for alt in (r.alts or ())]
 
 
 def annotate(vcf: Path, reference: Path, out: Path, *, flank: int = 50, batch: int = 65536,
@@ -140,14 +142,22 @@ def annotate(vcf: Path, reference: Path, out: Path, *, flank: int = 50, batch: i
 
     Returns:
         The number of annotated (record, ALT) rows.
+
+    Raises:
+        InputError: an unreadable or malformed VCF (before torch is imported), an unreadable
+            reference, contigs missing from it, or a device that cannot be used.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
     import pysam
 
+    sites = read_sites(vcf)  # a bad VCF fails before torch loads
     dev = pick_device(device)
-    sites = read_sites(vcf)
-    with pysam.FastaFile(str(reference)) as fasta:
+    try:
+        fasta = pysam.FastaFile(str(reference))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{reference}: cannot open as an indexed FASTA ({exc})") from None
+    with fasta:
         missing = {s.chrom for s in sites} - set(fasta.references)
         if missing:
             raise InputError(f"{vcf}: contigs not in the reference {reference}: {', '.join(sorted(missing))}")

@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
 
         if not str(args.out).endswith(".vcf.gz"):
             raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
-        read_consequences(args.consequences)  # a wrong table fails before the model loads
+        from aisci.vcfcheck import check_vcf
+
+        check_vcf(args.vcf, require_sorted=True)  # a bad VCF or a wrong table fails before the model loads
+        read_consequences(args.consequences)
         bundle = load_model(args)
         t0 = time.perf_counter()
         counts = score_vcf(args.vcf, args.consequences, bundle, args.strategy, args.out, args.parquet,

@@ -96,19 +96,19 @@ def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str) -> Counter:
     """Copy ``vcf_in`` to bgzipped, indexed ``out`` with INFO/AISCI_CSQ and INFO/PLM_SCORE from ``rows``.
 
     Raises:
-        InputError: when a row names a record that is not in the VCF (the table belongs to another VCF).
+        InputError: when a row names a record that is not in the VCF (the table belongs to another VCF),
+            or a record cannot be read.
     """
     import pysam
+
+    from aisci.vcfcheck import iter_records, open_vcf
 
     if not str(out).endswith(".vcf.gz"):
         raise InputError(f"--out {out}: must end in .vcf.gz (the output is bgzipped and indexed)")
     by_key: dict[tuple[str, int, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_key[(row["chrom"], row["pos"], row["ref"], row["alt"])].append(row)
-    try:
-        vcf = pysam.VariantFile(vcf_in)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{vcf_in}: cannot read as VCF ({exc})") from None
+    vcf = open_vcf(vcf_in)
     header = vcf.header
     for tag, line in (("AISCI_CSQ", CSQ_HEADER), ("PLM_SCORE", SCORE_HEADER)):
         if tag not in header.info:
@@ -117,16 +117,17 @@ def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str) -> Counter:
     seen: set[tuple[str, int, str, str]] = set()
     with atomic_output(out) as tmp:
         with pysam.VariantFile(str(tmp), "wz", header=header) as dst:
-            for rec in vcf:
+            for rec in iter_records(vcf, vcf_in):
                 for tag in ("AISCI_CSQ", "PLM_SCORE"):
                     if tag in rec.info:
                         del rec.info[tag]
-                keys = [(rec.chrom, rec.pos, rec.ref, alt) for alt in rec.alts or ()]
+                # `aisci annotate` writes alleles upper-cased (VCF bases are case-insensitive)
+                keys = [(rec.chrom, rec.pos, rec.ref.upper(), alt.upper()) for alt in rec.alts or ()]
                 seen.update(keys)
                 entries = [row for key in keys for row in by_key.get(key, ())]
                 if entries:
                     rec.info["AISCI_CSQ"] = [csq_entry(r) for r in entries]
-                    best = [min((r["score"] for r in entries if r["alt"] == alt and r["score"] is not None),
+                    best = [min((r["score"] for r in entries if r["alt"] == alt.upper() and r["score"] is not None),
                                 default=None) for alt in rec.alts or ()]
                     if any(b is not None for b in best):
                         rec.info["PLM_SCORE"] = best
@@ -174,7 +175,14 @@ def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: 
 
     Returns:
         Counts of records, annotated records and scored records.
+
+    Raises:
+        InputError: a VCF that `aisci.vcfcheck.check_vcf` refuses, unsorted included (the
+            output is tabix-indexed), checked before any protein is scored; a table of another VCF.
     """
+    from aisci.vcfcheck import check_vcf
+
+    check_vcf(vcf, require_sorted=True)
     rows = read_consequences(consequences).to_pylist()
     score_rows(rows, bundle, strategy, batch_size)
     counts = write_vcf(vcf, rows, out_vcf)

@@ -165,18 +165,20 @@ def score(args: argparse.Namespace) -> None:
 
     from aisci.splice.annotation import load_annotation
     from aisci.splice.scoring import INFO_HEADER, Scorer, check_distance, chunks, describe
+    from aisci.vcfcheck import check_vcf, iter_records, open_vcf
 
     if not str(args.out).endswith(".vcf.gz"):
         raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
     check_distance(args.distance)  # before the models load
     if not Path(args.vcf).is_file():
         raise InputError(f"--vcf {args.vcf}: no such file")
+    # One pass over the VCF before anything loads: a bad record, or an order tabix cannot index, fails
+    # now with its line instead of as an htslib error after hours of scoring.
+    scan = check_vcf(args.vcf, require_sorted=True)
+    log.info("%s: %d records on %d contigs", args.vcf, scan.records, len(scan.contigs))
     fasta = open_fasta(args.ref)
     annotation = load_annotation(args.annotation)
-    try:
-        vcf = pysam.VariantFile(args.vcf)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{args.vcf}: cannot read as VCF ({exc})") from None
+    vcf = open_vcf(args.vcf)
     engine = make_engine(args)
     scorer = Scorer(fasta, annotation, engine, args.distance, args.mask, args.skip_mismatch, source=args.vcf)
     header = vcf.header
@@ -191,7 +193,7 @@ def score(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with atomic_output(args.out) as tmp:
         with pysam.VariantFile(str(tmp), "wz", header=header) as out:
-            for chunk in chunks(iter(vcf)):
+            for chunk in chunks(iter_records(vcf, args.vcf)):
                 planned = [scorer.plan(rec) for rec in chunk]
                 scorer.run(planned)
                 for p in planned:
@@ -204,7 +206,10 @@ def score(args: argparse.Namespace) -> None:
                     if args.parquet:
                         rows += [(rec.chrom, rec.pos, rec.id, rec.ref, e.alt, e.gene.name, e.gene.strand, *e.values)
                                  for e in p.entries]
-        pysam.tabix_index(str(tmp), preset="vcf", force=True)
+        try:
+            pysam.tabix_index(str(tmp), preset="vcf", force=True)
+        except OSError as exc:  # the sort order was checked up front; this is what remains (e.g. POS > 512 Mbp)
+            raise InputError(f"{args.vcf}: the scored VCF cannot be tabix-indexed ({exc})") from None
     os.replace(f"{tmp}.tbi", f"{args.out}.tbi")
     vcf.close()
     if args.parquet:

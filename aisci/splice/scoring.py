@@ -5,9 +5,12 @@ every ALT allele x every annotated gene whose transcript span holds the variant;
 masked to N outside the gene; minus-strand genes scored on the reverse complement; deletions padded
 with zeros and insertions max-pooled before taking the deltas; positions of the maxima reported
 relative to the variant; `--mask` zeroing gains at annotated and losses at unannotated boundaries.
-Only the batching differs (see `aisci.splice.engine`), and one deliberate change: a REF allele
+Only the batching differs (see `aisci.splice.engine`), and two deliberate changes: a REF allele
 that disagrees with the reference is an error here (the official tool skips it silently) unless
-``skip_mismatch`` is set.
+``skip_mismatch`` is set; and REF is compared with the reference case-insensitively, as VCF defines
+it (spec 4.3, section 1.6.1: bases "case insensitive") and as `aisci annotate` does, where the
+official compares the upper-cased reference with REF as written and so skips a lower-case REF as a
+mismatch. Records are written as read (a lower-case allele stays lower-case in the output).
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ class Scorer:
         length = self.fasta.get_reference_length(chrom)
         ref = record.ref
         bases = self.fasta.fetch(chrom, record.pos - 1, min(record.pos - 1 + len(ref), length)).upper()
-        if bases != ref:
+        if bases != ref.upper():
             if not self.skip_mismatch:
                 raise InputError(
                     f"{self.source}: {record.chrom}:{record.pos} {ref}>{','.join(record.alts)}: REF disagrees with the "

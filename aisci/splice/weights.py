@@ -140,12 +140,12 @@ def load_keras_h5(path: str | os.PathLike[str]) -> "arch.SpliceAI":
         raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
     with fh:
         try:
-            config = json.loads(fh.attrs["model_config"])
+            text = fh.attrs["model_config"]
             group = fh["model_weights"]
         except KeyError as exc:
             raise InputError(f"{path}: not a Keras model file (no {exc.args[0]})") from None
         net = arch.SpliceAI()
-        plan = _walk(path, config, net)
+        plan = _walk(path, _layers(path, text), net)
         used: set[str] = set()
         with torch.no_grad():
             for layer, module, kind in plan:
@@ -159,7 +159,8 @@ def load_keras_h5(path: str | os.PathLike[str]) -> "arch.SpliceAI":
                     _copy(path, layer, "beta", tensors, module.bias)
                     _copy(path, layer, "moving_mean", tensors, module.running_mean)
                     _copy(path, layer, "moving_variance", tensors, module.running_var)
-        extra = [n for n in _names(group.attrs.get("layer_names", [])) if n not in used and len(group[n].attrs.get("weight_names", []))]
+        extra = [n for n in _names(group.attrs.get("layer_names", []))
+                 if n not in used and (n not in group or len(group[n].attrs.get("weight_names", [])))]
         if extra:
             raise InputError(f"{path}: layers with weights that SpliceAI-10k does not have: {', '.join(extra)}")
     return net.eval()
@@ -195,11 +196,51 @@ def _copy(path: Path, layer: str, key: str, tensors: dict[str, Any], target: Any
     target.copy_(torch.from_numpy(value.copy()))
 
 
-def _walk(path: Path, config: dict[str, Any], net: "arch.SpliceAI") -> list[tuple[str, Any, str]]:
-    """Map the Keras layer graph onto the modules of ``net``: [(layer name, module, 'conv'|'bn')]."""
+def _layers(path: Path, text: Any) -> dict[str, dict[str, Any]]:
+    """The layers of a Keras 2 ``model_config`` attribute by name, checked for the keys `_walk` reads.
+
+    Raises:
+        InputError: naming the weights file and what is wrong (not JSON, no layer list, a layer
+            without name/class_name/config, malformed inbound_nodes, a name used twice).
+    """
+    def fail(msg: str) -> InputError:
+        return InputError(f"{path}: malformed Keras model graph (the model_config attribute): {msg}")
+
+    try:
+        config = json.loads(text)
+    except (TypeError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise fail(f"not JSON ({exc})") from None
+    entries = config.get("config") if isinstance(config, dict) else None
+    entries = entries.get("layers") if isinstance(entries, dict) else None
+    if not isinstance(entries, list):
+        raise fail("no config.layers list")
+    layers: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(entries):
+        ok = isinstance(entry, dict) and isinstance(entry.get("name"), str) \
+            and isinstance(entry.get("class_name"), str) and isinstance(entry.get("config"), dict)
+        if not ok:
+            raise fail(f"layer {i} lacks a name, class_name or config")
+        name = entry["name"]
+        nodes = entry.get("inbound_nodes") or []
+        if not (isinstance(nodes, list) and all(
+                isinstance(node, list) and node and all(isinstance(x, list) and x and isinstance(x[0], str) for x in node)
+                for node in nodes)):
+            raise fail(f"layer {name!r} has malformed inbound_nodes (expected [[[name, ...], ...], ...])")
+        if name in layers:
+            raise fail(f"layer name {name!r} used twice")
+        layers[name] = entry
+    for name, entry in layers.items():
+        for node in entry.get("inbound_nodes") or []:
+            unknown = [x[0] for x in node if x[0] not in layers]
+            if unknown:
+                raise fail(f"layer {name!r} takes input from {unknown[0]!r}, which is not a layer")
+    return layers
+
+
+def _walk(path: Path, layers: dict[str, dict[str, Any]], net: "arch.SpliceAI") -> list[tuple[str, Any, str]]:
+    """Map the Keras layer graph (checked by `_layers`) onto the modules of ``net``: [(layer name, module, kind)]."""
     from aisci.splice import model as arch
 
-    layers = {entry["name"]: entry for entry in config.get("config", {}).get("layers", [])}
     consumers: dict[str, list[str]] = {}
     for name, entry in layers.items():
         for node in entry.get("inbound_nodes") or []:
@@ -229,7 +270,7 @@ def _walk(path: Path, config: dict[str, Any], net: "arch.SpliceAI") -> list[tupl
 
     def bn(name: str) -> str:
         eps = layers[name]["config"].get("epsilon")
-        if eps is None or abs(eps - arch.BN_EPS) > 1e-12:
+        if not isinstance(eps, (int, float)) or abs(eps - arch.BN_EPS) > 1e-12:
             raise fail(f"layer {name!r} has epsilon {eps}, expected {arch.BN_EPS}")
         return name
 

@@ -88,6 +88,42 @@ def test_a_table_of_another_vcf_is_refused_and_nothing_written(annotated, bundle
         score_vcf(str(other), str(tmp_path / "x.parquet"), bundle, "wt-marginals", str(tmp_path / "o.vcf.gz"), None)
 
 
+def _rewrite(vcf, path, change):
+    """A plain-text copy of ``vcf`` with its record lines (split into fields) passed through ``change``."""
+    from aisci.fileio import open_text
+
+    with open_text(vcf) as fh:
+        lines = fh.read().splitlines()
+    head = [ln for ln in lines if ln.startswith("#")]
+    body = change([ln.split("\t") for ln in lines if not ln.startswith("#")])
+    path.write_text("\n".join(head + ["\t".join(f) for f in body]) + "\n")
+    return path
+
+
+def test_lower_case_alleles_join_the_table_of_the_upper_case_vcf(annotated, bundle, tmp_path):
+    """`aisci annotate` writes REF/ALT upper-cased (VCF bases are case-insensitive): a lower-case VCF joins its table."""
+    vcf, consequences = annotated
+    lower = _rewrite(vcf, tmp_path / "lower.vcf", lambda recs: [[*f[:3], f[3].lower(), f[4].lower(), *f[5:]] for f in recs])
+    score_vcf(str(vcf), str(consequences), bundle, "wt-marginals", str(tmp_path / "upper.vcf.gz"), None)
+    score_vcf(str(lower), str(consequences), bundle, "wt-marginals", str(tmp_path / "lower.vcf.gz"), None)
+    with pysam.VariantFile(str(tmp_path / "upper.vcf.gz")) as a, pysam.VariantFile(str(tmp_path / "lower.vcf.gz")) as b:
+        upper_recs, lower_recs = list(a), list(b)
+    assert [r.ref.lower() for r in upper_recs] == [r.ref for r in lower_recs]  # written as read
+    csq = [(r.info.get("AISCI_CSQ"), r.info.get("PLM_SCORE")) for r in upper_recs]
+    assert sum(c is not None for c, _ in csq) > 3
+    assert [(r.info.get("AISCI_CSQ"), r.info.get("PLM_SCORE")) for r in lower_recs] == csq
+
+
+def test_unsorted_vcf_is_refused_before_any_protein_is_scored(annotated, bundle, tmp_path, caplog):
+    """The output is tabix-indexed: an unsorted VCF fails up front, naming the line, not at indexing."""
+    vcf, consequences = annotated
+    swapped = _rewrite(vcf, tmp_path / "swapped.vcf", lambda recs: [recs[1], recs[0], *recs[2:]])
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"swapped\.vcf line \d+: (\S+):(\d+) comes after \1:\d+: the VCF is not sorted"):
+        score_vcf(str(swapped), str(consequences), bundle, "wt-marginals", str(out / "o.vcf.gz"), str(out / "o.parquet"))
+    assert not out.exists() and "protein changes" not in caplog.text
+
+
 def test_summary_prints_lowest_scores(annotated, bundle, tmp_path, capsys):
     vcf, consequences = annotated
     score_vcf(str(vcf), str(consequences), bundle, "wt-marginals", str(tmp_path / "o.vcf.gz"), str(tmp_path / "o.parquet"))

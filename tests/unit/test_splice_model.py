@@ -121,6 +121,68 @@ def test_missing_tensor_wrong_shape_and_wrong_architecture(tmp_path):
         weights.load_keras_h5(folder / "junk.h5")
 
 
+def _set_config(path, text):
+    with h5py.File(path, "r+") as fh:
+        fh.attrs["model_config"] = text
+
+
+def _official_config():
+    with h5py.File(weights.weights_dir() / "spliceai1.h5", "r") as fh:
+        return json.loads(fh.attrs["model_config"])
+
+
+def test_malformed_model_graph_is_an_input_error_naming_the_file(tmp_path):
+    """With --no-verify-weights a damaged model_config reaches the loader: it names the file and the fault."""
+    path = tmp_path / "spliceai1.h5"
+    shutil.copy(weights.weights_dir() / "spliceai1.h5", path)
+    _set_config(path, '{"class_name": "Model", "config": {"layers": [')
+    with pytest.raises(InputError, match=r"spliceai1\.h5: malformed Keras model graph \(the model_config attribute\): "
+                                         r"not JSON \(Expecting value: line 1"):
+        weights.load_keras_h5(path)
+    _set_config(path, json.dumps({"class_name": "Model", "config": {}}))
+    with pytest.raises(InputError, match=r"spliceai1\.h5: malformed Keras model graph .*: no config\.layers list"):
+        weights.load_keras_h5(path)
+    broken = _official_config()
+    del broken["config"]["layers"][3]["class_name"]
+    _set_config(path, json.dumps(broken))
+    with pytest.raises(InputError, match=r"spliceai1\.h5: malformed .*: layer 3 lacks a name, class_name or config"):
+        weights.load_keras_h5(path)
+    broken = _official_config()
+    broken["config"]["layers"][5]["inbound_nodes"] = [{"args": [], "kwargs": {}}]  # Keras 3's form
+    _set_config(path, json.dumps(broken))
+    with pytest.raises(InputError, match=r"layer '\w+' has malformed inbound_nodes"):
+        weights.load_keras_h5(path)
+    broken = _official_config()
+    broken["config"]["layers"][5]["inbound_nodes"][0][0][0] = "nowhere"
+    _set_config(path, json.dumps(broken))
+    with pytest.raises(InputError, match=r"takes input from 'nowhere', which is not a layer"):
+        weights.load_keras_h5(path)
+    broken = _official_config()
+    for layer in broken["config"]["layers"]:
+        if layer["class_name"] == "BatchNormalization":
+            layer["config"]["epsilon"] = "0.001"
+            break
+    _set_config(path, json.dumps(broken))
+    with pytest.raises(InputError, match=r"not the SpliceAI-10k architecture: layer '\w+' has epsilon 0\.001"):
+        weights.load_keras_h5(path)
+
+
+def test_malformed_model_graph_stops_splice_score_with_one_line(na12878, tmp_path, capsys):
+    from aisci.cli import main
+
+    folder = _copy_weights(tmp_path)
+    _set_config(folder / "spliceai1.h5", "not json")
+    out = tmp_path / "out" / "x.vcf.gz"
+    argv = ["splice", "score", "--vcf", str(DATA / "distance.vcf"), "--ref", str(na12878 / NA12878_FASTA),
+            "--annotation", str(DATA / "custom.gff3"), "--weights", str(folder), "--no-verify-weights",
+            "--out", str(out), "--parquet", str(tmp_path / "out" / "x.parquet")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aisci splice: error: ") and "\n" not in err
+    assert f"{folder / 'spliceai1.h5'}: malformed Keras model graph (the model_config attribute): not JSON" in err
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
 def test_one_hot_follows_the_official_byte_rules():
     c = codes("ACGTNacgtnRY")
     assert c.tolist() == [1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 82 % 5, 89 % 5]

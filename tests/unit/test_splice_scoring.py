@@ -145,6 +145,29 @@ def test_ref_mismatch_is_an_error_naming_the_variant(na12878, tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob(".*tmp*"))
 
 
+def test_lower_case_alleles_score_as_upper_case(na12878, tmp_path):
+    """VCF bases are case-insensitive (spec 1.6.1): a lower-case REF is no mismatch, as in `aisci annotate`.
+
+    The official tool skips such a record as a REF mismatch; we score it, and the values equal the
+    official ones for the upper-case spelling (SNVs, an insertion, deletions, two ALTs, both strands).
+    Records are written as read, so the INFO ALLELE keeps the input's case, as the official prints it.
+    """
+    picked = {10016224, 10016226, 10016293, 10026343, 10388261, 10388263, 10388372}
+    official = text(DATA / "official.grch37.D50.vcf").splitlines()
+    header = [ln for ln in text(DATA / "variants.vcf").splitlines() if ln.startswith("#")]
+    records = [ln.split("\t") for ln in official if not ln.startswith("#") and int(ln.split("\t")[1]) in picked]
+    lower = [[*f[:3], f[3].lower(), f[4].lower(), *f[5:7], "."] for f in records]
+    vcf = tmp_path / "lower.vcf"
+    vcf.write_text("\n".join(header + ["\t".join(f) for f in lower]) + "\n")
+    res, out = score(tmp_path, vcf, na12878 / FASTA, "--annotation", "grch37")  # no --skip-mismatch: none may fail
+    assert res.returncode == 0, res.stderr
+    got = entries(text(out))
+    want = {(pos, allele.lower(), gene): [parts[0].lower(), *parts[1:]]
+            for (pos, allele, gene), parts in entries("\n".join(official)).items() if pos in picked}
+    assert len(want) == 10 and got == want
+    assert [ln.split("\t")[3] for ln in text(out).splitlines() if not ln.startswith("#")] == [f[3] for f in lower]
+
+
 def test_bad_arguments_fail_before_loading_anything(na12878, tmp_path):
     vcf = DATA / "distance.vcf"
     res, _ = score(tmp_path, vcf, na12878 / FASTA, "--annotation", "grch37", "--distance", "5000")
