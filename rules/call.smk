@@ -18,6 +18,8 @@ rule write_regions:
         regions=pipeline.regions_files(),
     log:
         "logs/write_regions/genome.log",
+    benchmark:
+        "benchmarks/write_regions/genome.tsv"
     conda:
         "../envs/aisci.yaml"
     threads: 1
