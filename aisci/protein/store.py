@@ -10,7 +10,7 @@ to it).
 What a passing check means: the files are those the manifest records (SHA-256). The manifest is the root of trust:
 whoever can write the store can rewrite manifest.json together with the weights, and no check of the store against
 itself can tell. The verification stamps that spare re-hashing are kept in the user's own cache, never in the store,
-so a writer of the store cannot forge one (see `stamp_dir`).
+so a writer of the store cannot forge one (`aisci.protein.stamps`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -37,13 +36,13 @@ from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.names import check_name
 from aisci.protein.layout import STORED_FILES, EsmLayout, inspect_model_dir  # noqa: F401 - EsmLayout: re-exported
+from aisci.protein.stamps import read_stamp, stamp_path, write_stamp
 from aisci.splice.weights import sha256 as file_sha256
 
 log = logging.getLogger(__name__)
 
 STORE_ENV = "AISCI_MODELS"
 MANIFEST, FORMAT, LOCK = "manifest.json", 1, ".manifest.lock"
-STAMPS = "model-checks"  # folder of the verification stamps in the user's cache (see `stamp_dir`)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
 # the files `aisci.protein.hub.pull_model` downloads (plus pytorch_model.bin when a repo has no safetensors)
@@ -211,7 +210,7 @@ def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
 def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) -> Path:
     """Check, before any job runs, that a model is staged and intact; return its directory.
 
-    The first check hashes every file; later ones trust this user's stamp (`stamp_dir`) for a file whose device,
+    The first check hashes every file; later ones trust this user's stamp (`aisci.protein.stamps.stamp_dir`) for a file whose device,
     inode, size, mtime_ns and ctime_ns are those it recorded when aisci hashed it (ctime cannot be set back, so
     restoring the mtime after an edit does not hide it; a file replaced by another has another inode). The stamp
     lives outside the store and is named after the manifest's checksums: rewriting the weights, or anything in the
@@ -393,64 +392,13 @@ def _place(src: Path, dst: Path, move: bool, mode: int) -> dict[str, Any]:
     return {"size": size, "sha256": h.hexdigest()}
 
 
-def stamp_dir() -> Path:
-    """This user's folder of verification stamps: ``$XDG_CACHE_HOME/aisci/model-checks`` (``~/.cache/...``).
-
-    A stamp records, per file of one model, the SHA-256 the manifest expects and the file's device, inode, size,
-    mtime_ns and ctime_ns when aisci last hashed it and found that SHA-256; `check_model` skips re-hashing a file
-    only while all of them are unchanged. Stamps live here, not in the store, because a stamp in the store could
-    be rewritten by whoever alters the weights. A stamp is used only when this user owns it and its folder and
-    nobody else can write them. Residual trust: the user's own cache (the user can forge a stamp for themselves),
-    the manifest (see the module docstring) and the file system's ctime; `aisci models verify` never uses stamps.
-    """
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "aisci" / STAMPS
-
-
-def _stamp_path(entry: ModelEntry) -> Path:
-    """The stamp of one model folder and manifest record: another manifest record means another stamp."""
-    key = json.dumps([str(entry.path.resolve()), entry.files], sort_keys=True)
-    return stamp_dir() / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
-
-
-def _read_stamp(path: Path) -> dict[str, Any]:
-    """The files a stamp vouches for; {} when there is none, or when it or its folder is not this user's alone."""
-    try:
-        folder, st = os.stat(path.parent), os.lstat(path)
-    except OSError:
-        return {}
-    uid = os.getuid()
-    if not stat.S_ISREG(st.st_mode) or {folder.st_uid, st.st_uid} != {uid} or (folder.st_mode | st.st_mode) & 0o022:
-        log.warning("ignoring the verification stamp %s: it or its folder is not yours alone (writable by others "
-                    "or owned by someone else); every check re-hashes the model", path)
-        return {}
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(path.read_bytes())
-        if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("files"), dict):
-            return data["files"]
-    return {}
-
-
-def _write_stamp(path: Path, entry: ModelEntry, files: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with atomic_output(path) as tmp:
-            tmp.write_text(json.dumps({"format": FORMAT, "model": str(entry.path), "files": files}, indent=1,
-                                      sort_keys=True))
-            tmp.chmod(0o600)
-    except OSError as exc:  # no writable cache: every check re-hashes
-        log.debug("cannot write the verification stamp %s (%s)", path, exc)
-
-
 def _verify_files(entry: ModelEntry, *, use_stamp: bool) -> list[str]:
     """Problems of a model's files; hashes those this user's stamp does not vouch for; stamps an intact model."""
     d = entry.path
     if not d.is_dir():
         return [f"{d}: model directory missing"]
-    stamp_file = _stamp_path(entry)
-    stamp = _read_stamp(stamp_file) if use_stamp else {}
+    stamp_file = stamp_path(entry.path, entry.files)
+    stamp = read_stamp(stamp_file) if use_stamp else {}
     problems, fresh = [], {}
     for rel, rec in sorted(entry.files.items()):
         path = d / rel
@@ -472,5 +420,5 @@ def _verify_files(entry: ModelEntry, *, use_stamp: bool) -> list[str]:
                    if p.suffix in WEIGHT_SUFFIXES and p.name not in entry.files and not p.name.startswith("."))
     problems += [f"{d / x}: weight file not in the manifest (a loader could read it instead)" for x in extra]
     if not problems and fresh != stamp:
-        _write_stamp(stamp_file, entry, fresh)
+        write_stamp(stamp_file, entry.path, fresh)
     return problems

@@ -20,6 +20,8 @@ from aisci import models as cli
 from aisci.errors import AisciError, InputError
 from aisci.protein import store as ms
 from aisci.protein.demo_model import write_random_esm
+from aisci.protein import stamps
+from aisci.protein.stamps import STAMPS
 
 
 def fake_esm(directory: Path, *, hidden: int = 8, layers: int = 2, **config) -> Path:
@@ -56,7 +58,7 @@ def run_cli(*argv: str) -> int:
 def cache(tmp_path, monkeypatch):
     """Each test's own user cache: the verification stamps of check_model go there, never into ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "aisci" / ms.STAMPS
+    return tmp_path / "cache" / "aisci" / STAMPS
 
 
 @pytest.fixture
@@ -265,7 +267,7 @@ def test_second_check_skips_hashing(src, store, monkeypatch):
     def read_only(path):
         raise PermissionError(13, "Read-only file system", str(path))
 
-    monkeypatch.setattr(ms, "atomic_output", read_only)  # no stamp can be written: checks re-hash, and pass
+    monkeypatch.setattr(stamps, "atomic_output", read_only)  # no stamp can be written: checks re-hash, and pass
     os.utime(store / "small" / "config.json")
     hashed.clear()
     assert ms.check_model(store, "small", where="w") == ms.check_model(store, "small", where="w") == store / "small"
