@@ -19,7 +19,7 @@ store at its last committed state; what it left behind is garbage for `collect_g
 samples are removed by the next commit (their owner lock is free).
 
 store.json is a file a user can edit, and a commit deletes the files it replaces: every path in it is
-checked, when it is read, to have the form a commit writes and to stay inside the store (`_check_state`).
+checked, when it is read, to have the form a commit writes and to stay inside the store (`aisci.cohort.layout.check_state`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aisci.cohort.layout import (STAGING_MAX_AGE, STAGING_NAME, check_state, drop_staging, new_staging, remove,
+                                 sweep_staging)
 from aisci.cohort.schema import CALLS, FORMAT_VERSION, READABLE_VERSIONS, SCORED_CALLS, VARIANTS
 from aisci.cohort.tables import (CALL_COLUMNS, CHROM, COUNT_SCHEMA, SUMMARIES, by_position, call_counts, check_scores,
                                  chrom_key, fold, parse_region, scored_calls, sort_calls, with_an_af)
@@ -61,11 +61,7 @@ COUNTS = "counts.arrow"  # a staged sample's per-variant counts (Arrow IPC, unco
 ROW_GROUP = 16384  # rows per Parquet row group: the granularity of region pushdown on `pos`
 # staged samples without an owner lock (written by an older version, or a kill while creating the lock)
 # younger than this may still be awaiting a commit elsewhere
-STAGING_MAX_AGE = 6 * 3600.0
-OWNER = "owner.lock"  # in a staging folder: flock held by the process that staged it
-STAGING_NAME = re.compile(r"[0-9a-f]{32}")  # a staging folder's name (uuid4 hex)
-FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # sha256 of a VCF, in hex
-LAYOUT = ("calls", "variants", ".staging")  # the store's folders: never links (a link would lead deletions out)
+
 # Parquet encoding (measured on 20,000-record samples; see `_write`): dictionaries for the columns with few
 # distinct values (small integers included: bit-packed indices leave the codec little to do), deltas for the
 # sorted positions, LZ4.
@@ -76,10 +72,6 @@ STATISTICS = ("chrom", "sample", "pos")  # the only columns whose row-group min/
 Region = tuple[str, int, int]
 State = dict[str, Any]
 T = TypeVar("T")
-# The staging folders this process holds, by name -> the descriptor holding the flock of their OWNER file.
-# Kept here, not in a CohortStore: a second CohortStore of the same root in this process must see them as held
-# (on NFS, flock is a POSIX lock that never conflicts within one process).
-_HELD: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -141,74 +133,9 @@ class CohortStore:
                     state.get("format_version") not in READABLE_VERSIONS):
                 raise InputError(f"{path}: not an {FORMAT} store of format version "
                                  f"{' or '.join(map(str, READABLE_VERSIONS))}")
-            self._check_state(state, path)
+            check_state(self.root, state, path)
             self._cache = (stamp, state)
         return self._cache[1]
-
-    def _check_state(self, state: State, path: Path) -> None:
-        """Refuse a store.json whose paths are not of the forms a commit writes, or lead out of the store.
-
-        A commit joins them to the root and deletes the ones it replaces, so an edited ``"variants":
-        "../x"`` would remove a folder beside the store: every one is checked here, before any use.
-
-        Raises:
-            InputError: naming store.json and the field (``samples.S1.file``).
-        """
-        def bad(field: str, value: Any, what: str) -> None:
-            shown = value if not isinstance(value, str) or len(value) <= 200 else value[:197] + "..."
-            raise InputError(f"{path}: {field}: {shown!r} {what}")
-
-        generation = state.get("generation")
-        if type(generation) is not int or generation < 0:
-            bad("generation", generation, "is not a whole number >= 0")
-        variants = state.get("variants")
-        if variants is not None and variants != f"variants/v{generation}":
-            bad("variants", variants, self._outside(variants) or f"is not variants/v{generation} (of the generation)")
-        samples = state.get("samples")
-        if not isinstance(samples, dict):
-            bad("samples", type(samples).__name__, "is not an object of sample entries")
-        for name, entry in samples.items():
-            check_name(name, f"{path}: samples: sample")
-            where = f"samples.{name}"
-            if not isinstance(entry, dict):
-                bad(where, entry, "is not an object")
-            fp, file, chroms = entry.get("fingerprint"), entry.get("file"), entry.get("chroms")
-            if not isinstance(fp, str) or not FINGERPRINT.fullmatch(fp):
-                bad(f"{where}.fingerprint", fp, "is not a sha256 in hex")
-            if not isinstance(entry.get("vcf"), str):
-                bad(f"{where}.vcf", entry.get("vcf"), "is not a path")
-            if not isinstance(chroms, list) or not all(isinstance(c, str) and c for c in chroms):
-                bad(f"{where}.chroms", chroms, "is not a list of chromosome names")
-            if file is None:
-                if chroms:
-                    bad(f"{where}.file", file, f"but the sample has calls on {chroms[0]}")
-            elif file not in (f"calls/{name}.{fp[:8]}.parquet", f"calls/{name}.{fp[:32]}.parquet"):
-                bad(f"{where}.file", file, self._outside(file)
-                    or f"is not calls/{name}.<the first 8 hex digits of its fingerprint>.parquet")
-        # the forms above admit no '..' and no '/' in a name: a path can only leave through a linked folder
-        for folder in (*LAYOUT, *([variants] if variants else [])):
-            self._check_folder(folder)
-
-    def _outside(self, value: Any) -> str | None:
-        """'is outside the store' when the relative path ``value`` leads out of the root, else None."""
-        if not isinstance(value, str):
-            return None
-        base = self.root.resolve()
-        if os.path.isabs(value) or not (base / value).resolve().is_relative_to(base):
-            return "is outside the store"
-        return None
-
-    def _check_folder(self, folder: str) -> None:
-        """Require ``root/folder`` to be missing or a real folder of the store (no link on the way).
-
-        Raises:
-            InputError: naming the folder and where it leads.
-        """
-        base = self.root.resolve()
-        real = (base / folder).resolve()
-        if real != base / folder:
-            where = "outside the store" if not real.is_relative_to(base) else "elsewhere in the store"
-            raise InputError(f"{self.root / folder}: a link to {real}, {where} (a store's folders are never links)")
 
     def _write_state(self, state: State) -> None:
         # one line per sample, each through json's C encoder (``indent`` would select the pure-Python one:
@@ -294,7 +221,7 @@ class CohortStore:
             fp = self.fingerprint(path)
         except OSError as exc:
             raise InputError(f"{path}: cannot read the VCF ({exc.strerror or exc})") from None
-        staging = self._new_staging()
+        staging = new_staging(self.root)
         target = staging / "calls.parquet"
         counts: dict[str, int] = {}
         pending: dict[str, list[pa.RecordBatch]] = {}
@@ -361,37 +288,16 @@ class CohortStore:
             for stream in (writer, out, sink):
                 if stream is not None:
                     stream.close()
-            _drop_staging(staging)
+            drop_staging(staging)
             raise
         return StagedSample(name, str(path), fp, str(staging), str(target) if counts else None, records, rows,
                             st.st_size, st.st_mtime_ns, counts)
-
-    def _new_staging(self) -> Path:
-        """A new, empty staging folder whose owner lock this process holds (until `_drop_staging`)."""
-        self._check_folder(".staging")
-        top = self.root / ".staging"
-        top.mkdir(exist_ok=True)
-        staging = top / uuid.uuid4().hex
-        staging.mkdir()
-        part = staging / (OWNER + ".part")
-        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else opens a .part: granted at once
-            # the lock file gets its name only once locked, so a committer never sees it free while we live;
-            # a folder without it (a kill before this line) is left to the age rule of `collect_garbage`
-            os.rename(part, staging / OWNER)
-        except BaseException:
-            os.close(fd)
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        _HELD[staging.name] = fd
-        return staging
 
     def discard(self, staged: StagedSample) -> None:
         """Delete a staged sample that will not be committed, and release its staging folder."""
         staging = Path(staged.staging)
         if staging.parent.resolve() == (self.root / ".staging").resolve() and STAGING_NAME.fullmatch(staging.name):
-            _drop_staging(staging)
+            drop_staging(staging)
 
     def commit(self, staged: Iterable[StagedSample]) -> None:
         """Add staged samples to the store, replacing earlier versions of them, in one atomic step.
@@ -406,7 +312,7 @@ class CohortStore:
             staged: results of `stage_sample`, possibly from other processes.
 
         Raises:
-            InputError: a bad sample name; a store.json that fails `_check_state`.
+            InputError: a bad sample name; a store.json that fails `check_state`.
             ValueError: a sample staged twice in ``staged``.
             FileNotFoundError: a staged file is gone (stage the sample again).
         """
@@ -422,7 +328,7 @@ class CohortStore:
                 with contextlib.suppress(OSError):  # committed: tidying staging up must not fail the commit
                     for s in staged:
                         self.discard(s)
-                    self._sweep_staging(max_age=None)
+                    sweep_staging(self.root, max_age=None)
 
     def _commit(self, staged: list[StagedSample]) -> None:
         state = self._state(fresh=True)  # under the lock: never a cached state (an inode and mtime can recur)
@@ -450,7 +356,7 @@ class CohortStore:
             variants = f"variants/v{generation}"
             affected = {c for e in added + replaced for c in e["chroms"]}
             before = set(_chromosomes(state))
-            _remove(self.root / variants)  # what a killed commit may have left there
+            remove(self.root / variants)  # what a killed commit may have left there
             for chrom in _chromosomes({"samples": samples}):
                 target = self.root / variants / _chrom_dir(chrom) / "part.parquet"
                 old_part = self._variants_file(state, chrom) if chrom in before else None
@@ -466,7 +372,7 @@ class CohortStore:
             for entry in (e for e in replaced if e["file"]):
                 (self.root / entry["file"]).unlink(missing_ok=True)
             if state["variants"]:
-                _remove(self.root / state["variants"])
+                remove(self.root / state["variants"])
 
     def _counts(self, chrom: str, old_part: Path | None, added: list[dict[str, Any]],
                 added_counts: list[tuple[Path, dict[str, int]]],
@@ -498,7 +404,7 @@ class CohortStore:
             The deleted files and staging folders.
 
         Raises:
-            InputError: a store.json that fails `_check_state` (then nothing is deleted).
+            InputError: a store.json that fails `check_state` (then nothing is deleted).
         """
         removed: list[Path] = []
         with self._locked():
@@ -514,45 +420,9 @@ class CohortStore:
                     if folder != str(self.root / top):
                         with contextlib.suppress(OSError):
                             os.rmdir(folder)  # only when empty
-            removed += self._sweep_staging(staging_max_age)
+            removed += sweep_staging(self.root, staging_max_age)
             for path in self.root.glob(".store.json.*.part"):  # an interrupted store.json write
                 path.unlink()
-                removed.append(path)
-        return removed
-
-    def _sweep_staging(self, max_age: float | None) -> list[Path]:
-        """Delete the staging folders of dead owners, and those (of this process or ownerless) older than
-        ``max_age`` seconds (None: never by age). Call under the store lock, after `_state` checked the layout.
-
-        Returns:
-            What was deleted.
-        """
-        top = self.root / ".staging"
-        try:
-            entries = list(os.scandir(top))
-        except FileNotFoundError:
-            return []
-        removed = []
-        now = time.time()
-        for entry in entries:
-            path = Path(entry.path)
-            try:
-                old = max_age is not None and now - entry.stat(follow_symlinks=False).st_mtime >= max_age
-            except FileNotFoundError:  # removed meanwhile by its owner
-                continue
-            if entry.is_symlink() or not entry.is_dir(follow_symlinks=False) or not STAGING_NAME.fullmatch(
-                    entry.name):  # not a staging folder (a kill inside `_new_staging`, or not ours)
-                if old:
-                    _remove(path)
-                    removed.append(path)
-                continue
-            if entry.name in _HELD:  # this process's own: the caller decides by age
-                doomed = old
-            else:  # None: no owner lock (staged by an older version, or killed while taking its lock)
-                alive = _owner_alive(path / OWNER)
-                doomed = alive is False or (alive is None and old)
-            if doomed:
-                _drop_staging(path)
                 removed.append(path)
         return removed
 
@@ -667,37 +537,6 @@ def _changed(entry: dict[str, Any] | None, path: Path, fingerprint: Callable[[Pa
     if entry["vcf"] == str(path) and (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
         return False
     return entry["fingerprint"] != fingerprint(path)
-
-
-def _owner_alive(lock: Path) -> bool | None:
-    """Whether the process that staged a folder still holds its owner lock; None when there is no lock file."""
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
-    except OSError:  # missing, or a link: no lock a stager made
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # held (or the file system cannot tell: assume held)
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def _drop_staging(staging: Path) -> None:
-    """Delete a staging folder, then release it if this process held it."""
-    shutil.rmtree(staging, ignore_errors=True)
-    fd = _HELD.pop(staging.name, None)
-    if fd is not None:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    """Delete a file, link or folder tree; a link is removed itself, never followed."""
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _chrom_dir(chrom: str) -> str:

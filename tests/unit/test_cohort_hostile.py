@@ -24,7 +24,8 @@ from aisci.cli import main
 from aisci.cohort import store as store_mod
 from aisci.cohort.reanalyze import shard_task
 from aisci.cohort.schema import CALLS, SCORED_CALLS
-from aisci.cohort.store import STAGING_MAX_AGE, CohortStore
+from aisci.cohort.layout import OWNER, STAGING_MAX_AGE
+from aisci.cohort.store import CohortStore
 from aisci.errors import InputError
 from tests.unit.test_cohort_store import HAND, HEADER, expected_counts, store_counts, write_vcf
 
@@ -137,7 +138,7 @@ def test_a_store_folder_linked_elsewhere_is_refused(cohort, tmp_path, capsys, fo
     # a killed ingest's staging (its owner lock free) in the victim: a sweep through the link would delete it
     orphan = victim / ("ab" * 16)
     orphan.mkdir()
-    (orphan / store_mod.OWNER).write_text("")
+    (orphan / OWNER).write_text("")
     real.symlink_to(victim, target_is_directory=True)
     outside = tree(tmp_path, skip=store.root)
     rc, _, err = ingest(manifest, store.root, capsys)
