@@ -49,7 +49,8 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@echo "  protein LM  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png"
 	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
 	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12
-	@echo; aisci plm summary $(filter-out %.consequences.parquet,$(wildcard results/protein/*.parquet)) --top 12
+	@# a shell glob, not make's $(wildcard): make expands that when the recipe starts, before the pipeline wrote anything
+	@echo; aisci plm summary $$(ls results/protein/*.parquet | grep -v '\.consequences\.parquet$$') --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 
 # Batch reanalysis of a synthetic cohort on the demo genome (workflows/reanalysis, store in cohort-store/).
