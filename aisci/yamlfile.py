@@ -43,6 +43,10 @@ def loads(text: str, source: str) -> Any:
     """
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source} line {mark.line + 1}" if mark is not None else source
+        raise InputError(f"{where}: not valid YAML ({exc.problem or exc.context})") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: not valid YAML ({exc})".replace("\n", " ")) from None
 

@@ -77,7 +77,7 @@ def test_sites_file_with_an_alias_is_refused_naming_the_file(tmp_path):
     path.write_text(SITES.replace("  partner:\n", "  partner: &p\n") + "again: *p\n")
     with pytest.raises(InputError) as err:
         load_sites(path)
-    assert str(err.value).startswith(f"{path}: not valid YAML") and "YAML aliases (*name) are not allowed" in str(err.value)
+    assert str(err.value).startswith(f"{path} line 16: not valid YAML") and "YAML aliases (*name) are not allowed" in str(err.value)
 
 
 def test_missing_sites_file(tmp_path):

@@ -172,7 +172,7 @@ def test_site_schemas_use_the_one_name_pattern():
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"partitions:\n  gpu: &g {cpus: 4, mem_gb: 8, gpus: 1}\n  gpu2: *g\n", "YAML aliases (*name) are not allowed"),
+    (b"partitions:\n  gpu: &g {cpus: 4, mem_gb: 8, gpus: 1}\n  gpu2: *g\n", "line 3: not valid YAML (YAML aliases (*name) are not allowed"),
     (b"name: caf\xe9\npartitions:\n  gpu: {cpus: 4, mem_gb: 8, gpus: 1}\n", "not UTF-8 text (byte 9"),
 ])
 def test_site_file_with_an_alias_or_not_utf8_is_refused_naming_the_file(tmp_path, data, message):
@@ -180,4 +180,4 @@ def test_site_file_with_an_alias_or_not_utf8_is_refused_naming_the_file(tmp_path
     site.write_bytes(data)
     with pytest.raises(InputError) as err:
         load_site(site)
-    assert str(err.value).startswith(f"{site}: ") and message in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{site}") and message in str(err.value) and "\n" not in str(err.value)

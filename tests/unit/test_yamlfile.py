@@ -20,7 +20,7 @@ def test_alias_bomb_refused_at_once(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(BOMB)
     start = time.monotonic()
-    with pytest.raises(InputError, match=r"config.yaml: not valid YAML .*aliases .* are not allowed.*line 2"):
+    with pytest.raises(InputError, match=r"^config.yaml line 2: not valid YAML \(YAML aliases \(\*name\) are not allowed in aisci files\)$"):
         load(path, "config.yaml")
     assert time.monotonic() - start < 5  # refused while parsing, nothing expanded
 
@@ -62,7 +62,7 @@ def test_undecodable_and_bom(tmp_path):
 
 def test_plain_documents_load():
     assert loads("a: 1\nb: [x, y]\nc: {d: null}\n", "x.yaml") == {"a": 1, "b": ["x", "y"], "c": {"d": None}}
-    with pytest.raises(InputError, match=r"x.yaml: not valid YAML"):
+    with pytest.raises(InputError, match=r"^x.yaml line 2: not valid YAML \(expected ',' or ']', but got '<stream end>'\)$"):
         loads("a: [1\n", "x.yaml")
     with pytest.raises(InputError, match="not valid YAML"):
         loads("!!python/object/apply:os.system ['touch PWNED']", "x.yaml")
