@@ -44,3 +44,20 @@ def check_name(value: object, what: str) -> str:
         shown = value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
         raise InputError(f"{what} {shown!r} {problem}")
     return value  # type: ignore[return-value]
+
+
+# Names already in a store's own metadata (cohort store.json, model manifest.json) were taken by earlier
+# versions under a longer limit (models 100 characters, cohort samples unbounded). They keep the same safe
+# characters, so they are read as they are, up to 200 characters; new names follow NAME_PATTERN.
+STORED_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def check_stored_name(value: object, what: str) -> str:
+    """Return a name read from a store's own metadata when it is path-safe (see STORED_NAME_RE).
+
+    Raises:
+        InputError: naming ``what`` and the value.
+    """
+    if isinstance(value, str) and STORED_NAME_RE.match(value):
+        return value
+    return check_name(value, what)  # raises: says why by the rule for new names

@@ -9,6 +9,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from aisci.errors import InputError
 from aisci.fileio import GZIP_MAGIC, open_text
@@ -54,12 +55,19 @@ def _read_fai(fai: Path) -> list[_FaiEntry]:
     return entries
 
 
-class _Bytes:
-    """Random access to a FASTA's (uncompressed) bytes: a plain file, or bgzip through its .gzi."""
+class _Unverifiable(Exception):
+    """The index cannot be checked cheaply here (a header line over 64 KiB, thousands of blank lines): scan."""
 
-    def __init__(self, path: Path, gzi: Path | None):
-        self.path = path
-        self.blocks: list[tuple[int, int]] = [(0, 0)]  # (uncompressed, compressed) block starts
+
+class _Bytes:
+    """Random access to a FASTA's (uncompressed) bytes through one open file: plain, or bgzip through its .gzi
+    (every BGZF block's start; the last blocks read are kept, since the checks read near each other)."""
+
+    def __init__(self, fh: BinaryIO, gzi: Path | None):
+        self.fh = fh
+        self.ustarts, self.cstarts = [0], [0]  # uncompressed and compressed starts of the indexed blocks
+        self.cache: dict[int, bytes] = {}
+        self.bgzip = gzi is not None
         if gzi is not None:
             raw = gzi.read_bytes()
             if len(raw) < 8:
@@ -68,61 +76,101 @@ class _Bytes:
             if len(raw) != 8 + 16 * count:
                 raise ValueError("index size does not match its entry count")
             pairs = struct.unpack_from(f"<{2 * count}Q", raw, 8)
-            self.blocks += [(pairs[2 * i + 1], pairs[2 * i]) for i in range(count)]
-        self.bgzip = gzi is not None
+            self.cstarts += pairs[0::2]
+            self.ustarts += pairs[1::2]
 
     def read(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes from uncompressed ``offset`` (fewer at the end of the file)."""
-        with open(self.path, "rb") as fh:
-            if not self.bgzip:
-                fh.seek(offset)
-                return fh.read(n)
-            i = bisect.bisect_right([u for u, _ in self.blocks], offset) - 1
-            ustart, cstart = self.blocks[i]
-            fh.seek(cstart)
-            out = bytearray()
-            while len(out) < offset - ustart + n:
-                head = fh.read(18)  # gzip header with BGZF's 'BC' extra field holding the block size
-                if not head:
-                    break
-                if len(head) < 18 or head[:4] != b"\x1f\x8b\x08\x04" or head[12:14] != b"BC":
-                    raise ValueError(f"not a BGZF block at byte {fh.tell() - len(head)}")
-                size = struct.unpack_from("<H", head, 16)[0] + 1
-                rest = fh.read(size - 18)
-                if len(rest) < size - 18:
-                    raise ValueError("truncated bgzip block")
-                out += zlib.decompress(head + rest, 31)
-            return bytes(out[offset - ustart:offset - ustart + n])
+        if not self.bgzip:
+            self.fh.seek(offset)
+            return self.fh.read(n)
+        out = bytearray()
+        while len(out) < n:
+            start, block = self._block(offset + len(out))
+            piece = block[offset + len(out) - start:offset + n - start]
+            if not piece:
+                break
+            out += piece
+        return bytes(out)
+
+    def _block(self, pos: int) -> tuple[int, bytes]:
+        """(uncompressed start, bytes) of the block holding ``pos`` (an empty block past the end)."""
+        i = bisect.bisect_right(self.ustarts, pos) - 1
+        ustart = self.ustarts[i]
+        if ustart in self.cache:
+            block = self.cache[ustart]
+            if pos < ustart + len(block) or not block:
+                return ustart, block
+        self.fh.seek(self.cstarts[i])
+        while True:  # from the indexed block on to the one holding pos (one step when every block is indexed)
+            head = self.fh.read(18)  # gzip header with BGZF's 'BC' extra field holding the block size
+            if not head:
+                return ustart, b""
+            if len(head) < 18 or head[:4] != b"\x1f\x8b\x08\x04" or head[12:14] != b"BC":
+                raise ValueError(f"not a BGZF block at byte {self.fh.tell() - len(head)}")
+            size = struct.unpack_from("<H", head, 16)[0] + 1
+            rest = self.fh.read(size - 18)
+            if len(rest) < size - 18:
+                raise ValueError("truncated bgzip block")
+            block = zlib.decompress(head + rest, 31)
+            if len(self.cache) > 8:
+                self.cache.clear()
+            self.cache[ustart] = block
+            if pos < ustart + len(block) or not block:
+                return ustart, block
+            ustart += len(block)
+
+    def line_before(self, offset: int) -> tuple[int, bytes]:
+        """(start, text) of the line that ends with the newline right before ``offset``.
+
+        Raises:
+            _Unverifiable: the line is longer than 64 KiB.
+        """
+        end = offset - 1  # the newline
+        size = 256
+        while True:
+            start = max(0, end - size)
+            text = self.read(start, end - start)
+            cut = text.rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1, text[cut + 1:]
+            if start == 0:
+                return 0, text
+            if size >= 64 * 1024:
+                raise _Unverifiable
+            size *= 4
 
 
 def _fai_mismatch(data: _Bytes, entry: _FaiEntry, next_name: str | None) -> str | None:
     """Why ``entry`` does not describe the FASTA's bytes (header line, last base, end of sequence, what
-    follows: the next entry's header, or the end of the file), or None."""
+    follows: the next entry's header, or the end of the file), or None.
+
+    Raises:
+        _Unverifiable: what would tell lies too far away to read cheaply.
+    """
     c = entry.contig
     # the header line ends right before the sequence and starts with '>' + name
-    back = min(entry.offset, 64 * 1024)
-    before = data.read(entry.offset - back, back)
-    if not before.endswith(b"\n"):
+    if entry.offset == 0 or data.read(entry.offset - 1, 1) != b"\n":
         return "the sequence does not start after a header line"
-    start = before.rfind(b"\n", 0, len(before) - 1) + 1
-    if start == 0 and back < entry.offset:
-        return "no header line within 64 KiB before the sequence"
-    header = before[start:].rstrip(b"\r\n")
+    start, header = data.line_before(entry.offset)
+    header = header.rstrip(b"\r")
     if header[:1] != b">" or header[1:].split(maxsplit=1)[:1] != [c.name.encode()]:
         return f"the line before its sequence is {header[:60].decode('utf-8', 'replace')!r}, not '>{c.name}'"
-    prefix = entry.offset - back + start  # bytes before the first header: blank lines at most
-    if entry.line == 1 and prefix and (prefix > 4096 or data.read(0, prefix).strip()):
+    if entry.line == 1 and start and (start > 4096 or data.read(0, start).strip()):  # blank lines at most
         return "the FASTA has sequences before it that the index does not list"
     # the last base sits where the index says, and the sequence ends right after it
     last = entry.offset + (c.length - 1) // entry.line_bases * entry.line_width + (c.length - 1) % entry.line_bases
-    tail = data.read(last, entry.line_width + 1024)
-    ends = tail[:1] not in (b"", b"\r", b"\n", b">")  # a base here ...
-    after = tail[1:].lstrip(b"\r")
+    window = 4096
+    tail = data.read(last, window)
+    ends = tail[:1] not in (b"", b" ", b"\t", b"\r", b"\n", b">")  # a base here ...
+    after = tail[1:].lstrip(b" \t\r")
     ends = ends and after[:1] in (b"", b"\n")  # ... and the end of its line right after it ...
-    following = after[1:].lstrip(b"\r\n")
+    following = after[1:].lstrip(b" \t\r\n")
     ends = ends and following[:1] in (b"", b">")  # ... then the next header or the end of the file
     if not ends:
         return f"its sequence does not end where the index says ({c.length:,} bases)"
+    if not following and len(tail) == window:
+        raise _Unverifiable  # blank lines beyond the window: where the next header is cannot be told here
     if next_name is None and following:
         return "the FASTA has more sequences after it than the index lists"
     if next_name is not None and following[1:].split(maxsplit=1)[:1] != [next_name.encode()]:
@@ -132,29 +180,32 @@ def _fai_mismatch(data: _Bytes, entry: _FaiEntry, next_name: str | None) -> str 
 
 def _verified_fai(path: Path, fai: Path) -> list[Contig] | None:
     """The index's contigs when it describes this FASTA; None when it cannot be checked (plain gzip,
-    bgzip without .gzi). The header line, the position of the last base and the end of every
-    sequence are read where the index puts them, so a stale index (``rsync -a``, ``cp -p`` and
-    ``tar x`` keep an old one newer than its FASTA) is caught, not used to plan the calling.
+    bgzip without .gzi, a header over 64 KiB). The header line, the position of the last base and the end
+    of every sequence are read where the index puts them (a few KiB per contig), so a stale index
+    (``rsync -a``, ``cp -p`` and ``tar x`` keep an old one newer than its FASTA) is caught, not used to
+    plan the calling.
 
     Raises:
         InputError: the index does not match the FASTA, naming the index line.
     """
     entries = _read_fai(fai)
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == GZIP_MAGIC
     gzi = Path(f"{path}.gzi")
-    if gzipped and not gzi.is_file():
-        return None
     try:
-        data = _Bytes(path, gzi if gzipped else None)
-        for i, entry in enumerate(entries):
-            following = entries[i + 1].contig.name if i + 1 < len(entries) else None
-            problem = _fai_mismatch(data, entry, following)
-            if problem:
-                raise InputError(
-                    f"{fai} line {entry.line}: does not match {path.name}: sequence '{entry.contig.name}': "
-                    f"{problem} (a stale index? delete it or re-run samtools faidx)"
-                )
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == GZIP_MAGIC
+            if gzipped and not gzi.is_file():
+                return None
+            data = _Bytes(fh, gzi if gzipped else None)
+            for i, entry in enumerate(entries):
+                following = entries[i + 1].contig.name if i + 1 < len(entries) else None
+                problem = _fai_mismatch(data, entry, following)
+                if problem:
+                    raise InputError(
+                        f"{fai} line {entry.line}: does not match {path.name}: sequence '{entry.contig.name}': "
+                        f"{problem} (a stale index? delete it or re-run samtools faidx)"
+                    )
+    except _Unverifiable:
+        return None
     except (ValueError, OSError, zlib.error) as exc:
         raise InputError(f"{path}: cannot check it against {fai.name} ({exc})") from None
     return [e.contig for e in entries]

@@ -13,6 +13,7 @@ from aisci.errors import InputError
 
 # More nodes than any config, site or manifest needs; a document past it is refused, not expanded.
 MAX_NODES = 100_000
+MAX_DEPTH = 100  # nesting levels: validators recurse, and Python stops at ~1,000
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -39,16 +40,20 @@ def loads(text: str, source: str) -> Any:
         The parsed value (None for an empty document).
 
     Raises:
-        InputError: not valid YAML, or uses an alias; the message names the source and the line.
+        InputError: not valid YAML, uses an alias, or fails `check_plain`; the message names the source and the line.
     """
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source} line {mark.line + 1}" if mark is not None else source
         raise InputError(f"{where}: not valid YAML ({exc.problem or exc.context})") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: not valid YAML ({exc})".replace("\n", " ")) from None
+    except RecursionError:
+        raise InputError(f"{source}: nested more than {MAX_DEPTH} levels deep: not a config file") from None
+    check_plain(data, source)
+    return data
 
 
 def load(path: str | os.PathLike[str], source: str | None = None) -> Any:
@@ -78,13 +83,15 @@ def check_plain(data: Any, source: str) -> None:
         InputError: naming the source and the key path.
     """
     seen: set[int] = set()
-    stack: list[tuple[str, Any]] = [("", data)]
+    stack: list[tuple[str, Any, int]] = [("", data, 0)]
     nodes = 0
     while stack:
-        where, value = stack.pop()
+        where, value, depth = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
             raise InputError(f"{source}: more than {MAX_NODES:,} values: not a config file")
+        if depth > MAX_DEPTH:
+            raise InputError(f"{source}: nested more than {MAX_DEPTH} levels deep: not a config file")
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{source}: {where or 'value'}: {value!r} is not a finite number")
         if isinstance(value, (dict, list)):
@@ -95,4 +102,4 @@ def check_plain(data: Any, source: str) -> None:
             seen.add(id(value))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, sub in items:
-                stack.append((f"{where}.{key}" if where else str(key), sub))
+                stack.append((f"{where}.{key}" if where else str(key), sub, depth + 1))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aisci.errors import InputError
-from aisci.names import check_name
+from aisci.names import check_stored_name
 
 STAGING_MAX_AGE = 6 * 3600.0
 OWNER = "owner.lock"  # in a staging folder: flock held by the process that staged it
@@ -55,7 +55,7 @@ def check_state(root: Path, state: dict[str, Any], path: Path) -> None:
     if not isinstance(samples, dict):
         bad("samples", type(samples).__name__, "is not an object of sample entries")
     for name, entry in samples.items():
-        check_name(name, f"{path}: samples: sample")
+        check_stored_name(name, f"{path}: samples: sample")
         where = f"samples.{name}"
         if not isinstance(entry, dict):
             bad(where, entry, "is not an object")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import zlib
@@ -12,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output, is_gzipped
-from aisci.names import name_problem
+from aisci.names import NAME_MAX, name_problem
 
 # Residue letters an ESM vocabulary holds (the 20 standard, X unknown, B/Z/U/O).
 RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWYXBZUO")
@@ -35,9 +36,10 @@ def read_proteins(path: str | os.PathLike[str]) -> list[Protein]:
     """Read a protein FASTA, checking every record before anything runs.
 
     A terminal ``*`` is dropped; lower case is upper-cased. Keys replace characters outside
-    ``[A-Za-z0-9._-]`` of the id with ``_`` (``sp|P69905|HBA_HUMAN`` -> ``sp_P69905_HBA_HUMAN``). A key names
+    ``[A-Za-z0-9._-]`` of the id with ``_`` (``sp|P69905|HBA_HUMAN`` -> ``sp_P69905_HBA_HUMAN``; a long id is
+    shortened, `protein_key`). A key names
     files (``results/plm/mutagenesis/{key}.parquet``) and is passed as ``--protein KEY``, so it must be a name
-    of `aisci.names` (a letter or digit first: never '-', '.' or '..'; at most 64 characters): an id whose key
+    of `aisci.names` (a letter or digit first: never '-', '.' or '..'): an id whose key
     is not is refused, never silently rewritten. Keys are unique, also ignoring case (case-insensitive file
     systems would give two keys one file).
 
@@ -80,7 +82,7 @@ def read_proteins(path: str | os.PathLike[str]) -> list[Protein]:
             raise InputError(f"{where}: {what}")
         if name in ids:
             raise InputError(f"{where}: duplicate id (first at line {ids[name]})")
-        key = _UNSAFE.sub("_", name)
+        key = protein_key(name)
         problem = name_problem(key)
         if problem is not None:
             shown = key if len(key) <= 80 else key[:77] + "..."
@@ -94,6 +96,16 @@ def read_proteins(path: str | os.PathLike[str]) -> list[Protein]:
         ids[name], keys[key.casefold()] = n, (key, name, n)
         proteins.append(Protein(name, key, seq, n))
     return proteins
+
+
+def protein_key(protein_id: str) -> str:
+    """The file-name key of a FASTA id: characters outside ``[A-Za-z0-9._-]`` as ``_``; an id longer than a name
+    may be (GENCODE's pc_translations ids run to ~115 characters of '|'-joined fields) keeps its first 55
+    characters and gets '_' + 8 hex digits of its SHA-1, so that keys stay unique and at most 64 characters."""
+    key = _UNSAFE.sub("_", protein_id)
+    if len(key) > NAME_MAX:
+        key = f"{key[:NAME_MAX - 9]}_{hashlib.sha1(protein_id.encode()).hexdigest()[:8]}"
+    return key
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.names import check_name
+from aisci.names import check_name, check_stored_name
 from aisci.protein.layout import STORED_FILES, EsmLayout, inspect_model_dir  # noqa: F401 - EsmLayout: re-exported
 from aisci.protein.stamps import read_stamp, stamp_path, write_stamp
 from aisci.splice.weights import sha256 as file_sha256
@@ -198,7 +198,7 @@ def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
     Raises:
         InputError: an invalid name, or a manifest that is not valid (naming manifest.json and the field).
     """
-    check_name(name, "model name")
+    check_stored_name(name, "model name")
     root = _abs(store)
     manifest = read_manifest(root)
     if name not in manifest["models"]:
@@ -224,7 +224,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
     Raises:
         InputError: no store, the model is not staged or fails verification; with the command that stages it.
     """
-    check_name(name, f"{where}: model name")
+    check_stored_name(name, f"{where}: model name")
     value = store or os.environ.get(STORE_ENV)
     if not value:
         raise InputError(f"{where}: model {name!r} needs a model store: set protein.model_store in the config or "
@@ -295,7 +295,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("models"), dict):
         raise InputError(f'{path}: not an aisci model manifest (expected {{"format": {FORMAT}, "models": {{...}}}})')
     for name, rec in data["models"].items():  # a name is a folder of the store: never '..', '/x' or '-x'
-        check_name(name, f"{path}: models: model name")
+        check_stored_name(name, f"{path}: models: model name")
         if not isinstance(rec, dict):
             raise InputError(f"{path}: models.{name}: expected an object, got {type(rec).__name__}")
     return data

@@ -304,3 +304,19 @@ def test_a_killed_ingests_staging_goes_with_the_next_commit_a_live_ones_stays(tm
     assert sorted(store.samples()) == ["S1", "S3"]
     assert store_counts(store) == expected_counts({n: HAND[n] for n in ("S1", "S3")})
     assert not list((store.root / ".staging").iterdir())
+
+
+def test_a_long_sample_name_stored_by_an_earlier_version_stays_readable(cohort):
+    """Format 2 took sample names of any length: a store holding one is read as it is (new names: 64 at most)."""
+    store, _, _ = cohort
+    legacy = "HG002_GIAB_NIST_v4.2.1_PacBio_HiFi_Revio_30x_GRCh38_deepvariant_1.6_run2"  # 72 characters
+    rows = store.query().num_rows
+
+    def rename(state):
+        entry = state["samples"].pop("S1")
+        new = f"calls/{legacy}.{entry['fingerprint'][:8]}.parquet"
+        os.rename(store.root / entry["file"], store.root / new)
+        state["samples"][legacy] = dict(entry, file=new)
+
+    edit_state(store.root, rename)
+    assert CohortStore(store.root).query().num_rows == rows

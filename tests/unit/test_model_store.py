@@ -462,14 +462,14 @@ def test_stamp_others_can_write_is_ignored(src, store, cache, caplog):
     assert ms.verify_model(store, "small") == [f"{weights}: SHA-256 differs from the manifest (altered or corrupted)"]
 
 
-BAD_NAMES = ["../x", "/abs/x", "-x", ".x", "..", "_x", "a" * 65, "a b", ""]
+BAD_NAMES = ["../x", "/abs/x", "-x", ".x", "..", "_x", "a" * 201, "a b", ""]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_model_names_refused_everywhere(src, store, name, capsys):
     ms.add_model(store, "kept", src)
     before = snapshot(store)
-    with pytest.raises(InputError, match=r"^model name .* (must match|is 65 characters|must be a non-empty)"):
+    with pytest.raises(InputError, match=r"^model name .* (must match|is 201 characters|must be a non-empty)"):
         ms.add_model(store, name, src)
     with pytest.raises(InputError, match=r"^model name "):
         ms.verify_model(store, name)
@@ -502,7 +502,7 @@ def _file(models: dict, rel: str) -> None:
     (lambda m: _rename(m, "/etc"), r"manifest\.json: models: model name '/etc' must match"),
     (lambda m: _rename(m, "-x"), r"manifest\.json: models: model name '-x' must match"),
     (lambda m: _rename(m, ".x"), r"manifest\.json: models: model name '\.x' must match"),
-    (lambda m: _rename(m, "m" * 65), r"manifest\.json: models: model name 'm{65}' is 65 characters long"),
+    (lambda m: _rename(m, "m" * 201), r"manifest\.json: models: model name 'm{77}\.\.\.' is 201 characters long"),
     (lambda m: _file(m, "../../outside.txt"),
      r"manifest\.json: models\.small\.files: '\.\./\.\./outside\.txt' is not a file of a staged model folder"),
     (lambda m: _file(m, "/etc/passwd"), r"manifest\.json: models\.small\.files: '/etc/passwd' is not a file of"),
@@ -634,3 +634,14 @@ def test_add_refuses_a_pickle_that_runs_code_without_running_it(src, store, tmp_
     assert len(err.splitlines()) == 1
     assert not marker.exists()  # the code was not run
     assert os.listdir(store) == []  # nothing staged, no manifest
+
+
+def test_a_long_name_staged_by_an_earlier_version_stays_readable(src, store):
+    """Names up to 100 characters were allowed before the one 64-character rule: such a store still works."""
+    ms.add_model(store, "kept", src)
+    legacy = "esm2_t6_8M_UR50D_finetuned_on_clinvar_missense_2024_03_lr1e-5_epoch10_seed42"  # 76 characters
+    _tamper(store, lambda m: m.__setitem__(legacy, m["kept"]))
+    assert [e.name for e in ms.list_models(store)] == sorted(["kept", legacy])
+    assert ms.check_model(store, "kept", where="w") == store / "kept"
+    with pytest.raises(InputError, match=r"^model name .* is 76 characters long \(at most 64\)"):
+        ms.add_model(store, legacy, src)  # new names follow the rule

@@ -51,3 +51,13 @@ def test_schemas_use_the_one_name_rule(schema, path):
     for key in path:
         node = node["properties"][key]
     assert node["pattern"] == NAME_PATTERN
+
+
+def test_names_stored_by_earlier_versions_stay_readable():
+    from aisci.names import check_stored_name
+
+    legacy = "HG002_GIAB_NIST_v4.2.1_PacBio_HiFi_Revio_30x_GRCh38_deepvariant_1.6_run2"  # 72 characters
+    assert check_stored_name(legacy, "store.json: sample") == legacy
+    for bad in ["../x", "-x", "..", "x" * 201, "a b"]:
+        with pytest.raises(InputError, match=r"^store.json: sample "):
+            check_stored_name(bad, "store.json: sample")

@@ -109,7 +109,6 @@ def test_translate_annotation_both_strands(tmp_path):
     ("../../etc/x", ".._.._etc_x", "must match"),
     ("|sp|P1|", "_sp_P1_", "must match"),
     ("\u03b1-globin", "_-globin", "must match"),  # non-ASCII letters become '_'
-    ("p" * 65, "p" * 65, "is 65 characters long (at most 64)"),
 ])
 def test_protein_keys_that_are_not_names_are_refused(tmp_path, header, key, problem):
     path = tmp_path / "p.fa"
@@ -148,3 +147,19 @@ def test_fasta_that_is_not_utf8_is_a_one_line_error(tmp_path):
     bom = tmp_path / "bom.fa"
     bom.write_bytes(b"\xef\xbb\xbf>a\nMK\n")  # a byte-order mark (Windows editors) is not part of the header
     assert [(p.id, p.sequence) for p in read_proteins(bom)] == [("a", "MK")]
+
+
+def test_long_ids_get_short_unique_keys(tmp_path):
+    """GENCODE's pc_translations ids are ~115 characters of '|'-joined fields: keys keep 55 and add a hash."""
+    from aisci.names import check_name
+
+    ids = ["ENSP00000493376.2|ENST00000641515.2|ENSG00000186092.7|OTTHUMG00000001094.4|OTTHUMT00000003223.4|"
+           f"OR4F5-201|OR4F5|{n}" for n in (326, 327)]
+    fasta = tmp_path / "pc_translations.fa"
+    fasta.write_text("".join(f">{i}\nMKW\n" for i in ids))
+    proteins = read_proteins(fasta)
+    keys = [p.key for p in proteins]
+    assert [len(k) for k in keys] == [64, 64] and keys[0] != keys[1]
+    assert keys[0].startswith("ENSP00000493376.2_ENST00000641515.2_ENSG00000186092.7_O_")
+    assert all(check_name(k, "key") for k in keys)
+    assert read_proteins(fasta)[0].key == keys[0]  # the same id always gives the same key

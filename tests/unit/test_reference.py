@@ -174,3 +174,34 @@ def test_non_utf8_fasta_and_index(tmp_path):
     _fresh_index(fa, "c\xe91\t4\t4\t4\t5\n")
     with pytest.raises(InputError, match=r"r.fa.fai"):
         read_contigs(fa)
+
+
+@pytest.mark.parametrize("text", [
+    ">a\nACGT \nAC \n>b\nGG \n",  # trailing spaces on sequence lines
+    ">a " + "d" * 70_000 + "\nACGT\nAC\n>b\nGG\n",  # a header line over 64 KiB: the FASTA is scanned instead
+    ">a\nACGT\nAC\n" + "\n" * 5000 + ">b\nGG\n",  # thousands of blank lines: scanned instead
+], ids=["trailing-spaces", "long-header", "blank-lines"])
+def test_what_samtools_indexes_is_not_called_stale(tmp_path, text):
+    import pysam
+
+    fa = tmp_path / "r.fa"
+    fa.write_text(text)
+    pysam.faidx(str(fa))
+    assert read_contigs(fa) == [Contig("a", 6), Contig("b", 2)]
+
+
+def test_index_check_reads_a_few_kib_per_contig(tmp_path):
+    """Three 1 Mb single-line contigs in bgzip: the check reads near each end, never a whole contig."""
+    import pysam
+    import tracemalloc
+
+    fa = tmp_path / "r.fa"
+    fa.write_text("".join(f">c{i}\n" + "ACGT" * 250_000 + "\n" for i in range(3)))
+    pysam.tabix_compress(str(fa), str(fa) + ".gz")
+    gz = Path(str(fa) + ".gz")
+    pysam.faidx(str(gz))
+    tracemalloc.start()
+    assert read_contigs(gz) == [Contig(f"c{i}", 1_000_000) for i in range(3)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000, peak

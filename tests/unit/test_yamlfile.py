@@ -66,3 +66,18 @@ def test_plain_documents_load():
         loads("a: [1\n", "x.yaml")
     with pytest.raises(InputError, match="not valid YAML"):
         loads("!!python/object/apply:os.system ['touch PWNED']", "x.yaml")
+
+
+@pytest.mark.parametrize("depth", [150, 5000])
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path, depth):
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + "[" * depth + "]" * depth + "\n")
+    with pytest.raises(InputError, match=r"deep.yaml: nested more than 100 levels deep"):
+        load(path, "deep.yaml")
+    config = {"samples": "s.tsv", "reference": "r.fa", "evaluation": {"bed": None}}
+    node = config["evaluation"]
+    for _ in range(depth if depth < 900 else 900):
+        node["bed"] = {}
+        node = node["bed"]
+    with pytest.raises(InputError, match=r"config.yaml: nested more than 100 levels deep"):
+        validate_config(config, "config.yaml")
