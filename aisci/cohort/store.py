@@ -345,7 +345,7 @@ class CohortStore:
                 rel = f"calls/{s.name}.{s.fingerprint[:8]}.parquet"
                 if old and old["file"] == rel:  # 8 hex digits of two fingerprints collided
                     rel = f"calls/{s.name}.{s.fingerprint[:32]}.parquet"
-                _link(Path(s.file), self.root / rel, move=True)
+                _link(Path(s.file), self.root / rel)
                 entry["file"] = rel
             added.append(entry)
             added_counts.append((Path(s.staging) / COUNTS, s.counts))
@@ -361,7 +361,7 @@ class CohortStore:
                 target = self.root / variants / _chrom_dir(chrom) / "part.parquet"
                 old_part = self._variants_file(state, chrom) if chrom in before else None
                 if chrom not in affected and old_part is not None:
-                    _link(old_part, target, move=False)
+                    _link(old_part, target)
                     continue
                 table = fold(chrom, self._counts(chrom, old_part, added, added_counts, replaced),
                              f"{self.root} {chrom}")
@@ -609,9 +609,9 @@ def _retry(read: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _link(src: Path, dst: Path, move: bool) -> None:
-    """Give the complete file ``src`` the name ``dst`` too (a hard link); where links are not supported,
-    move it (``move``) or copy it under a temporary name."""
+def _link(src: Path, dst: Path) -> None:
+    """Give the complete file ``src`` the name ``dst`` too (a hard link); where links are not supported, copy it
+    under a temporary name (never move it: a commit that fails later must leave its staged files for a retry)."""
     if not src.exists():
         raise FileNotFoundError(f"staged file {src} is gone (collected as garbage?): stage the sample again")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -619,8 +619,5 @@ def _link(src: Path, dst: Path, move: bool) -> None:
     try:
         os.link(src, dst)
     except OSError:
-        if move:
-            os.replace(src, dst)
-        else:
-            with atomic_output(dst, suffix=".part") as tmp:
-                shutil.copyfile(src, tmp)
+        with atomic_output(dst, suffix=".part") as tmp:
+            shutil.copyfile(src, tmp)

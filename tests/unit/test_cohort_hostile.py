@@ -230,20 +230,27 @@ def test_one_bad_sample_never_sinks_its_shard(tmp_path, capsys):
     assert rc == 1 and f"{manifest} line 3: sample 'LLL" in err and "is 300 characters long (at most 64)" in err
 
 
-def test_a_sample_whose_commit_fails_fails_alone(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_sample_whose_commit_fails_fails_alone(tmp_path, monkeypatch, capsys, hard_links):
     """The commit of a shard fails (here a file system refusing S2's calls file name): its samples are then
-    committed one by one, S2 is listed and the exit status is 1, the others land."""
+    committed one by one, S2 is listed and the exit status is 1, the others land. Without hard links the staged
+    files are copied, never moved, so the retry still finds S1's."""
     vcfs = {n: write_vcf(tmp_path / f"{n}.vcf", n, HAND[n]) for n in HAND}
     manifest = tmp_path / "samples.tsv"
     manifest.write_text("sample\tvcf\n" + "".join(f"{n}\t{v}\n" for n, v in vcfs.items()))
     link = store_mod._link
 
-    def refuse_s2(src, dst, move):
+    def refuse_s2(src, dst):
         if dst.name.startswith("S2."):
             raise OSError(errno.ENAMETOOLONG, "File name too long", str(dst))
-        return link(src, dst, move)
+        return link(src, dst)
+
+    def no_hard_links(src, dst, *args, **kwargs):  # some FUSE, SMB and object-store mounts
+        raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(store_mod, "_link", refuse_s2)
+    if not hard_links:
+        monkeypatch.setattr(os, "link", no_hard_links)
     rc, out, _ = ingest(manifest, tmp_path / "store", capsys)
     assert rc == 1
     assert "samples ingested: 2," in out and "FAILED (1):" in out
@@ -252,6 +259,7 @@ def test_a_sample_whose_commit_fails_fails_alone(tmp_path, monkeypatch, capsys):
     assert sorted(store.samples()) == ["S1", "S3"]
     assert store_counts(store) == expected_counts({n: HAND[n] for n in ("S1", "S3")})
     assert not list((store.root / ".staging").iterdir())
+    assert sorted(p.name.split(".")[0] for p in (store.root / "calls").iterdir()) == ["S1", "S3"]
 
 
 # ------------------------------------------------------------------------------ 3. staging of killed ingests
@@ -304,6 +312,7 @@ def test_a_killed_ingests_staging_goes_with_the_next_commit_a_live_ones_stays(tm
     assert sorted(store.samples()) == ["S1", "S3"]
     assert store_counts(store) == expected_counts({n: HAND[n] for n in ("S1", "S3")})
     assert not list((store.root / ".staging").iterdir())
+    assert sorted(p.name.split(".")[0] for p in (store.root / "calls").iterdir()) == ["S1", "S3"]
 
 
 def test_a_long_sample_name_stored_by_an_earlier_version_stays_readable(cohort):
