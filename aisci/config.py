@@ -128,7 +128,7 @@ def validate_config(config: dict[str, Any], source: str = "config", schema: str 
     """
     if not isinstance(config, dict):
         raise InputError(f"{source}: must be a mapping of keys to values")
-    yamlfile.check_plain(config, source)  # before any walk: aliases, size, NaN/infinity
+    yamlfile.check_plain(config, source)  # before deepcopy, which recurses: depth, size, aliases, NaN/infinity
     config = copy.deepcopy(config)
     _coerce_scalars(load_schema(schema), config)
     yamlfile.check_plain(config, source)  # --config values parsed just now (.nan, .inf)

@@ -119,9 +119,10 @@ def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: 
         )
     written = []
     for chunk in plan_chunks(contigs, chunk_size):
-        with atomic_output(Path(out_dir) / f"{chunk.name}.tsv") as tmp:
+        path = Path(out_dir) / f"{chunk.name}.tsv"
+        with atomic_output(path) as tmp:
             tmp.write_text(chunk.regions_tsv())
-        written.append(Path(out_dir) / f"{chunk.name}.tsv")
+        written.append(path)
     return written
 
 
