@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo demo-reanalysis test lint bench bench-splice bench-plm bench-placement bench-cohort clean
+.PHONY: install system-tools demo demo-reanalysis test lint bench bench-splice bench-plm bench-placement bench-cohort bench-dag clean
 
 install: system-tools $(VENV)/.installed
 
@@ -30,13 +30,18 @@ $(DEMO_DIR)/samples.tsv: | install
 $(DEMO_DIR)/models/manifest.json: | install
 	aisci models demo esm2-demo --store $(DEMO_DIR)/models
 
-# Proteins of the first 12 demo genes, input of workflows/protein (each protein is a job of ~10 s here,
-# most of it loading torch and transformers).
+# Proteins of the first DEMO_PROTEINS demo genes, input of workflows/protein (each protein is a job of
+# ~10 s here, most of it loading torch and transformers).
+DEMO_PROTEINS ?= 12
 $(DEMO_DIR)/proteins.fa: $(DEMO_DIR)/samples.tsv
-	aisci plm proteins --annotation $(DEMO_DIR)/genes.gff3 --ref $(DEMO_DIR)/reference.fa.gz --first 12 --out $@
+	aisci plm proteins --annotation $(DEMO_DIR)/genes.gff3 --ref $(DEMO_DIR)/reference.fa.gz --first $(DEMO_PROTEINS) --out $@
+
+# The demo's settings (its data, the simulated genes, the demo model) are layered over config.yaml,
+# the real-use template: workflows/germline/demo.yaml.
+DEMO_CONFIG ?= workflows/germline/demo.yaml
 
 demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DIR)/proteins.fa
-	snakemake --profile profiles/local
+	snakemake --profile profiles/local --configfile $(DEMO_CONFIG)
 	snakemake --profile profiles/local --snakefile workflows/protein/Snakefile
 	@echo
 	@echo "Demo finished. Results:"
@@ -47,6 +52,7 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@echo "  SpliceAI    results/splice/{callset}.vcf.gz (INFO/SpliceAI) and .parquet"
 	@echo "  proteins    results/protein/{callset}.vcf.gz (INFO/AISCI_CSQ, PLM_SCORE, SpliceAI) and .parquet"
 	@echo "  protein LM  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png"
+	@echo "  provenance  results/pipeline_info/ (versions, resolved config, sample sheet, command, run id, model hashes)"
 	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
 	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12
 	@# a shell glob, not make's $(wildcard): make expands that when the recipe starts, before the pipeline wrote anything
@@ -87,6 +93,10 @@ bench-placement: install
 # Cohort store: VCF->Parquet vs bcftools query, adding one sample, memory 100 vs 1,000 samples, snakemake -n of 10,000
 bench-cohort: install
 	python benchmarks/cohort/run.py
+
+# DAG build (snakemake -n) at whole-genome scale: 1 and 100 GRCh38-shaped samples at 300 kb chunks
+bench-dag: install
+	python benchmarks/dag_scale/run.py
 
 clean:
 	rm -rf results logs resources .snakemake

@@ -1,17 +1,19 @@
-# Snakefile — the default pipeline, so that `snakemake --profile profiles/<site>` works from the
-# repository root. Other pipelines: workflows/<name>/Snakefile (use --snakefile).
+# Snakefile — the default (germline) pipeline, so that `snakemake --profile profiles/<site>` works
+# from the repository root; it is the same file `aisci init` writes into a project directory: the
+# workflow is used through Snakemake's `module` directive. Other pipelines: workflows/<name>/Snakefile
+# (use --snakefile).
+
+from aisci.share import workflow_snakefile
 
 
-include: "workflows/germline/Snakefile"
+configfile: "config.yaml"
 
 
-# The target must be defined here: Snakemake ignores `default_target` in included files
-# (https://github.com/snakemake/snakemake/issues/2773).
-localrules:
-    default,
+module germline:
+    snakefile:
+        workflow_snakefile("germline")
+    config:
+        config
 
 
-rule default:
-    input:
-        rules.all.input,
-    default_target: True
+use rule * from germline

@@ -15,11 +15,15 @@ from aisci.errors import AisciError
 # `configure_parser(parser)` and `run(args) -> int`, and calls a core function with explicit
 # arguments. Modules keep heavy imports (numpy, pysam) inside functions so the CLI starts fast.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("aisci.project", "write a project directory: config, sample sheet, profile, Snakefile"),
+    "run": ("aisci.launch", "run an installed pipeline with Snakemake in the working directory"),
+    "provenance": ("aisci.provenance", "record what a run is made of (pipeline_info); stamp VCF headers with aisci, reference and contigs"),
     "simulate": ("aisci.simulate", "simulate a reference, a diploid truth set and paired reads"),
     "evaluate": ("aisci.evaluate", "compare a call VCF with a truth VCF (precision/recall/F1)"),
     "validate": ("aisci.config", "validate config.yaml and the sample sheet without running anything"),
     "check-reads": ("aisci.reads", "check a FASTQ pair end to end and write read statistics"),
     "regions": ("aisci.regions", "write the calling scatter plan's regions files (checked against the start-up plan)"),
+    "call": ("aisci.calling", "call one group of chunks: bcftools mpileup | call per chunk on the job's threads, in order"),
     "align": ("aisci.align", "align paired reads, fix mates, sort and mark duplicates"),
     "profile": ("aisci.profile", "write a Slurm profile from a short description of a site's partitions"),
     "usage": ("aisci.usage", "utilisation report of a run from Slurm accounting (sacct)"),
@@ -74,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except AisciError as exc:
-        print(f"aisci {args.command}: error: {exc}", file=sys.stderr)
+        problems = str(exc).split("\n")
+        if len(problems) > 1:  # every problem found at once (e.g. a config's), one per line
+            print(f"aisci {args.command}: error: {len(problems)} problems:", *[f"  {p}" for p in problems],
+                  sep="\n", file=sys.stderr)
+        else:
+            print(f"aisci {args.command}: error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from aisci import yamlfile
-from aisci.config import _describe, _validator, _apply_defaults, load_schema
+from aisci.config import apply_defaults, describe_error, load_schema, schema_validator
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 
@@ -23,9 +23,10 @@ GROUPS = {
     "align_reads": "align",
     "samtools_stats": "align",
     "samtools_flagstat": "align",
-    "call_chunk": "calls",
+    "call_group": "calls",
     "gather_calls": "calls",
     "filter_calls": "calls",
+    "stamp_calls": "calls",
     "evaluate_calls": "calls",
 }
 
@@ -111,10 +112,10 @@ def load_site(path: Path) -> dict[str, Any]:
     site = yamlfile.load(path)
     if not isinstance(site, dict):
         raise InputError(f"{path}: must be a mapping")
-    errors = sorted(_validator("site").iter_errors(site), key=lambda e: list(e.absolute_path))
+    errors = sorted(schema_validator("site").iter_errors(site), key=lambda e: list(e.absolute_path))
     if errors:
-        raise InputError(_describe(errors[0], path.name))
-    _apply_defaults(load_schema("site"), site)
+        raise InputError(describe_error(errors[0], path.name))
+    apply_defaults(load_schema("site"), site)
     for part in site["partitions"].values():
         part.setdefault("gpus", 0)
     if not any(p["gpus"] for p in site["partitions"].values()):
@@ -176,7 +177,7 @@ def profile_text(
         Entry("jobs", site["max_jobs"], ("Jobs queued or running at once.",)),
         Entry("cores", cores or max(p["cpus"] for p in site["partitions"].values()), (
             "Most cores one job may request (the largest partition's): a group job whose parallel",
-            "parts (e.g. hundreds of calling chunks) would need more runs them in series instead.")),
+            "parts (e.g. dozens of calling groups) would need more runs them in series instead.")),
     ]
     if partitions_file:
         entries.append(Entry("slurm-partition-config", partitions_file, (
@@ -211,8 +212,37 @@ def profile_text(
         entries.append(Entry("groups", dict(groups), (
             "Per-sample rules run together as one Slurm job per group and sample (few, larger jobs",
             "instead of thousands of tiny ones): 'align' = read checks, alignment and QC; 'calls' =",
-            "every calling chunk, gathering, filtering and evaluation.")))
+            "every calling group, gathering, filtering and evaluation.")))
     return render_profile(header, [*entries, *extra])
+
+
+def sizing_entries(site: dict[str, Any]) -> list[Entry]:
+    """Threads and memory of the heavy rules, sized to the site's largest CPU partition.
+
+    The rules declare what a laptop has (2 threads); a cluster's profile scales the rules whose
+    tools use many cores: alignment and calling (a group's chunks run `threads` at a time). Memory
+    grows with threads and doubles on each retry, never past the partition's.
+    """
+    cpu_parts = [p for p in site["partitions"].values() if not p["gpus"]] or list(site["partitions"].values())
+    largest = max(cpu_parts, key=lambda p: (p["cpus"], p["mem_gb"]))
+    threads = max(1, min(16, largest["cpus"]))
+    cap = largest["mem_gb"] * 1000
+
+    def mem(base_mb: int) -> str:
+        return f"min({min(base_mb, cap)} * 2 ** (attempt - 1), {cap})"
+
+    return [
+        Entry("set-threads", [
+            Entry("align_reads", threads, ("minimap2/bwa and samtools sort/markdup",)),
+            Entry("call_group", threads, ("chunks of a calling group called at once",)),
+            Entry("bam_to_fastq", min(4, threads)),
+        ], ("Threads per rule (the rules declare 2): the largest CPU partition's cores, at most 16.",)),
+        Entry("set-resources", [
+            Entry("align_reads", {"mem_mb": mem(8000 + 1000 * threads)}),
+            Entry("call_group", {"mem_mb": mem(1000 * threads)}),
+        ], ("Memory (MB) of the rules above: grows with threads, doubles on each retry (attempt), never",
+            "above the partition's.")),
+    ]
 
 
 def write_profile(site_path: Path, out_dir: Path) -> list[Path]:
@@ -228,9 +258,10 @@ def write_profile(site_path: Path, out_dir: Path) -> list[Path]:
     header = f"# Partition limits for the Slurm plugin, written by `aisci profile new` from {site_path.name}.\n"
     with atomic_output(partitions) as tmp:
         tmp.write_text(header + yaml.safe_dump(partition_limits(site), sort_keys=False))
-    # a relative out_dir stays relative: the plugin reads the path from where snakemake runs
+    # The file's name only: Snakemake reads a profile value naming a file in the profile's folder as
+    # that file, so the profile can be copied (to ~/.config/snakemake/, a project) and used from anywhere.
     with atomic_output(config) as tmp:
-        tmp.write_text(profile_text(site, str(partitions)))
+        tmp.write_text(profile_text(site, partitions.name, extra=sizing_entries(site)))
     return [config, partitions]
 
 

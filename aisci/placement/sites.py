@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aisci import yamlfile
-from aisci.config import _apply_defaults, _describe, _validator, load_schema
+from aisci.config import apply_defaults, describe_error, load_schema, schema_validator
 from aisci.errors import InputError
 from aisci.placement.model import Partition, Sites, Transfer
 
@@ -62,11 +62,11 @@ def parse_sites(data: Any, source: str) -> tuple[Sites, dict[str, Any]]:
     if not isinstance(data, dict):
         raise InputError(f"{source}: must be a mapping")
     yamlfile.check_plain(data, source)
-    errors = sorted(_validator("sites").iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(schema_validator("sites").iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        raise InputError(_describe(errors[0], source))
+        raise InputError(describe_error(errors[0], source))
     data = copy.deepcopy(data)
-    _apply_defaults(load_schema("sites"), data)
+    apply_defaults(load_schema("sites"), data)
     centres = data["centres"]
     home = data["home"]
     if home not in centres:
@@ -93,7 +93,7 @@ def parse_sites(data: Any, source: str) -> tuple[Sites, dict[str, Any]]:
                 "split between centres lists both"
             )
         for pname, p in centre["partitions"].items():
-            _apply_defaults(partition_schema, p)
+            apply_defaults(partition_schema, p)
             walltime = math.inf
             if "max_walltime" in p:
                 walltime = 60 * slurm_minutes(p["max_walltime"], f"{source}: centres.{cname}.partitions.{pname}.max_walltime")
@@ -106,10 +106,10 @@ def parse_sites(data: Any, source: str) -> tuple[Sites, dict[str, Any]]:
             ))
     slurm = dict(data["slurm"])
     slurm_site = {**slurm, "partitions": {"x": {"cpus": 1, "mem_gb": 1}}}
-    errors = sorted(_validator("site").iter_errors(slurm_site), key=lambda e: list(e.absolute_path))
+    errors = sorted(schema_validator("site").iter_errors(slurm_site), key=lambda e: list(e.absolute_path))
     if errors:
-        raise InputError(_describe(errors[0], f"{source}: slurm"))
-    _apply_defaults(load_schema("site"), slurm)
+        raise InputError(describe_error(errors[0], f"{source}: slurm"))
+    apply_defaults(load_schema("site"), slurm)
     slurm.pop("partitions", None)
     return Sites(home=home, partitions=tuple(partitions), transfers=transfers), {"name": data.get("name", "sites"), **slurm}
 

@@ -32,6 +32,27 @@ def test_validate_prints_summary(sim_data, capsys, tmp_path):
     assert main(["validate", "--config", str(cfg), "--set", "aligner=bowtie"]) == 1
 
 
+def test_validate_layers_configfiles_like_snakemake(sim_data, capsys, tmp_path, monkeypatch):
+    """`aisci validate --configfile mine.yaml` in a project checks what `snakemake --configfile mine.yaml`
+    would: the project's config.yaml under it, every problem at once, each naming its file."""
+    from aisci.project import render_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text(render_config({"samples": str(sim_data.sample_sheet)}))
+    (tmp_path / "mine.yaml").write_text(f"reference: {sim_data.reference}\ngenome: custom\n")
+    assert main(["validate", "--configfile", "mine.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "aisci validate: error: config.yaml: splicing.annotation: required with "
+        "genome: custom (a gene table, GFF3 or GTF of your genome), or set splicing.enabled: false"]
+    assert main(["validate", "--configfile", "mine.yaml", "--set", "splicing={enabled: false}",
+                 "--set", "calling={joint: maybe}"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["aisci validate: error: --set: calling.joint: 'maybe' is not one of true, false, auto"]
+    assert main(["validate", "--configfile", "mine.yaml", "--set", "splicing={enabled: false}"]) == 0
+    assert "config.yaml, mine.yaml, --set: valid" in capsys.readouterr().out
+
+
 def test_a_subcommand_imports_only_its_own_module():
     """Every pipeline job starts `aisci`: configuring all subcommands would import every module (~0.25 s)."""
     code = "from aisci.cli import main; main(['cohort', 'info', '--help'])"
