@@ -1,0 +1,32 @@
+# rules/provenance.smk — what a run is made of, recorded beside its results.
+#
+# Provides: pipeline_info
+# Inputs:   the validated config, the sample sheet, the model store and SpliceAI weights in use
+# Outputs:  results/pipeline_info/ — versions.json (tool binaries, Python packages, aisci), config.yaml
+#           (resolved, defaults filled), the sample sheet, command.txt, run.json (run id, time, host, config
+#           files' SHA-256), models.json (model store manifests, SpliceAI weight hashes)
+# Runtime:  local: a few seconds, no data read.
+
+
+# Re-run whenever what defines the results changes (Snakemake's params rerun trigger): the resolved
+# config, the command line, the models. A run that changes nothing leaves the record of the run that
+# made the results.
+rule pipeline_info:
+    input:
+        samples=lookup(dpath="samples", within=config),
+    output:
+        info=directory("results/pipeline_info"),
+    log:
+        "logs/pipeline_info/run.log",
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    params:
+        config=pipeline.resolved_config,
+        configfiles=pipeline.configfiles,
+        models=pipeline.provenance_options,
+        command=pipeline.command,
+    shell:
+        "aisci provenance info --out {output.info:q} --config-json {params.config:q} --samples {input.samples:q}"
+        " --configfile {params.configfiles:q} {params.models:q}"
+        " --command {params.command:q} > {log:q} 2>&1"
