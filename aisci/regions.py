@@ -1,4 +1,4 @@
-"""Scatter plan for calling: cut the reference into chunks of about equal size; write each chunk's regions file."""
+"""Scatter plan: cut the reference into chunks of about equal size, chunks into a few groups (one job each); write each group's regions file."""
 
 from __future__ import annotations
 
@@ -100,8 +100,62 @@ def plan_chunks(contigs: list[Contig], chunk_size: int) -> list[Chunk]:
     return chunks
 
 
-def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: str | Path) -> list[Path]:
-    """Write ``OUT_DIR/{chunk}.tsv`` for every chunk of the reference's scatter plan.
+@dataclass(frozen=True)
+class Group:
+    """Consecutive chunks that one job works through (calling, then scoring): the unit of the DAG.
+
+    Jobs per callset are then bounded by the number of groups, not by genome size / chunk size: a
+    whole genome at 300 kb chunks is ~10,000 chunks but still a few dozen jobs per sample.
+    """
+
+    index: int
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def name(self) -> str:
+        """Zero-padded identifier used in file names (``0007``; more digits past 9999)."""
+        return f"{self.index:04d}"
+
+    def regions_tsv(self) -> str:
+        """The group's intervals as a bcftools regions file, each line's chunk in a 4th column
+        (bcftools reads the first three)."""
+        return "".join(f"{iv.chrom}\t{iv.start}\t{iv.end}\t{chunk.name}\n"
+                       for chunk in self.chunks for iv in chunk.intervals)
+
+    @property
+    def length(self) -> int:
+        return sum(c.length for c in self.chunks)
+
+
+def plan_groups(chunks: list[Chunk], max_groups: int) -> list[Group]:
+    """Split chunks, in order, into at most ``max_groups`` groups of about equal bases.
+
+    Small genomes (fewer chunks than ``max_groups``) get one group per chunk, so they keep all their
+    parallelism; each group is consecutive, so groups gathered in index order stay sorted.
+
+    Raises:
+        ValueError: max_groups is not positive.
+    """
+    if max_groups <= 0:
+        raise ValueError("max_groups must be positive")
+    if len(chunks) <= max_groups:
+        return [Group(i, (chunk,)) for i, chunk in enumerate(chunks)]
+    total = sum(c.length for c in chunks)
+    groups: list[list[Chunk]] = [[] for _ in range(max_groups)]
+    done, g = 0, 0
+    for i, chunk in enumerate(chunks):
+        # the share of the genome the chunk's middle falls in, moving on by at most one group per chunk
+        # and early enough that every later group still gets a chunk: consecutive, none empty
+        share = int((done + chunk.length / 2) * max_groups / total)
+        g = max(min(share, g + 1 if i else 0), max_groups - (len(chunks) - i), g)
+        groups[g].append(chunk)
+        done += chunk.length
+    return [Group(i, tuple(members)) for i, members in enumerate(groups)]
+
+
+def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: str | Path,
+                  max_groups: int) -> list[Path]:
+    """Write ``OUT_DIR/{group}.tsv`` for every group of the reference's scatter plan.
 
     The plan is made again from the index the pipeline built of the reference itself and must be the
     one made at start-up (``expect``, :func:`aisci.reference.contigs_digest`): otherwise a region
@@ -118,10 +172,10 @@ def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: 
             "beside the configured reference? Fix or delete it and start again"
         )
     written = []
-    for chunk in plan_chunks(contigs, chunk_size):
-        path = Path(out_dir) / f"{chunk.name}.tsv"
+    for group in plan_groups(plan_chunks(contigs, chunk_size), max_groups):
+        path = Path(out_dir) / f"{group.name}.tsv"
         with atomic_output(path) as tmp:
-            tmp.write_text(chunk.regions_tsv())
+            tmp.write_text(group.regions_tsv())
         written.append(path)
     return written
 
@@ -130,12 +184,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of `aisci regions`."""
     parser.add_argument("--ref", required=True, help="the prepared reference FASTA (with its .fai)")
     parser.add_argument("--chunk-size", type=int, required=True, help="target bases per chunk")
+    parser.add_argument("--groups", type=int, required=True, help="most groups (jobs per callset)")
     parser.add_argument("--expect", required=True, help="fingerprint of the contigs planned at start-up")
-    parser.add_argument("--out-dir", required=True, help="folder of the {chunk}.tsv regions files")
+    parser.add_argument("--out-dir", required=True, help="folder of the {group}.tsv regions files")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the chunks' regions files."""
-    written = write_regions(args.ref, args.chunk_size, args.expect, args.out_dir)
+    """Write the groups' regions files."""
+    written = write_regions(args.ref, args.chunk_size, args.expect, args.out_dir, args.groups)
     print(f"{len(written)} regions files in {args.out_dir}")
     return 0

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from aisci.config import Inputs, Sample, validate_inputs
 from aisci.errors import InputError
 from aisci.reference import contigs_digest
-from aisci.regions import Chunk, plan_chunks
+from aisci.regions import Chunk, Group, plan_chunks, plan_groups
 
 REFERENCE = "resources/reference/genome.fa"
 MINIMAP2_INDEX = "resources/reference/genome.mmi"
 REGIONS = "resources/reference/regions"
 COHORT = "cohort"
+PIPELINE_INFO = "results/pipeline_info"
 
 
 class Pipeline:
@@ -27,11 +29,14 @@ class Pipeline:
         self.config: dict[str, Any] = inputs.config
         self.samples: dict[str, Sample] = {s.name: s for s in inputs.samples}
         self.chunks: list[Chunk] = plan_chunks(inputs.contigs, self.config["calling"]["chunk_size"])
+        self.groups: list[Group] = plan_groups(self.chunks, self.config["calling"]["groups"])
         self.contigs_digest = contigs_digest(inputs.contigs)
-        self._chunks_by_name = {c.name: c for c in self.chunks}
+        # the run's config files and command line (set by from_snakemake; recorded in results/pipeline_info)
+        self.configfiles: list[str] = []
+        self.command: list[str] = []
 
     @classmethod
-    def from_snakemake(cls, config: dict[str, Any], configfiles: Iterable[str | Path]) -> "Pipeline":
+    def from_snakemake(cls, config: dict[str, Any], workflow: Any) -> "Pipeline":
         """Validate ``config`` (as loaded by Snakemake) before any job is planned.
 
         Raises:
@@ -40,17 +45,27 @@ class Pipeline:
         """
         from aisci.config import for_snakemake
 
-        return for_snakemake(lambda source: cls(validate_inputs(config, source)), configfiles)
+        pipeline = for_snakemake(lambda sources: cls(validate_inputs(config, sources)), workflow)
+        pipeline.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
+        pipeline.command = list(sys.argv)
+        return pipeline
 
     # --- targets -------------------------------------------------------------------------
     def callsets(self) -> list[str]:
         """Per-sample callsets, plus the cohort when joint calling is on."""
         names = list(self.samples)
-        return names + [COHORT] if self.config["calling"]["joint"] else names
+        return names + [COHORT] if self.joint else names
+
+    @property
+    def joint(self) -> bool:
+        """Whether the samples are also called together: ``calling.joint`` true, or auto with >= 2 samples
+        (a one-sample "cohort" would call the same sample twice)."""
+        joint = self.config["calling"]["joint"]
+        return len(self.samples) >= 2 if joint == "auto" else bool(joint)
 
     def targets(self) -> list[str]:
         """Every final output of the pipeline."""
-        out: list[str] = []
+        out: list[str] = [PIPELINE_INFO]
         for name, sample in self.samples.items():
             out += [
                 f"results/align/{name}.bam",
@@ -79,7 +94,23 @@ class Pipeline:
         s = self._sample(wildcards)
         if s.from_bam:
             return {"fq1": f"results/reads/{s.name}_R1.fastq.gz", "fq2": f"results/reads/{s.name}_R2.fastq.gz"}
-        return {"fq1": str(s.fq1), "fq2": str(s.fq2)}
+        return {"fq1": str(s.lanes[0].fq1), "fq2": str(s.lanes[0].fq2)}
+
+    def read_files(self, wildcards: Any) -> list[str]:
+        """Every FASTQ of a sample, all lanes (rule inputs)."""
+        s = self._sample(wildcards)
+        if not s.multi_lane:
+            return list(self.reads(wildcards).values())
+        return [str(f) for lane in s.lanes for f in (lane.fq1, lane.fq2)]
+
+    def read_pairs(self, wildcards: Any) -> list[str]:
+        """The read arguments of `aisci check-reads` and `aisci align`: ``--fq1 A --fq2 B``, or
+        ``--lane L A B`` per lane when the sheet names lanes (each then gets its own read group)."""
+        s = self._sample(wildcards)
+        if not s.multi_lane:
+            pair = self.reads(wildcards)
+            return ["--fq1", pair["fq1"], "--fq2", pair["fq2"]]
+        return [arg for lane in s.lanes for arg in ("--lane", lane.name, str(lane.fq1), str(lane.fq2))]
 
     def input_bam(self, wildcards: Any) -> str:
         """The sheet's BAM/CRAM of a sample given as ``bam``."""
@@ -88,16 +119,33 @@ class Pipeline:
             raise InputError(f"sample {s.name} has FASTQ input, not a BAM")
         return str(s.bam)
 
+    def read_bytes(self, wildcards: Any) -> float | None:
+        """Bytes of FASTQ.gz a sample's jobs will read, known before any job ran (a BAM/CRAM sample's
+        FASTQ is extracted later): what their runtime is planned on in a Slurm group job."""
+        from aisci.resources import CRAM_AS_BAM, FASTQ_GZ_PER_BAM_BYTE, bytes_of
+
+        s = self._sample(wildcards)
+        if s.from_bam:
+            size = bytes_of([s.bam])
+            factor = FASTQ_GZ_PER_BAM_BYTE * (CRAM_AS_BAM if str(s.bam).endswith(".cram") else 1)
+            return None if size is None else size * factor
+        return bytes_of([f for lane in s.lanes for f in (lane.fq1, lane.fq2)])
+
     # --- alignment -----------------------------------------------------------------------
     def aligner_index(self, wildcards: Any = None) -> list[str]:
-        """The files of the configured aligner's index."""
+        """The files of the configured aligner's index: the prebuilt one (config ``index``) or the one built here."""
+        prefix = self.aligner_index_arg()
         if self.config["aligner"] == "bwa":
-            return [f"{REFERENCE}.{ext}" for ext in ("amb", "ann", "bwt", "pac", "sa")]
-        return [MINIMAP2_INDEX]
+            return [f"{prefix}.{ext}" for ext in ("amb", "ann", "bwt", "pac", "sa")]
+        return [prefix]
 
     def aligner_index_arg(self, wildcards: Any = None) -> str:
         """What the aligner's command line names as its index (bwa: the FASTA prefix)."""
-        return REFERENCE if self.config["aligner"] == "bwa" else MINIMAP2_INDEX
+        aligner = self.config["aligner"]
+        prebuilt = self.config["index"][aligner]
+        if prebuilt is not None:
+            return str(Path(prebuilt).resolve())
+        return REFERENCE if aligner == "bwa" else MINIMAP2_INDEX
 
     # --- calling -------------------------------------------------------------------------
     def callset_bams(self, wildcards: Any) -> list[str]:
@@ -110,12 +158,17 @@ class Pipeline:
         return [f"{bam}.bai" for bam in self.callset_bams(wildcards)]
 
     def regions_files(self, wildcards: Any = None) -> list[str]:
-        """Every chunk's bcftools regions file, in reference order (written by `aisci regions`)."""
-        return [f"{REGIONS}/{c.name}.tsv" for c in self.chunks]
+        """Every group's regions file (its chunks' intervals), in reference order (written by `aisci regions`)."""
+        return [f"{REGIONS}/{g.name}.tsv" for g in self.groups]
 
-    def chunk_calls(self, wildcards: Any) -> list[str]:
-        """Per-chunk call files of a callset, in reference order (ready for `bcftools concat`)."""
-        return [f"results/calls/chunks/{wildcards.callset}/{c.name}.bcf" for c in self.chunks]
+    def group_share(self, wildcards: Any) -> float:
+        """A calling group's share of the genome: the share of the BAMs' reads its job works through."""
+        length = next(g.length for g in self.groups if g.name == wildcards.group)
+        return length / sum(g.length for g in self.groups)
+
+    def group_calls(self, wildcards: Any) -> list[str]:
+        """Per-group call files of a callset, in reference order (ready for `bcftools concat`)."""
+        return [f"results/calls/groups/{wildcards.callset}/{g.name}.bcf" for g in self.groups]
 
     # --- evaluation ----------------------------------------------------------------------
     def truth(self, wildcards: Any) -> str:
@@ -171,3 +224,25 @@ class Pipeline:
         p = self.config["protein"]
         store = shlex.quote(str(store_dir(p["model_store"]).resolve()))
         return f"--model {p['model']} --store {store} --strategy {p['strategy']}"
+
+    # --- provenance ------------------------------------------------------------------------
+    def resolved_config(self, wildcards: Any = None) -> str:
+        """The validated config with every default filled in, as JSON (recorded in results/pipeline_info)."""
+        import json
+
+        return json.dumps(self.config, sort_keys=True)
+
+    def provenance_options(self, wildcards: Any = None) -> list[str]:
+        """What `aisci provenance info` records besides the config: the models the run uses."""
+        options: list[str] = []
+        if self.config["splicing"]["enabled"]:
+            options.append("--splice-weights")  # the weights the stage loads (the spliceai package's)
+        if self.config["protein"]["enabled"]:
+            from aisci.protein.store import store_dir
+
+            options += ["--model-manifest", str(store_dir(self.config["protein"]["model_store"]).resolve())]
+        return options
+
+    def reference_name(self, wildcards: Any = None) -> str:
+        """The configured reference's file name, for ``##reference`` in the VCFs (never the working copy's)."""
+        return Path(self.config["reference"]).name

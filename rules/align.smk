@@ -1,14 +1,14 @@
 # rules/align.smk — alignment: minimap2 -ax sr (default) or bwa mem, then fixmate, sort, markdup, index.
 #
 # Provides: align_reads
-# Inputs:   the sample's FASTQ pair (checked by check_reads), the aligner index
+# Inputs:   the sample's FASTQ pairs, one per lane (checked by check_reads), the aligner index
 # Outputs:  results/align/{sample}.bam (+ .bai), results/qc/{sample}.markdup.txt
 # Runtime:  CPU class; resources come from profiles/, never from config.yaml.
 
 
 rule align_reads:
     input:
-        unpack(pipeline.reads),
+        reads=pipeline.read_files,
         checked="results/qc/{sample}.reads.json",
         index=pipeline.aligner_index,
     output:
@@ -24,10 +24,14 @@ rule align_reads:
     threads: 2
     resources:
         mem_mb=mem_per_attempt(8000),
+        runtime=ALIGN_MODELS[config["aligner"]].per_attempt(inputs=("reads",), fallback_bytes=pipeline.read_bytes),
     params:
         aligner=lookup(dpath="aligner", within=config),
         index=pipeline.aligner_index_arg,
+        # --fq1 A --fq2 B, or --lane L A B for each lane: lanes get their own read groups and are
+        # merged before duplicate marking, in this one job
+        pairs=pipeline.read_pairs,
     shell:
-        "aisci align --aligner {params.aligner:q} --index {params.index:q} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
+        "aisci align --aligner {params.aligner:q} --index {params.index:q} {params.pairs:q}"
         " --sample {wildcards.sample:q} --threads {threads} --out {output.bam:q} --dup-stats {output.dup_stats:q}"
         " > {log:q} 2>&1"

@@ -23,5 +23,6 @@ rule annotate_context:
     resources:
         gpu=1,
         mem_mb=mem_per_attempt(4000),
+        runtime=runtime_per_attempt(base_min=10, min_per_k_records=0.002, records=("vcf",), efficiency=0),
     shell:
         "aisci context --vcf {input.vcf:q} --ref {input.ref:q} --out {output.parquet:q} > {log:q} 2>&1"

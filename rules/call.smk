@@ -1,8 +1,9 @@
 # rules/call.smk — small-variant calling on CPU nodes, scattered over reference chunks and gathered.
 #
-# Provides: write_regions, call_chunk, gather_calls, filter_calls
+# Provides: write_regions, call_group, gather_calls, filter_calls, stamp_calls
 # Inputs:   results/align/{sample}.bam — one sample per callset, or every sample for "cohort"
-# Outputs:  results/calls/{callset}.vcf.gz (+ .tbi): split multi-allelics, left-aligned, soft-filtered
+# Outputs:  results/calls/{callset}.vcf.gz (+ .tbi): split multi-allelics, left-aligned, soft-filtered,
+#           the header naming aisci's version, the reference file and its contigs
 # Runtime:  CPU class; resources come from profiles/, never from config.yaml.
 
 
@@ -25,44 +26,48 @@ rule write_regions:
     threads: 1
     params:
         chunk_size=lookup(dpath="calling/chunk_size", within=config),
+        groups=lookup(dpath="calling/groups", within=config),
         expect=pipeline.contigs_digest,
     shell:
-        "aisci regions --ref {input.ref:q} --chunk-size {params.chunk_size:q} --expect {params.expect:q}"
+        "aisci regions --ref {input.ref:q} --chunk-size {params.chunk_size:q} --groups {params.groups:q} --expect {params.expect:q}"
         " --out-dir resources/reference/regions > {log:q} 2>&1"
 
 
-rule call_chunk:
+# One job per callset and group: the group's chunks are called `threads` at a time inside the job and
+# concatenated in order, so the DAG grows with samples, not with genome size / chunk_size (a whole
+# genome at 300 kb is ~10,000 chunks but calling.groups jobs per callset).
+rule call_group:
     input:
         bams=pipeline.callset_bams,
         bais=pipeline.callset_bais,
         ref="resources/reference/genome.fa",
         fai="resources/reference/genome.fa.fai",
-        regions="resources/reference/regions/{chunk}.tsv",
+        regions="resources/reference/regions/{group}.tsv",
     output:
-        bcf=temp("results/calls/chunks/{callset}/{chunk}.bcf"),
+        bcf=temp("results/calls/groups/{callset}/{group}.bcf"),
     log:
-        "logs/call_chunk/{callset}/{chunk}.log",
+        "logs/call_group/{callset}/{group}.log",
     benchmark:
-        "benchmarks/call_chunk/{callset}/{chunk}.tsv"
+        "benchmarks/call_group/{callset}/{group}.tsv"
     conda:
         "../envs/bcftools.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=mem_per_attempt(2000),
+        runtime=CALL.per_attempt(inputs=("bams",), share=pipeline.group_share),
     params:
         min_mapq=lookup(dpath="calling/min_mapq", within=config),
         min_baseq=lookup(dpath="calling/min_baseq", within=config),
         max_depth=lookup(dpath="calling/max_depth", within=config),
     shell:
-        "(bcftools mpileup --fasta-ref {input.ref:q} --regions-file {input.regions:q} --annotate FORMAT/AD,FORMAT/DP"
-        " --min-MQ {params.min_mapq:q} --min-BQ {params.min_baseq:q} --max-depth {params.max_depth:q}"
-        " --output-type u {input.bams:q}"
-        " | bcftools call --multiallelic-caller --variants-only --output-type b --output {output.bcf:q}) > {log:q} 2>&1"
+        "aisci call --bams {input.bams:q} --ref {input.ref:q} --regions-file {input.regions:q} --threads {threads}"
+        " --min-mapq {params.min_mapq:q} --min-baseq {params.min_baseq:q} --max-depth {params.max_depth:q}"
+        " --out {output.bcf:q} > {log:q} 2>&1"
 
 
 rule gather_calls:
     input:
-        chunks=pipeline.chunk_calls,
+        groups=pipeline.group_calls,
         ref="resources/reference/genome.fa",
     output:
         bcf=temp("results/calls/{callset}.norm.bcf"),
@@ -75,9 +80,10 @@ rule gather_calls:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(1000),
+        runtime=VCF_PASS.per_attempt(inputs=("groups",)),
     shell:
-        # chunks are disjoint and in reference order, so a plain concat gives a sorted file
-        "(bcftools concat --output-type u {input.chunks:q}"
+        # groups are disjoint and in reference order, so a plain concat gives a sorted file
+        "(bcftools concat --output-type u {input.groups:q}"
         " | bcftools norm --multiallelics -any --fasta-ref {input.ref:q} --output-type b --output {output.bcf:q})"
         " > {log:q} 2>&1"
 
@@ -86,8 +92,7 @@ rule filter_calls:
     input:
         bcf="results/calls/{callset}.norm.bcf",
     output:
-        vcf="results/calls/{callset}.vcf.gz",
-        tbi="results/calls/{callset}.vcf.gz.tbi",
+        vcf=temp("results/calls/filtered/{callset}.vcf.gz"),
     log:
         "logs/filter_calls/{callset}.log",
     benchmark:
@@ -97,11 +102,39 @@ rule filter_calls:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(1000),
+        runtime=VCF_PASS.per_attempt(inputs=("bcf",)),
     params:
         min_qual=lookup(dpath="filter/min_qual", within=config),
         min_depth=lookup(dpath="filter/min_depth", within=config),
     shell:
         "(bcftools filter --soft-filter LowQual --exclude 'QUAL<{params.min_qual:q}' --output-type u {input.bcf:q}"
         " | bcftools filter --mode + --soft-filter LowDepth --exclude 'INFO/DP<{params.min_depth:q}'"
-        " --output-type z --output {output.vcf:q}"
-        " && tabix --preset vcf {output.vcf:q}) > {log:q} 2>&1"
+        " --output-type z --output {output.vcf:q}) > {log:q} 2>&1"
+
+
+# The published VCF's header says what made it: ##source=aisci <version>, ##reference= the configured
+# file's name (not the working copy resources/reference/genome.fa), and every contig with its length
+# (and MD5 for genomes up to 200 Mb, where reading them is cheap).
+rule stamp_calls:
+    input:
+        vcf="results/calls/filtered/{callset}.vcf.gz",
+        ref="resources/reference/genome.fa",
+        fai="resources/reference/genome.fa.fai",
+    output:
+        vcf="results/calls/{callset}.vcf.gz",
+        tbi="results/calls/{callset}.vcf.gz.tbi",
+    log:
+        "logs/stamp_calls/{callset}.log",
+    benchmark:
+        "benchmarks/stamp_calls/{callset}.tsv"
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_per_attempt(1000),
+        runtime=VCF_PASS.per_attempt(inputs=("vcf",)),
+    params:
+        reference=pipeline.reference_name,
+    shell:
+        "aisci provenance header --vcf {input.vcf:q} --out {output.vcf:q} --fai {input.fai:q} --ref {input.ref:q}"
+        " --reference-name {params.reference:q} > {log:q} 2>&1"

@@ -24,6 +24,7 @@ rule evaluate_calls:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(1000),
+        runtime=runtime_per_attempt(base_min=30),
     params:
         bed=pipeline.bed_option,
     shell:

@@ -23,6 +23,7 @@ rule embed_proteins:
     resources:
         gpu=1,
         mem_mb=mem_per_attempt(8000),
+        runtime=runtime_per_attempt(base_min=60),
     params:
         options=pipeline.model_options,
     shell:
@@ -46,6 +47,7 @@ rule saturate_protein:
     resources:
         gpu=1,
         mem_mb=mem_per_attempt(8000),
+        runtime=runtime_per_attempt(base_min=60),
     params:
         options=pipeline.model_options,
         strategy=lookup(dpath="mutagenesis/strategy", within=config),
@@ -64,5 +66,7 @@ rule plot_mutagenesis:
     conda:
         "../envs/aisci.yaml"
     threads: 1
+    resources:
+        runtime=runtime_per_attempt(base_min=10),
     shell:
         "aisci plm heatmap {input.parquet:q} --out {output.png:q} > {log:q} 2>&1"

@@ -28,6 +28,7 @@ rule annotate_coding:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(2000),
+        runtime=runtime_per_attempt(base_min=30),
     shell:
         "aisci annotate --vcf {input.vcf:q} --ref {input.ref:q} --annotation {input.annotation:q}"
         " --out {output.parquet:q} > {log:q} 2>&1"
@@ -52,6 +53,7 @@ rule score_missense:
     resources:
         gpu=1,
         mem_mb=mem_per_attempt(8000),
+        runtime=runtime_per_attempt(base_min=60),
     params:
         options=pipeline.protein_model_options,
     shell:

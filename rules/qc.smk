@@ -21,6 +21,7 @@ rule samtools_stats:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(1000),
+        runtime=SCAN.per_attempt(inputs=("bam",), fallback_bytes=pipeline.read_bytes),
     shell:
         "samtools stats --reference {input.ref:q} {input.bam:q} > {output.stats:q} 2> {log:q}"
 
@@ -39,5 +40,6 @@ rule samtools_flagstat:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(500),
+        runtime=SCAN.per_attempt(inputs=("bam",), fallback_bytes=pipeline.read_bytes),
     shell:
         "samtools flagstat {input.bam:q} > {output.flagstat:q} 2> {log:q}"

@@ -22,6 +22,7 @@ rule bam_to_fastq:
     threads: 2
     resources:
         mem_mb=mem_per_attempt(2000),
+        runtime=EXTRACT_READS.per_attempt(inputs=("bam",)),
     shell:
         # collate groups mates; fastq drops secondary/supplementary alignments (its default -F 0x900)
         "(samtools collate -u -O -@ {threads} --reference {input.ref:q} {input.bam:q} {resources.tmpdir}/{wildcards.sample:q}.collate"
@@ -30,7 +31,7 @@ rule bam_to_fastq:
 
 rule check_reads:
     input:
-        unpack(pipeline.reads),
+        reads=pipeline.read_files,
     output:
         json="results/qc/{sample}.reads.json",
     log:
@@ -42,6 +43,9 @@ rule check_reads:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(500),
+        runtime=SCAN.per_attempt(inputs=("reads",), fallback_bytes=pipeline.read_bytes),
+    params:
+        # --fq1 A --fq2 B, or --lane L A B for each lane the sheet names
+        pairs=pipeline.read_pairs,
     shell:
-        "aisci check-reads --sample {wildcards.sample:q} --fq1 {input.fq1:q} --fq2 {input.fq2:q}"
-        " --out {output.json:q} > {log:q} 2>&1"
+        "aisci check-reads --sample {wildcards.sample:q} {params.pairs:q} --out {output.json:q} > {log:q} 2>&1"

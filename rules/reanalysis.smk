@@ -28,6 +28,7 @@ rule ingest_shard:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(4000),
+        runtime=runtime_per_attempt(base_min=10, min_per_gb=2, inputs=("vcfs",)),
     params:
         manifest=lookup(dpath="manifest", within=config),
         store=lookup(dpath="store", within=config),
@@ -54,6 +55,7 @@ rule score_variants:
     resources:
         gpu=1,
         mem_mb=mem_per_attempt(16000),
+        runtime=runtime_per_attempt(base_min=120),
     params:
         store=lookup(dpath="store", within=config),
         options=pipeline.score_options,
@@ -77,6 +79,7 @@ rule cohort_summary:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(2000),
+        runtime=runtime_per_attempt(base_min=10),
     params:
         store=lookup(dpath="store", within=config),
     shell:

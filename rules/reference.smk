@@ -21,6 +21,7 @@ rule prepare_reference:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(1000),
+        runtime=PREPARE_REFERENCE.per_attempt(inputs=("fasta",)),
     shell:
         "(gzip -cdf {input.fasta:q} > {output.fasta:q} && samtools faidx {output.fasta:q}) > {log:q} 2>&1"
 
@@ -39,6 +40,7 @@ rule index_minimap2:
     threads: 2
     resources:
         mem_mb=mem_per_attempt(8000),
+        runtime=INDEX_MINIMAP2.per_attempt(inputs=("fasta",)),
     shell:
         "minimap2 -x sr -t {threads} -d {output.mmi:q} {input.fasta:q} > {log:q} 2>&1"
 
@@ -57,5 +59,6 @@ rule index_bwa:
     threads: 1
     resources:
         mem_mb=mem_per_attempt(8000),
+        runtime=INDEX_BWA.per_attempt(inputs=("fasta",)),
     shell:
         "bwa index {input.fasta:q} > {log:q} 2>&1"

@@ -30,6 +30,7 @@ rule score_splicing:
     resources:
         gpu=1,
         mem_mb=mem_per_attempt(6000),
+        runtime=SPLICEAI_GPU.per_attempt(records=("tbi",)),
     params:
         options=pipeline.splice_options,
     shell:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +94,11 @@ class ReanalysisPipeline:
             self.model_dir = check_model(self.model_store, protein["model"], where=f"{source}: protein.model")
 
     @classmethod
-    def from_snakemake(cls, config: dict[str, Any], configfiles: Iterable[str | Path]) -> ReanalysisPipeline:
+    def from_snakemake(cls, config: dict[str, Any], workflow: Any) -> ReanalysisPipeline:
         """Validate before any job is planned; errors become a WorkflowError Snakemake prints without a traceback."""
         from aisci.config import for_snakemake
 
-        return for_snakemake(lambda source: cls(config, source), configfiles)
+        return for_snakemake(lambda sources: cls(config, sources), workflow)
 
     # ------------------------------------------------------------------------------------- targets
     def targets(self) -> list[str]:

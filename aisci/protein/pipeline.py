@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from aisci.errors import InputError
 
@@ -29,11 +28,11 @@ class ProteinPipeline:
         check_model(self.store, self.config["model"], where=f"{source}: model")
 
     @classmethod
-    def from_snakemake(cls, config: dict[str, Any], configfiles: Iterable[str | Path]) -> "ProteinPipeline":
+    def from_snakemake(cls, config: dict[str, Any], workflow: Any) -> "ProteinPipeline":
         """Validate before any job is planned; errors become a WorkflowError Snakemake prints without a traceback."""
         from aisci.config import for_snakemake
 
-        return for_snakemake(lambda source: cls(config, source), configfiles)
+        return for_snakemake(lambda sources: cls(config, sources), workflow)
 
     def targets(self) -> list[str]:
         """Every final output."""

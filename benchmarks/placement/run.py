@@ -41,6 +41,7 @@ from aisci.placement.model import Partition, Sites, Transfer
 from aisci.placement.simcli import compare, report_text
 from aisci.placement.simplot import plot_utilisation
 from aisci.placement.sites import load_sites
+from tests.workflows.grch38 import many_samples
 
 SAMPLE_BYTES = 60 * 10**9
 
@@ -52,13 +53,11 @@ def make_inputs(tmp: Path, samples: int, chunks: int) -> dict:
     subprocess.run([sys.executable, "-m", "aisci.cli", "models", "demo", "esm2-demo", "--store", str(data / "models")], check=True,
                    capture_output=True)
     (tmp / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's configfile
-    lines = (data / "samples.tsv").read_text().splitlines()
-    row = lines[1].split("\t")
-    sheet = [lines[0]] + ["\t".join([f"P{i:05d}", *row[1:]]) for i in range(samples)]
-    (data / "many.tsv").write_text("\n".join(sheet) + "\n")
+    row = (data / "samples.tsv").read_text().splitlines()[1].split("\t")
+    many_samples(data / "many.tsv", data / row[1], data / row[2], samples)
     return {
         "samples": str(data / "many.tsv"), "reference": str(data / "reference.fa.gz"),
-        "calling": {"joint": False, "chunk_size": 200000 // chunks},
+        "genome": "custom", "calling": {"joint": False, "chunk_size": 200000 // chunks, "groups": chunks},
         "splicing": {"annotation": str(data / "genes.gff3")},
         "protein": {"enabled": True, "annotation": str(data / "genes.gff3"), "model": "esm2-demo",
                     "model_store": str(data / "models")},

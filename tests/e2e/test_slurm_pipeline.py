@@ -132,7 +132,7 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     # grouped: one 'align' and one 'calls' job per sample (Snakemake names a group job
     # <group>_<member rules>), plus the two reference jobs
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
-    assert sum(j["Comment"].startswith("rule_calls_call_chunk_") for j in jobs) == len(sim_data.samples) + 1
+    assert sum(j["Comment"].startswith("rule_calls_call_group_") for j in jobs) == len(sim_data.samples) + 1
     # + the cohort's calls group and its SpliceAI job; + annotate_coding and score_missense per callset
     assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2 + 2 * (len(sim_data.samples) + 1)
     for sample in sim_data.samples:

@@ -33,17 +33,52 @@ def config(files, sheet_path, **extra):
 def test_minimal_config_gets_defaults():
     cfg = validate_config({"samples": "s.tsv", "reference": "r.fa"})
     assert cfg["aligner"] == "minimap2"
-    assert cfg["calling"] == {"chunk_size": 2000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": False}
+    assert cfg["calling"] == {"chunk_size": 2000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": "auto", "groups": 24}
     assert cfg["filter"] == {"min_qual": 20, "min_depth": 3}
     assert cfg["evaluation"] == {"bed": None}
 
 
-def test_repo_config_yaml_is_valid():
+def test_repo_config_yaml_is_the_template_and_the_demo_completes_it():
+    """config.yaml is the real-use template (what `aisci init` writes, unfilled): it names no sample
+    sheet or reference, and says so; the demo's settings are layered over it."""
     import yaml
 
+    from aisci.project import render_config
     from tests.conftest import REPO
 
-    validate_config(yaml.safe_load((REPO / "config.yaml").read_text()), "config.yaml")
+    text = (REPO / "config.yaml").read_text()
+    assert text == render_config(), "regenerate: python -c 'from aisci.project import render_config; print(render_config(), end=\"\")' > config.yaml"
+    template = yaml.safe_load(text)
+    with pytest.raises(InputError) as err:
+        validate_config(template, "config.yaml")
+    assert str(err.value).splitlines() == ["config.yaml: samples: required, not set", "config.yaml: reference: required, not set"]
+    demo = yaml.safe_load((REPO / "workflows" / "germline" / "demo.yaml").read_text())
+    cfg = validate_config({**template, **demo, "calling": {**template["calling"], **demo["calling"]}})
+    assert cfg["genome"] == "custom" and cfg["protein"]["enabled"] and cfg["calling"]["joint"] is True
+    # real-genome defaults: SpliceAI on the genome's packaged table, no protein model, joint only with >= 2 samples
+    assert template["genome"] == "grch38" and template["splicing"] == {"enabled": True, "annotation": None, "distance": 50, "mask": False}
+    assert template["protein"]["enabled"] is False and template["calling"]["joint"] == "auto"
+
+
+def test_layered_configs_name_the_file_that_set_each_key(tmp_path, monkeypatch):
+    from aisci.layers import Sources
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("samples: s.tsv\nreference: r.fa\ncalling: {joint: auto, chunk_size: 100000}\n")
+    (tmp_path / "mine.yaml").write_text("calling: {joint: maybe}\nsplicing: {annotaton: x}\n")
+    sources = Sources.from_files([tmp_path / "config.yaml", tmp_path / "mine.yaml"], {"aligner": "bowtie"})
+    merged = {"samples": "s.tsv", "reference": "r.fa", "calling": {"joint": "maybe", "chunk_size": 100000},
+              "splicing": {"annotaton": "x"}, "aligner": "bowtie"}
+    with pytest.raises(InputError) as err:
+        validate_config(merged, sources)
+    lines = str(err.value).splitlines()
+    # every problem at once, each naming the file (or --config) that set the key, no doubled prefix
+    assert lines == [
+        "--config: aligner: 'bowtie' is not one of minimap2, bwa",
+        "mine.yaml: calling.joint: 'maybe' is not one of true, false, auto",
+        "mine.yaml: unknown key 'splicing.annotaton' (allowed: annotation, distance, enabled, mask)",
+    ]
+    assert sources.of("calling.chunk_size") == "config.yaml" and sources.of("evaluation.bed") == "config.yaml, mine.yaml, --config"
 
 
 def test_nested_string_overrides_are_coerced():
@@ -56,7 +91,7 @@ def test_nested_string_overrides_are_coerced():
     [
         ({"samples": "s", "reference": "r", "refrence": "x"}, "config.yaml: unknown key 'refrence'"),
         ({"samples": "s", "reference": "r", "calling": {"chunk_sise": 1}}, "unknown key 'calling.chunk_sise'"),
-        ({"reference": "r"}, "'samples' is a required property"),
+        ({"reference": "r"}, "samples: required, not set"),
         ({"samples": "s", "reference": "r", "aligner": "bowtie"}, "aligner: 'bowtie' is not one of minimap2, bwa"),
         ({"samples": "s", "reference": "r", "calling": {"min_mapq": -1}}, "calling.min_mapq: -1 is less than the minimum"),
         ({"samples": "s", "reference": "r", "calling": {"chunk_size": "lots"}}, "calling.chunk_size: 'lots' is not of type 'integer'"),
@@ -89,7 +124,7 @@ def test_good_sheet_resolves_paths_relative_to_sheet(files):
         ("sample\tfq1\tfq2\tbam\nA\ta_1.fq\ta_2.fq\ta_1.fq\n", "line 2: give either fq1 and fq2, or bam (given: fq1, fq2, bam)"),
         ("sample\tfq1\tfq2\tbam\nA\t\t\t\n", "line 2: give either fq1 and fq2, or bam (given: none)"),
         ("sample\tfq1\nA\ta_1.fq\n", "line 2: give either fq1 and fq2, or bam (given: fq1)"),
-        ("sample\tfq1\tfq2\tfq3\nA\ta_1.fq\ta_2.fq\tx\n", "samples.tsv line 1: unknown column 'fq3' (allowed: sample, fq1, fq2, bam, truth)"),
+        ("sample\tfq1\tfq2\tfq3\nA\ta_1.fq\ta_2.fq\tx\n", "samples.tsv line 1: unknown column 'fq3' (allowed: sample, lane, fq1, fq2, bam, truth)"),
         ("name\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n", "line 1: unknown column 'name'"),
         ("fq1\tfq2\na_1.fq\ta_2.fq\n", "line 1: the header has no 'sample' column"),
         ("sample\tfq1\tfq2\nA\ta_1.fq\tmissing.fq\n", "samples.tsv line 2: fq2: file not found:"),
@@ -128,11 +163,22 @@ def test_config_is_validated_before_the_sheet(files):
 
 
 def test_missing_sheet_and_reference(files):
-    with pytest.raises(InputError, match="sample sheet: file not found"):
-        validate_inputs(config(files, files / "missing.tsv"))
+    with pytest.raises(InputError, match="^config.yaml: samples: file not found: .*missing.tsv$"):
+        validate_inputs(config(files, files / "missing.tsv"), "config.yaml")
     path = sheet(files, "sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\n")
-    with pytest.raises(InputError, match="reference .*nope.fa: file not found"):
+    with pytest.raises(InputError, match="config: reference: file not found: .*nope.fa"):
         validate_inputs({"samples": str(path), "reference": str(files / "nope.fa")})
+
+
+def test_every_problem_is_reported_at_once(files):
+    """A run that stops should list all it found: the sheet, the reference and the annotation together."""
+    cfg = {"samples": str(files / "missing.tsv"), "reference": str(files / "nope.fa"),
+           "genome": "custom", "evaluation": {"bed": str(files / "no.bed")}}
+    with pytest.raises(InputError) as err:
+        validate_inputs(cfg, "my.yaml")
+    assert [line.split(":")[:2] for line in str(err.value).splitlines()] == [
+        ["my.yaml", " reference"], ["my.yaml", " samples"], ["my.yaml", " evaluation.bed"], ["my.yaml", " splicing.annotation"]]
+    assert "required with genome: custom" in str(err.value)
 
 
 def test_reference_without_sequences(files):
@@ -217,7 +263,7 @@ def test_protein_pipeline_schema():
         validate_config({"proteins": "p.fa", "mutagenesis": {"strategy": "pseudo-ppl"}}, "protein.yaml", schema="protein")
     with pytest.raises(InputError, match="protein.yaml: unknown key 'mutagensis'"):
         validate_config({"proteins": "p.fa", "mutagensis": {}}, "protein.yaml", schema="protein")
-    with pytest.raises(InputError, match="protein.yaml: 'proteins' is a required property"):
+    with pytest.raises(InputError, match="protein.yaml: proteins: required, not set"):
         validate_config({}, "protein.yaml", schema="protein")
 
 
@@ -241,3 +287,27 @@ def test_sheet_that_is_not_utf8_names_the_line(files):
     path.write_bytes(b"sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\nB\tb_1\xe9.fq\tb_2.fq\n")
     with pytest.raises(InputError, match=r"^latin1.tsv line 3: not UTF-8 text \(byte 36: invalid continuation byte\)$"):
         read_sample_sheet(path)
+
+
+# --- lanes: several FASTQ pairs of one sample -----------------------------------------------
+def test_lane_rows_make_one_sample(files):
+    path = sheet(files, "sample\tlane\tfq1\tfq2\nA\tL001\ta_1.fq\ta_2.fq\nA\tL002\tb_1.fq\tb_2.fq\n")
+    (a,) = read_sample_sheet(path)
+    assert a.name == "A" and a.multi_lane and [lane.name for lane in a.lanes] == ["L001", "L002"]
+    assert [lane.fq1.name for lane in a.lanes] == ["a_1.fq", "b_1.fq"] and [lane.line for lane in a.lanes] == [2, 3]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sample\tfq1\tfq2\nA\ta_1.fq\ta_2.fq\nA\tb_1.fq\tb_2.fq\n",
+     r"samples.tsv line 3: duplicate sample 'A' \(first on line 2\); several FASTQ pairs of one sample need a `lane` column"),
+    ("sample\tlane\tfq1\tfq2\nA\tL1\ta_1.fq\ta_2.fq\nA\tL1\tb_1.fq\tb_2.fq\n",
+     r"samples.tsv line 3: lane 'L1' of sample 'A' is already on line 2"),
+    ("sample\tlane\tfq1\tfq2\nA\tL1\ta_1.fq\ta_2.fq\nB\tL1\ta_1.fq\tb_2.fq\n",
+     r"samples.tsv line 3: fq1 a_1.fq is already on line 2 \(a read file belongs to one sample and one lane\)"),
+    ("sample\tlane\tfq1\tfq2\tbam\nA\tL1\ta_1.fq\ta_2.fq\t\nA\tL2\t\t\tb_1.fq\n",
+     r"samples.tsv line 3: sample 'A' has several rows \(from line 2\): each must be a FASTQ pair of one lane"),
+    ("sample\tlane\tfq1\tfq2\nA\tL 1\ta_1.fq\ta_2.fq\n", r"samples.tsv line 2: lane 'L 1' must match"),
+])
+def test_bad_lane_rows(files, text, message):
+    with pytest.raises(InputError, match=message):
+        read_sample_sheet(sheet(files, text))

@@ -196,20 +196,20 @@ def test_with_runtimes_fills_cpu_and_gpu_for_gpu_rules():
 
 def test_rows_from_sacct_completed_single_rule_jobs_only():
     jobs = [
-        sacct_job("1", "rule_call_chunk_wildcards_S1_0003", elapsed=300, end="2026-11-21T09:30:00"),
-        sacct_job("2", "rule_call_chunk_wildcards_S1_0004", state="FAILED"),
+        sacct_job("1", "rule_call_group_wildcards_S1_0003", elapsed=300, end="2026-11-21T09:30:00"),
+        sacct_job("2", "rule_call_group_wildcards_S1_0004", state="FAILED"),
         sacct_job("3", "rule_embed_variants_wildcards_S1", gpus=2, partition="gpu", elapsed=60),
         sacct_job("4", "rule_multiqc", elapsed=30),
         sacct_job("5", "group_postproc"),
-        sacct_job("6", "rule_calls_call_chunk_filter_calls"),  # a job of the profile group "calls"
+        sacct_job("6", "rule_calls_call_group_filter_calls"),  # a job of the profile group "calls"
         sacct_job("7", ""),
-        sacct_job("8_2", "rule_call_chunk_wildcards_S1_0001"),  # array task: wildcards unknown
+        sacct_job("8_2", "rule_call_group_wildcards_S1_0001"),  # array task: wildcards unknown
     ]
     assert rows_from_sacct(jobs) == [
-        HistoryRow("call_chunk", "S1_0003", "cpu", "cpu", 300.0, "2026-11-21T09:30:00", "1"),
+        HistoryRow("call_group", "S1_0003", "cpu", "cpu", 300.0, "2026-11-21T09:30:00", "1"),
         HistoryRow("embed_variants", "S1", "gpu", "gpu", 60.0, "2026-11-21T08:00:00", "3"),
         HistoryRow("multiqc", "", "cpu", "cpu", 30.0, "2026-11-21T08:00:00", "4"),
-        HistoryRow("call_chunk", "", "cpu", "cpu", 100.0, "2026-11-21T08:00:00", "8_2"),
+        HistoryRow("call_group", "", "cpu", "cpu", 100.0, "2026-11-21T08:00:00", "8_2"),
     ]
 
 
@@ -225,7 +225,7 @@ def test_rows_from_real_sacct_output():
 
 def test_history_round_trip_and_dedup_by_job_id(tmp_path):
     path = tmp_path / "sub" / "history.tsv"
-    rows = [row("call_chunk", "S1_0003", "cpu", 300.0, "1"), row("multiqc", "", "gpu", 12.5, "2", partition="gpu")]
+    rows = [row("call_group", "S1_0003", "cpu", 300.0, "1"), row("multiqc", "", "gpu", 12.5, "2", partition="gpu")]
     assert load_history(path) == []
     assert record(path, rows) == 2
     assert path.read_text().splitlines()[0] == "\t".join(COLUMNS)

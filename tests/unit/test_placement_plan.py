@@ -226,20 +226,20 @@ def test_profile_written_from_a_plan(tmp_path):
 
 
 def test_priorities_put_later_stages_first_and_groups_agree(tmp_path):
-    # check_reads -> align_reads -> call_chunk (one sample): levels 0, 1, 2 -> nice 20, 10, 0;
+    # check_reads -> align_reads -> call_group (one sample): levels 0, 1, 2 -> nice 20, 10, 0;
     # check_reads and align_reads share the 'align' group, so both get the group's lowest nice
     sites = Sites("home", (part("cpu", cores=8),))
     jobs = (jobs_of("check_reads", 1, 10) + jobs_of("align_reads", 1, 100, start=1, deps=lambda i: (0,))
-            + jobs_of("call_chunk", 2, 50, start=2, deps=lambda i: (1,)))
+            + jobs_of("call_group", 2, 50, start=2, deps=lambda i: (1,)))
     p = plan(jobs, sites)
-    assert p.nice == {"check_reads": 20, "align_reads": 10, "call_chunk": 0}
+    assert p.nice == {"check_reads": 20, "align_reads": 10, "call_group": 0}
     slurm = {"name": "t", "account": None, "qos": None, "max_jobs": 5, "latency_wait": 5, "retries": 0,
              "status_command": "squeue", "first_status_check": 5, "default_runtime": 10}
     config = yaml.safe_load(profile_config(p, jobs, sites, slurm))
     res = config["set-resources"]
     assert config["groups"]["check_reads"] == config["groups"]["align_reads"] == "align"
     assert eval(res["check_reads"]["slurm_extra"]) == eval(res["align_reads"]["slurm_extra"]) == "--nice=10"
-    assert "slurm_extra" not in res["call_chunk"]  # the 'calls' group's nice is 0
+    assert "slurm_extra" not in res["call_group"]  # the 'calls' group's nice is 0
 
 
 def test_split_across_centres_needs_a_home_cluster_name():
@@ -272,7 +272,7 @@ def test_planned_profile_reads_back_through_snakemake_as_exactly_the_names(tmp_p
     sites = Sites("home", (part("2023-110", cores=2), part("open", cores=3), part("gpu", cores=2, gpus=1)))
     jobs = (jobs_of("work", 10, 100) + jobs_of("check_reads", 1, 10, start=10)
             + jobs_of("align_reads", 1, 100, start=11, deps=lambda i: (10,))
-            + jobs_of("call_chunk", 2, 50, start=12, deps=lambda i: (11,)))
+            + jobs_of("call_group", 2, 50, start=12, deps=lambda i: (11,)))
     p = plan(jobs, sites)
     assert p.placement["work"] == ("home/open", "home/2023-110")
     slurm = {"name": "t", "account": "2023-110", "qos": "normal", "max_jobs": 5, "latency_wait": 5, "retries": 0,

@@ -1,14 +1,16 @@
-"""Tests for aisci.reads: FASTQ pairs are checked end to end, with the file and record named."""
+"""Tests for aisci.reads: FASTQ pairs (one, or one per lane) are checked end to end, with the lane, file and record named."""
 
 import gzip
 import json
 import random
+import re
+from pathlib import Path
 
 import pytest
 
 from aisci.cli import main
 from aisci.errors import InputError
-from aisci.reads import check_pair
+from aisci.reads import Lane, check_pair, check_sample_lanes
 
 
 def fastq_records(n, mate, length=50, seed=0):
@@ -103,3 +105,89 @@ def test_cli_writes_report_only_on_success(tmp_path, pair, capsys):
     assert "different read counts" in capsys.readouterr().err
     assert not out.exists()
     assert list(out.parent.iterdir()) == []  # no temporary file left behind either
+
+
+# Multi-lane samples: --lane LANE FQ1 FQ2, repeated; totals at the top level, each lane under "lanes".
+
+
+def lane_args(tmp_path, lanes):
+    """--lane arguments for (id, pairs, read length) lanes, written as gzipped FASTQ pairs."""
+    args = []
+    for lane, n, length in lanes:
+        args += ["--lane", lane,
+                 str(write(tmp_path / f"{lane}_1.fq.gz", fastq_records(n, 1, length=length, seed=1))),
+                 str(write(tmp_path / f"{lane}_2.fq.gz", fastq_records(n, 2, length=length, seed=2)))]
+    return args
+
+
+def test_lanes_report_totals_and_each_lane(tmp_path):
+    out = tmp_path / "S.reads.json"
+    args = lane_args(tmp_path, [("L1", 100, 50), ("L2", 40, 60)])
+    assert main(["check-reads", "--sample", "S", *args, "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {
+        "sample": "S", "pairs": 140, "bases": 100 * 100 + 40 * 120, "min_length": 50, "max_length": 60,
+        "mean_length": round(14800 / 280, 2),
+        "lanes": {
+            "L1": {"pairs": 100, "bases": 10000, "min_length": 50, "max_length": 50, "mean_length": 50.0},
+            "L2": {"pairs": 40, "bases": 4800, "min_length": 60, "max_length": 60, "mean_length": 60.0},
+        },
+    }
+
+
+def test_one_pair_report_has_no_lanes(tmp_path, pair):
+    out = tmp_path / "S.reads.json"
+    assert main(["check-reads", "--sample", "S", "--fq1", str(pair[0]), "--fq2", str(pair[1]), "--out", str(out)]) == 0
+    assert "lanes" not in json.loads(out.read_text())
+
+
+def test_truncated_lane_is_named(tmp_path, capsys):
+    out = tmp_path / "S.reads.json"
+    args = lane_args(tmp_path, [("L1", 20, 50), ("L2", 20, 50)])
+    good = (tmp_path / "L2_2.fq.gz").read_bytes()
+    (tmp_path / "L2_2.fq.gz").write_bytes(good[: len(good) // 2])
+    assert main(["check-reads", "--sample", "S", *args, "--out", str(out)]) == 1
+    assert re.search(r"error: lane L2: \S*L2_2\.fq\.gz after record \d+: corrupt or truncated gzip",
+                     capsys.readouterr().err)
+    assert not out.exists()
+    missing = [*args[:-1], str(tmp_path / "nope_2.fq")]  # L2's read 2
+    assert main(["check-reads", "--sample", "S", *missing, "--out", str(out)]) == 1
+    assert re.search(r"error: lane L2: \S*nope_2\.fq: file not found", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("lanes, message", [
+    ([("L1", "a"), ("../L2", "b")], r"lane '\.\./L2' must match"),
+    ([("L1", "a"), ("L1", "b")], "lane 'L1' is given twice"),
+])
+def test_bad_lane_ids_are_refused(tmp_path, capsys, lanes, message):
+    out = tmp_path / "S.reads.json"
+    args = []
+    for lane, prefix in lanes:
+        args += lane_args(tmp_path, [(prefix, 5, 50)])
+        args[-3] = lane
+    assert main(["check-reads", "--sample", "S", *args, "--out", str(out)]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_pair_and_lane_options_do_not_mix(tmp_path, pair, capsys):
+    out = str(tmp_path / "S.reads.json")
+    lane = lane_args(tmp_path, [("L1", 5, 50)])
+    with pytest.raises(SystemExit):
+        main(["check-reads", "--sample", "S", "--fq1", str(pair[0]), *lane, "--out", out])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["check-reads", "--sample", "S", *lane, "--fq2", str(pair[1]), "--out", out]) == 1
+    assert "--fq2 goes with --fq1" in capsys.readouterr().err
+    assert main(["check-reads", "--sample", "S", "--fq1", str(pair[0]), "--out", out]) == 1
+    assert "--fq1 needs --fq2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["check-reads", "--sample", "S", "--out", out])
+    assert "one of the arguments --fq1 --lane is required" in capsys.readouterr().err
+
+
+def test_check_sample_lanes_returns_each_lane(tmp_path):
+    args = lane_args(tmp_path, [("L1", 10, 50), ("L2", 30, 40)])
+    lanes = [Lane(args[i + 1], Path(args[i + 2]), Path(args[i + 3])) for i in range(0, len(args), 4)]
+    totals, per_lane = check_sample_lanes("S", lanes)
+    assert list(per_lane) == ["L1", "L2"]
+    assert (per_lane["L2"].pairs, per_lane["L2"].bases) == (30, 2400)
+    assert (totals.pairs, totals.bases, totals.min_length, totals.max_length) == (40, 3400, 40, 50)

@@ -3,7 +3,7 @@
 import pytest
 
 from aisci.reference import Contig
-from aisci.regions import plan_chunks
+from aisci.regions import plan_chunks, plan_groups
 
 
 def covered(chunks):
@@ -76,9 +76,9 @@ def test_regions_files_call_every_contig_with_real_bcftools(tmp_path):
 
     ref, bam = _tiny_genome(tmp_path)
     contigs = read_contigs(ref)
-    files = write_regions(ref, 6000, contigs_digest(contigs), tmp_path / "regions")
+    files = write_regions(ref, 6000, contigs_digest(contigs), tmp_path / "regions", max_groups=24)
     assert [f.name for f in files] == ["0000.tsv", "0001.tsv", "0002.tsv", "0003.tsv"]
-    assert files[1].read_text() == "HLA-A*01:01:01:01\t1\t5000\n"
+    assert files[1].read_text() == "HLA-A*01:01:01:01\t1\t5000\t0001\n"  # bcftools reads 3 columns
     called = []
     for regions in files:
         mpileup = subprocess.run(["bcftools", "mpileup", "--fasta-ref", str(ref), "--regions-file", str(regions),
@@ -97,5 +97,31 @@ def test_regions_refused_when_the_reference_changed_since_the_plan(tmp_path):
     ref.write_text(">c1\nACGT\n")
     planned = contigs_digest([Contig("c1", 1000)])  # what a stale .fai beside the user's FASTA said
     with pytest.raises(InputError, match=r"genome.fa: its contigs differ from those the pipeline planned with .*stale .fai"):
-        write_regions(ref, 100, planned, tmp_path / "regions")
+        write_regions(ref, 100, planned, tmp_path / "regions", max_groups=4)
     assert not (tmp_path / "regions").exists()
+
+
+def test_groups_are_consecutive_balanced_and_cover_every_chunk_once():
+    chunks = plan_chunks([Contig(f"c{i}", 1000 * (i + 1)) for i in range(30)], 700)
+    for max_groups in (1, 5, 24, len(chunks) - 1, len(chunks), 10_000):
+        groups = plan_groups(chunks, max_groups)
+        assert [c for g in groups for c in g.chunks] == chunks  # in order, each once
+        assert len(groups) == min(max_groups, len(chunks)) and all(g.chunks for g in groups)
+        assert [g.name for g in groups] == [f"{i:04d}" for i in range(len(groups))]
+    sizes = [g.length for g in plan_groups(chunks, 24)]
+    assert max(sizes) < 1.5 * sum(sizes) / 24  # about equal shares of the genome
+    with pytest.raises(ValueError):
+        plan_groups(chunks, 0)
+
+
+def test_grch38_at_300kb_is_ten_thousand_chunks_in_a_few_groups():
+    """The real GRCh38 contig table (195 contigs, 3.1 Gb): chunk names past 9999 keep their digits."""
+    from tests.conftest import REPO
+
+    table = REPO.parent / "shared" / "data" / "grch38" / "GRCh38.genome.tsv"
+    contigs = [Contig(n, int(length)) for n, length in (line.split("\t") for line in table.read_text().splitlines())]
+    chunks = plan_chunks(contigs, 300_000)
+    assert len(contigs) == 195 and len(chunks) > 10_000 and chunks[10_000].name == "10000"
+    groups = plan_groups(chunks, 24)
+    assert len(groups) == 24 and sum(len(g.chunks) for g in groups) == len(chunks)
+    assert groups[0].regions_tsv().splitlines()[0] == "chr1\t1\t299948\t0000"

@@ -86,7 +86,7 @@ def test_tres_and_gpus():
      ("group_postproc_wildcards_S1", "group:postproc"), ("", "jobname"), ("my comment", "jobname"),
      ("rule_", "jobname"),
      ("rule_align_align_reads_check_reads_samtools_flagstat_samtools_stats", "group:align"),
-     ("rule_calls_call_chunk_evaluate_calls_filter_calls_gather_calls", "group:calls"),
+     ("rule_calls_call_group_evaluate_calls_filter_calls_gather_calls", "group:calls"),
      ("rule_align_reads", "align_reads"), ("rule_calls_unknown_rule", "calls_unknown_rule")],
 )
 def test_rule_from_comment(comment, rule):

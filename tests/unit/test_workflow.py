@@ -39,9 +39,11 @@ def test_chunks_and_cohort_bams(pipeline):
     assert [c.region for c in pipeline.chunks] == [
         "chr20:1-21008507", "chr20:21008508-42017014", "chr20:42017015-63025520"]
     assert pipeline.chunks[1].regions_tsv() == "chr20\t21008508\t42017014\n"
+    # fewer chunks than calling.groups (24): one group, one job, per chunk
+    assert [g.chunks for g in pipeline.groups] == [(c,) for c in pipeline.chunks]
     assert pipeline.regions_files() == [f"resources/reference/regions/{i:04d}.tsv" for i in range(3)]
-    assert pipeline.chunk_calls(W(callset="cohort")) == [
-        f"results/calls/chunks/cohort/{i:04d}.bcf" for i in range(3)]
+    assert pipeline.group_calls(W(callset="cohort")) == [
+        f"results/calls/groups/cohort/{i:04d}.bcf" for i in range(3)]
     assert pipeline.callset_bams(W(callset="cohort")) == ["results/align/S1.bam", "results/align/N.bam"]
     assert pipeline.callset_bams(W(callset="N")) == ["results/align/N.bam"]
 

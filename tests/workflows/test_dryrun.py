@@ -33,12 +33,13 @@ def test_dry_run(scenario, sim_data, esm_store, tmp_path):
     else:
         assert counts["index_minimap2"] == 1 and "index_bwa" not in counts
     if scenario == "joint":
-        # two 150 kb contigs, chunks of <= 100 kb: 4 chunks x (2 samples + cohort)
-        assert counts["filter_calls"] == 3 and counts["call_chunk"] == 12
+        # two 150 kb contigs, chunks of <= 100 kb: 4 chunks, each its own group, x (2 samples + cohort)
+        assert counts["filter_calls"] == 3 and counts["call_group"] == 12
     if scenario == "na12878":
         assert counts["bam_to_fastq"] == 1 and counts["evaluate_calls"] == 1
-    # score_splicing: one per callset; the bwa scenario switches the stage off
-    splice = {"bwa": 0, "joint": 3, "na12878": 1}.get(scenario, 2)
+    # score_splicing: one per callset (joint calling is on by default with 2 samples: 3 callsets);
+    # the bwa scenario switches the stage off
+    splice = {"bwa": 0, "na12878": 1}.get(scenario, 3)
     assert counts.get("score_splicing", 0) == splice
     # protein stage: off by default, on in the joint scenario (one annotation + one scoring per callset)
     protein = {"joint": 3}.get(scenario, 0)
@@ -51,7 +52,7 @@ def test_root_snakefile_runs_default_pipeline(sim_data, tmp_path):
     cfg = scenario_config("default", sim_data, tmp_path)
     res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=REPO / "Snakefile")
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout)["default"] == 1 and "align_reads" in job_counts(res.stdout)
+    assert job_counts(res.stdout)["all"] == 1 and "align_reads" in job_counts(res.stdout)
 
 
 def test_command_line_overrides_of_the_repo_config(sim_data, esm_store, tmp_path):
@@ -61,14 +62,14 @@ def test_command_line_overrides_of_the_repo_config(sim_data, esm_store, tmp_path
         tmp_path, "--dry-run", "--cores", "2", "--config",
         f"samples={sim_data.sample_sheet}", f"reference={sim_data.reference}", "aligner=bwa",
         f"splicing={{'annotation': '{sim_data.annotation}', 'distance': 100}}",
-        f"protein={{'annotation': '{sim_data.annotation}', 'model_store': '{esm_store.path}', "
+        f"protein={{'enabled': True, 'annotation': '{sim_data.annotation}', 'model_store': '{esm_store.path}', "
         f"'model': '{esm_store.model}'}}",
         snakefile=REPO / "Snakefile",
     )
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout)
     assert counts["align_reads"] == 2 and counts["index_bwa"] == 1 and counts["evaluate_calls"] == 2
-    # two samples + the cohort (the repo config calls jointly), each scored for splicing and protein effects
+    # two samples + the cohort (joint: auto, two samples), each scored for splicing and protein effects
     assert counts["score_splicing"] == 3 and counts["score_missense"] == 3 and counts["annotate_coding"] == 3
 
 
@@ -95,7 +96,7 @@ BAD_INPUTS = {
     "both fastq and bam": ("sample\tfq1\tfq2\tbam\nS1\t{fq1}\t{fq2}\t{fq1}\n", {},
                            "line 2: give either fq1 and fq2, or bam"),
     "neither fastq nor bam": ("sample\ttruth\nS1\t{fq1}\n", {}, "line 2: give either fq1 and fq2, or bam"),
-    "unknown column": ("sample\tfq1\tfq2\tlane\nS1\t{fq1}\t{fq2}\tL1\n", {}, "line 1: unknown column 'lane'"),
+    "unknown column": ("sample\tfq1\tfq2\tflowcell\nS1\t{fq1}\t{fq2}\tL1\n", {}, "line 1: unknown column 'flowcell'"),
     "config typo": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"aligenr": "bwa"}, "unknown key 'aligenr'"),
     "reference without sequences": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"reference": "EMPTY"},
                                     "contains no sequences"),
@@ -166,3 +167,54 @@ def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path, monke
     assert "Traceback" not in res.stderr
     assert not (workdir / "results").exists() and not (workdir / "resources").exists()
     assert not (workdir / "pwned").exists()
+
+
+@pytest.mark.parametrize("aligner", ["minimap2", "bwa"])
+def test_prebuilt_index_is_used_and_a_foreign_one_refused(aligner, sim_data, tmp_path):
+    """config index.<aligner>: no index job, align_reads names the prebuilt index; one built from another
+    FASTA stops the run before any job, naming the file and the contig."""
+    import gzip
+    import subprocess
+
+    fasta = tmp_path / "genome.fa"
+    fasta.write_bytes(gzip.decompress(sim_data.reference.read_bytes()))
+    other = tmp_path / "other.fa"
+    other.write_text(fasta.read_text().replace(">chr2", ">chr2_renamed", 1))
+    for fa in (fasta, other):
+        if aligner == "minimap2":
+            subprocess.run(["minimap2", "-x", "sr", "-d", f"{fa}.mmi", str(fa)], check=True, capture_output=True)
+        else:
+            subprocess.run(["bwa", "index", str(fa)], check=True, capture_output=True)
+    index = {"minimap2": f"{fasta}.mmi", "bwa": str(fasta)}[aligner]
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
+                       aligner=aligner, index={aligner: index}, splicing={"enabled": False})
+    res = run_snakemake(tmp_path / "run", "--dry-run", "--cores", "2", "--configfile", str(cfg), "--printshellcmds")
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    assert "index_minimap2" not in counts and "index_bwa" not in counts and counts["align_reads"] == 2
+    assert f"--index {index}" in res.stdout
+    foreign = {"minimap2": f"{other}.mmi", "bwa": str(other)}[aligner]
+    cfg = write_config(tmp_path / "c2.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
+                       aligner=aligner, index={aligner: foreign}, splicing={"enabled": False})
+    res = run_snakemake(tmp_path / "run2", "--dry-run", "--cores", "2", "--configfile", str(cfg))
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert f"c2.yaml: index.{aligner}: " in out and "chr2_renamed" in out, out[-2000:]
+    assert not (tmp_path / "run2" / "results").exists()
+
+
+def test_lane_rows_align_in_one_job_with_a_read_group_each(sim_data, tmp_path):
+    """Two rows of one sample (lanes, as nf-core/sarek sheets give them): one check and one alignment job,
+    every lane's pair passed with its lane id."""
+    (a1, a2), (b1, b2) = sim_data.reads["S1"], sim_data.reads["S2"]
+    sheet = tmp_path / "lanes.tsv"
+    sheet.write_text(f"sample\tlane\tfq1\tfq2\nS1\tL001\t{a1}\t{a2}\nS1\tL002\t{b1}\t{b2}\n")
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sheet), reference=str(sim_data.reference),
+                       splicing={"enabled": False})
+    res = run_snakemake(tmp_path / "run", "--dry-run", "--cores", "2", "--configfile", str(cfg), "--printshellcmds")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    assert counts["align_reads"] == counts["check_reads"] == 1 and "score_splicing" not in counts
+    lanes = f"--lane L001 {a1} {a2} --lane L002 {b1} {b2}"
+    assert f"aisci check-reads --sample S1 {lanes} --out" in res.stdout
+    assert f"--index resources/reference/genome.mmi {lanes} --sample S1" in res.stdout

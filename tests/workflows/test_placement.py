@@ -50,11 +50,12 @@ def test_job_profile_from_snakemakes_dag(sim_data, config, tmp_path):
     wf = workflow_jobs(GERMLINE, configfiles=[config], workdir=tmp_path / "run")
     jobs = {j.id: j for j in wf.jobs}
     counts = Counter(j.rule for j in wf.jobs)
-    # 2 contigs of 150 kb in 100 kb chunks: 4 chunks per callset (2 samples + cohort); the local
-    # target rule 'all' is left out
+    # 2 contigs of 150 kb in 100 kb chunks: 4 chunks, each its own group, per callset (2 samples +
+    # cohort); the local rules 'all', 'write_regions' and 'pipeline_info' are left out
     assert counts == {"prepare_reference": 1, "index_minimap2": 1, "check_reads": 2, "align_reads": 2,
-                      "samtools_stats": 2, "samtools_flagstat": 2, "call_chunk": 12, "gather_calls": 3,
-                      "filter_calls": 3, "evaluate_calls": 2, "annotate_context": 2, "score_splicing": 3}
+                      "samtools_stats": 2, "samtools_flagstat": 2, "call_group": 12, "gather_calls": 3,
+                      "filter_calls": 3, "stamp_calls": 3, "evaluate_calls": 2, "annotate_context": 2,
+                      "score_splicing": 3}
     reads = {s: sum(p.stat().st_size for p in sim_data.reads[s]) for s in sim_data.samples}
     for j in wf.jobs:
         deps = Counter(jobs[d].rule for d in j.deps)
@@ -63,10 +64,10 @@ def test_job_profile_from_snakemakes_dag(sim_data, config, tmp_path):
             assert jobs[next(d for d in j.deps if jobs[d].rule == "check_reads")].wildcards == j.wildcards
             # a sample's reads travel with its jobs; the shared reference does not count
             assert j.input_bytes == reads[j.wildcards] and (j.threads, j.mem_mb, j.gpus) == (2, 8000, 0)
-        if j.rule == "call_chunk" and j.wildcards.startswith("cohort"):
+        if j.rule == "call_group" and j.wildcards.startswith("cohort"):
             assert deps["align_reads"] == 2 and j.input_bytes == sum(reads.values())
         if j.rule == "score_splicing":
-            assert j.gpus == 1 and deps["filter_calls"] == 1
+            assert j.gpus == 1 and deps["stamp_calls"] == 1
         assert wf.benchmarks[j.id] is not None and wf.benchmarks[j.id].startswith(f"benchmarks/{j.rule}/")
     assert jobs[0].deps == () and not (tmp_path / "run" / "results").exists()
 
@@ -81,12 +82,12 @@ def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
     profile = yaml.safe_load((tmp_path / "planned" / "config.yaml").read_text())
     plan = json.loads((tmp_path / "planned" / "plan.json").read_text())
     rules = {"prepare_reference", "index_minimap2", "check_reads", "align_reads", "samtools_stats",
-             "samtools_flagstat", "call_chunk", "gather_calls", "filter_calls", "evaluate_calls",
+             "samtools_flagstat", "call_group", "gather_calls", "filter_calls", "stamp_calls", "evaluate_calls",
              "annotate_context", "score_splicing"}
     assert set(profile["set-resources"]) == set(plan["placement"]) == rules
     assert profile["executor"] == "slurm" and profile["jobs"] == 50
     # every planned job count adds up to the DAG's, and each runtime request is within the wall time limit
-    assert sum(row["jobs"] for row in plan["decisions"]) == 35
+    assert sum(row["jobs"] for row in plan["decisions"]) == 38
     for res in profile["set-resources"].values():
         try:
             partition = ast.literal_eval(res["slurm_partition"])  # a Python literal, as Snakemake evaluates it

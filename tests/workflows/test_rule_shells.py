@@ -49,7 +49,7 @@ def shell_placeholders() -> list[tuple[str, str, str]]:
 
 def test_the_scan_sees_every_rule():
     rules = {rule for rule, _, _ in shell_placeholders()}
-    assert {"call_chunk", "align_reads", "annotate_coding", "embed_proteins", "ingest_shard", "write_regions"} <= rules
+    assert {"call_group", "align_reads", "annotate_coding", "embed_proteins", "ingest_shard", "write_regions"} <= rules
     assert len(shell_placeholders()) > 100
 
 
