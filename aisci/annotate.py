@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
+from aisci.gather import ROW_GROUP_ROWS, Regions
+from aisci.gather import write_parquet as write_tables
 
 log = logging.getLogger(__name__)
-
-# Rows are written in row groups of this many (the whole table never sits in memory).
-BATCH_ROWS = 65_536
 # (column, Arrow type name, nullable): the Parquet schema, also the field order of Consequence.
 SCHEMA = (
     ("chrom", "string", False), ("pos", "int64", False), ("ref", "string", False), ("alt", "string", False),
@@ -45,36 +43,28 @@ def write_parquet(rows: Iterable[Any], path: str | os.PathLike[str]) -> int:
     Returns:
         The number of rows written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = arrow_schema()
+    return write_tables(path, schema, _tables(rows, schema))
+
+
+def _tables(rows: Iterable[Any], schema: Any) -> Iterator[Any]:
+    """Tables of up to a row group's Consequence rows (the whole table never sits in memory)."""
+    import pyarrow as pa
+
     names = [name for name, _, _ in SCHEMA]
-    n = 0
-    with atomic_output(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        batch: list[Any] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == BATCH_ROWS:
-                n += _flush(writer, batch, names, schema, pa)
-        n += _flush(writer, batch, names, schema, pa)
-        if n == 0:
-            writer.write_table(schema.empty_table())
-    return n
-
-
-def _flush(writer: Any, batch: list[Any], names: list[str], schema: Any, pa: Any) -> int:
-    if not batch:
-        return 0
-    columns = {name: [getattr(r, name) for r in batch] for name in names}
-    writer.write_table(pa.Table.from_pydict(columns, schema=schema))
-    n = len(batch)
-    batch.clear()
-    return n
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == ROW_GROUP_ROWS:
+            yield pa.Table.from_pydict({name: [getattr(r, name) for r in batch] for name in names}, schema=schema)
+            batch = []
+    if batch:
+        yield pa.Table.from_pydict({name: [getattr(r, name) for r in batch] for name in names}, schema=schema)
 
 
 def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annotation: str | os.PathLike[str],
-                 out_parquet: str | os.PathLike[str], *, skip_mismatch: bool = False) -> dict[str, Any]:
+                 out_parquet: str | os.PathLike[str], *, skip_mismatch: bool = False,
+                 regions: Regions | None = None) -> dict[str, Any]:
     """Write the consequences of every VCF record x ALT on every overlapping transcript to Parquet.
 
     Args:
@@ -83,6 +73,7 @@ def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annot
         annotation: GFF3 or GTF (plain or gzipped).
         out_parquet: output table (written atomically), one row per record x ALT x transcript.
         skip_mismatch: skip (and count) alleles whose REF differs from the reference instead of failing.
+        regions: only the records whose POS lies in these intervals (one group of a scatter, `aisci.gather`).
 
     Returns:
         Counts: ``records``, ``alleles``, ``symbolic`` (skipped ALTs), ``ref_mismatch`` (skipped),
@@ -99,7 +90,7 @@ def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annot
     from aisci.protein.transcripts import load_transcripts
     from aisci.vcfcheck import check_vcf
 
-    check_vcf(vcf)  # a malformed record fails here, naming its line, before the annotation is read
+    scan = check_vcf(vcf)  # a malformed record fails here, naming its line, before the annotation is read
     transcripts = load_transcripts(annotation)
     counts: Counter = Counter()
     by_term: Counter = Counter()
@@ -108,7 +99,7 @@ def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annot
     except (OSError, ValueError) as exc:
         raise InputError(f"{ref}: cannot open as an indexed FASTA ({exc})") from None
     with fasta:
-        rows = _rows(Path(vcf), Path(ref), transcripts, fasta, skip_mismatch, counts, by_term)
+        rows = _rows(Path(vcf), Path(ref), transcripts, fasta, skip_mismatch, counts, by_term, regions, scan.contigs)
         counts["rows"] = write_parquet(rows, out_parquet)
     summary = {k: counts[k] for k in ("records", "alleles", "symbolic", "ref_mismatch", "rows")}
     summary["transcripts"] = len(transcripts)
@@ -121,17 +112,20 @@ def annotate_vcf(vcf: str | os.PathLike[str], ref: str | os.PathLike[str], annot
 
 
 def _rows(vcf: Path, ref: Path, transcripts: Any, fasta: Any, skip_mismatch: bool, counts: Counter,
-          by_term: Counter) -> Iterator[Any]:
-    """Consequences of every record x ALT of ``vcf``, in file order (counts updated as they go)."""
+          by_term: Counter, regions: Regions | None = None, contigs: tuple[str, ...] | None = None) -> Iterator[Any]:
+    """Consequences of every record x ALT of ``vcf`` (of ``regions``), in file order (counts updated as they go)."""
     from aisci.protein.consequence import ModelCache, RefMismatch, annotate_variant
     from aisci.vcfcheck import iter_records, open_vcf
 
     cache = ModelCache(fasta)
     with open_vcf(vcf) as handle:
-        for number, record in enumerate(iter_records(handle, vcf), 1):
+        records = regions.records(handle, vcf, contigs) if regions else iter_records(handle, vcf)
+        for number, record in enumerate(records, 1):
             counts["records"] += 1
             alts = ",".join(record.alts or ())
-            where = f"{vcf} record {number} ({record.contig}:{record.pos} {record.ref}>{alts})"
+            # a scatter job reads some records only: their numbers would not be the file's
+            nth = "" if regions else f" {number}"
+            where = f"{vcf} record{nth} ({record.contig}:{record.pos} {record.ref}>{alts})"
             if record.contig not in cache.contigs:
                 raise InputError(f"{where}: contig '{record.contig}' is not in the reference {ref}")
             for alt in record.alts or ():
@@ -163,11 +157,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output Parquet, one row per record x ALT x transcript")
     parser.add_argument("--skip-mismatch", action="store_true",
                         help="skip alleles whose REF differs from the reference (default: fail)")
+    parser.add_argument("--regions-file", type=Path,
+                        help="annotate only the records whose POS lies in these intervals (CHROM, BEG, END; 1-based, "
+                             "tab-separated): one group of a scatter (`aisci gather`)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Annotate a VCF's variants with their coding consequences; print the counts."""
-    s = annotate_vcf(args.vcf, args.ref, args.annotation, args.out, skip_mismatch=args.skip_mismatch)
+    from aisci.gather import read_regions
+
+    regions = read_regions(args.regions_file) if args.regions_file else None
+    s = annotate_vcf(args.vcf, args.ref, args.annotation, args.out, skip_mismatch=args.skip_mismatch,
+                     regions=regions)
     skipped = f", {s['ref_mismatch']} REF mismatches skipped" if s["ref_mismatch"] else ""
     print(f"{s['records']} records, {s['alleles']} alleles -> {s['rows']} consequence rows{skipped} -> {args.out}")
     for term, n in s["consequences"].items():

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("aisci.profile", "write a Slurm profile from a short description of a site's partitions"),
     "usage": ("aisci.usage", "utilisation report of a run from Slurm accounting (sacct)"),
     "context": ("aisci.context", "sequence-context features of variant calls, on the GPU when visible"),
+    "gather": ("aisci.gather", "concatenate a callset's scattered VCF or Parquet parts in order"),
     "splice": ("aisci.splice.cli", "SpliceAI splice-effect scores (PyTorch port of the official models)"),
     "annotate": ("aisci.annotate", "coding consequences of VCF variants on every overlapping transcript (HGVS p.)"),
     "plm": ("aisci.protein.cli", "ESM protein language model scores, embeddings and mutagenesis maps"),

@@ -128,6 +128,27 @@ def _models(manifests: Iterable[PathLike], splice_weights: PathLike | None) -> d
     return {"model_stores": stores, "spliceai": spliceai}
 
 
+def snakemake_command(pid: int | None = None) -> list[str]:
+    """The command line of the Snakemake process this one runs under (a local rule's job is its child).
+
+    Read from /proc, walking up the parents; a rule cannot pass it as a param without every change of
+    command line (``-n``, ``--forcerun``) re-running the rule. Returns [] where it cannot be found.
+    """
+    pid = os.getppid() if pid is None else pid
+    for _ in range(8):
+        try:
+            argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return []
+        if any(Path(a).name == "snakemake" or a == "snakemake" for a in argv[:3]):
+            return argv
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the command name: state, then ppid
+        if pid <= 1:
+            return []
+    return []
+
+
 def write_pipeline_info(out_dir: PathLike, *, config: dict[str, Any], configfiles: Sequence[PathLike],
                         samples_sheet: PathLike | None, command: Sequence[str], run_id: str | None = None,
                         model_manifests: Sequence[PathLike] = (), splice_weights: PathLike | None = None) -> Path:
@@ -331,7 +352,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    "(repeatable)")
     i.add_argument("--splice-weights", nargs="?", const="", metavar="DIR", help="hash the SpliceAI .h5 files of "
                    "DIR (the flag alone: $AISCI_SPLICEAI_WEIGHTS, else the spliceai package's)")
-    i.add_argument("--command", nargs=argparse.REMAINDER, default=[], help="the run's command line (last option)")
+    i.add_argument("--command", nargs=argparse.REMAINDER, default=None,
+                   help="the run's command line (last option; default: that of the Snakemake process running this job)")
     h = sub.add_parser("header", help="rewrite a VCF's source, reference and contig header lines; bgzip and index")
     h.add_argument("--vcf", required=True, help="input VCF (plain or bgzip)")
     h.add_argument("--out", required=True, help="output .vcf.gz (+ .tbi)")
@@ -353,7 +375,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.config}: not a config (a mapping of keys to values)")
         weights = weights_dir(None) if args.splice_weights == "" else args.splice_weights
         out = write_pipeline_info(args.out, config=config, configfiles=args.configfile, samples_sheet=args.samples,
-                                  command=args.command, run_id=args.run_id, model_manifests=args.model_manifest,
+                                  command=args.command if args.command is not None else snakemake_command(),
+                                  run_id=args.run_id, model_manifests=args.model_manifest,
                                   splice_weights=weights)
         print(f"pipeline info written to {out}")
         return 0

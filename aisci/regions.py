@@ -153,9 +153,13 @@ def plan_groups(chunks: list[Chunk], max_groups: int) -> list[Group]:
     return [Group(i, tuple(members)) for i, members in enumerate(groups)]
 
 
+SCORE_DIR = "score"
+
+
 def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: str | Path,
-                  max_groups: int) -> list[Path]:
-    """Write ``OUT_DIR/{group}.tsv`` for every group of the reference's scatter plan.
+                  max_groups: int, score_groups: int | None = None) -> list[Path]:
+    """Write ``OUT_DIR/{group}.tsv`` for every calling group of the reference's scatter plan, and
+    ``OUT_DIR/score/{group}.tsv`` for every scoring group (fewer, larger: each scoring job loads a model).
 
     The plan is made again from the index the pipeline built of the reference itself and must be the
     one made at start-up (``expect``, :func:`aisci.reference.contigs_digest`): otherwise a region
@@ -171,12 +175,17 @@ def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: 
             f"({len(contigs)} contigs, {sum(c.length for c in contigs):,} bp here): was a stale .fai "
             "beside the configured reference? Fix or delete it and start again"
         )
+    chunks = plan_chunks(contigs, chunk_size)
+    plans = [(Path(out_dir), plan_groups(chunks, max_groups))]
+    if score_groups is not None:
+        plans.append((Path(out_dir) / SCORE_DIR, plan_groups(chunks, score_groups)))
     written = []
-    for group in plan_groups(plan_chunks(contigs, chunk_size), max_groups):
-        path = Path(out_dir) / f"{group.name}.tsv"
-        with atomic_output(path) as tmp:
-            tmp.write_text(group.regions_tsv())
-        written.append(path)
+    for folder, groups in plans:
+        for group in groups:
+            path = folder / f"{group.name}.tsv"
+            with atomic_output(path) as tmp:
+                tmp.write_text(group.regions_tsv())
+            written.append(path)
     return written
 
 
@@ -184,13 +193,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of `aisci regions`."""
     parser.add_argument("--ref", required=True, help="the prepared reference FASTA (with its .fai)")
     parser.add_argument("--chunk-size", type=int, required=True, help="target bases per chunk")
-    parser.add_argument("--groups", type=int, required=True, help="most groups (jobs per callset)")
+    parser.add_argument("--groups", type=int, required=True, help="most calling groups (jobs per callset)")
+    parser.add_argument("--score-groups", type=int, help="most scoring groups (jobs per callset and stage)")
     parser.add_argument("--expect", required=True, help="fingerprint of the contigs planned at start-up")
     parser.add_argument("--out-dir", required=True, help="folder of the {group}.tsv regions files")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the groups' regions files."""
-    written = write_regions(args.ref, args.chunk_size, args.expect, args.out_dir, args.groups)
+    written = write_regions(args.ref, args.chunk_size, args.expect, args.out_dir, args.groups, args.score_groups)
     print(f"{len(written)} regions files in {args.out_dir}")
     return 0

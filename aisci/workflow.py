@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from aisci.regions import Chunk, Group, plan_chunks, plan_groups
 REFERENCE = "resources/reference/genome.fa"
 MINIMAP2_INDEX = "resources/reference/genome.mmi"
 REGIONS = "resources/reference/regions"
+SCORE_REGIONS = f"{REGIONS}/score"
 COHORT = "cohort"
 PIPELINE_INFO = "results/pipeline_info"
 
@@ -30,10 +30,10 @@ class Pipeline:
         self.samples: dict[str, Sample] = {s.name: s for s in inputs.samples}
         self.chunks: list[Chunk] = plan_chunks(inputs.contigs, self.config["calling"]["chunk_size"])
         self.groups: list[Group] = plan_groups(self.chunks, self.config["calling"]["groups"])
+        self.score_groups: list[Group] = plan_groups(self.chunks, self.config["calling"]["scoring_groups"])
         self.contigs_digest = contigs_digest(inputs.contigs)
-        # the run's config files and command line (set by from_snakemake; recorded in results/pipeline_info)
+        # the run's config files (set by from_snakemake; recorded in results/pipeline_info)
         self.configfiles: list[str] = []
-        self.command: list[str] = []
 
     @classmethod
     def from_snakemake(cls, config: dict[str, Any], workflow: Any) -> "Pipeline":
@@ -47,7 +47,6 @@ class Pipeline:
 
         pipeline = for_snakemake(lambda sources: cls(validate_inputs(config, sources)), workflow)
         pipeline.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
-        pipeline.command = list(sys.argv)
         return pipeline
 
     # --- targets -------------------------------------------------------------------------
@@ -158,8 +157,14 @@ class Pipeline:
         return [f"{bam}.bai" for bam in self.callset_bams(wildcards)]
 
     def regions_files(self, wildcards: Any = None) -> list[str]:
-        """Every group's regions file (its chunks' intervals), in reference order (written by `aisci regions`)."""
-        return [f"{REGIONS}/{g.name}.tsv" for g in self.groups]
+        """Every calling and scoring group's regions file (its chunks' intervals), in reference order
+        (written by `aisci regions`)."""
+        return [f"{REGIONS}/{g.name}.tsv" for g in self.groups] + [f"{SCORE_REGIONS}/{g.name}.tsv" for g in self.score_groups]
+
+    def score_group_share(self, wildcards: Any) -> float:
+        """A scoring group's share of the genome (of the callset's records, for its runtime)."""
+        length = next(g.length for g in self.score_groups if g.name == wildcards.group)
+        return length / sum(g.length for g in self.score_groups)
 
     def group_share(self, wildcards: Any) -> float:
         """A calling group's share of the genome: the share of the BAMs' reads its job works through."""
@@ -204,11 +209,27 @@ class Pipeline:
         annotation = self.config["protein"]["annotation"]
         return [annotation] if annotation else []
 
+    def splice_parts(self, wildcards: Any) -> dict[str, list[str]]:
+        """The scoring groups' SpliceAI outputs of a callset, in reference order (gather_splicing)."""
+        base = f"results/splice/groups/{wildcards.callset}"
+        return {"vcfs": [f"{base}/{g.name}.vcf.gz" for g in self.score_groups],
+                "parquets": [f"{base}/{g.name}.parquet" for g in self.score_groups]}
+
+    def protein_parts(self, wildcards: Any) -> dict[str, list[str]]:
+        """The scoring groups' protein outputs of a callset, in reference order (gather_protein)."""
+        base = f"results/protein/groups/{wildcards.callset}"
+        return {"vcfs": [f"{base}/{g.name}.vcf.gz" for g in self.score_groups],
+                "parquets": [f"{base}/{g.name}.parquet" for g in self.score_groups],
+                "consequences": [f"{base}/{g.name}.consequences.parquet" for g in self.score_groups]}
+
     def protein_vcf(self, wildcards: Any) -> dict[str, str]:
-        """The VCF score_missense annotates: the SpliceAI-scored one when that stage runs, so that
-        results/protein/{callset}.vcf.gz carries every annotation; else the calls."""
-        base = "results/splice" if self.config["splicing"]["enabled"] else "results/calls"
-        return {"vcf": f"{base}/{wildcards.callset}.vcf.gz", "tbi": f"{base}/{wildcards.callset}.vcf.gz.tbi"}
+        """The VCF a score_missense job annotates: its group's SpliceAI part when that stage runs (so that
+        results/protein/{callset}.vcf.gz carries every annotation, and no job waits for the splice
+        gather), else the calls."""
+        if self.config["splicing"]["enabled"]:
+            part = f"results/splice/groups/{wildcards.callset}/{wildcards.group}.vcf.gz"
+            return {"vcf": part, "tbi": f"{part}.tbi"}
+        return {"vcf": f"results/calls/{wildcards.callset}.vcf.gz", "tbi": f"results/calls/{wildcards.callset}.vcf.gz.tbi"}
 
     def protein_model_files(self, wildcards: Any = None) -> list[str]:
         """The staged model's config.json: re-adding (replacing) a model re-scores every callset."""

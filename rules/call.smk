@@ -27,9 +27,11 @@ rule write_regions:
     params:
         chunk_size=lookup(dpath="calling/chunk_size", within=config),
         groups=lookup(dpath="calling/groups", within=config),
+        score_groups=lookup(dpath="calling/scoring_groups", within=config),
         expect=pipeline.contigs_digest,
     shell:
-        "aisci regions --ref {input.ref:q} --chunk-size {params.chunk_size:q} --groups {params.groups:q} --expect {params.expect:q}"
+        "aisci regions --ref {input.ref:q} --chunk-size {params.chunk_size:q} --groups {params.groups:q}"
+        " --score-groups {params.score_groups:q} --expect {params.expect:q}"
         " --out-dir resources/reference/regions > {log:q} 2>&1"
 
 

@@ -1,8 +1,9 @@
 # rules/protein.smk — coding consequences (CPU) and protein language model scores (GPU class) of every call.
 #
-# Provides: annotate_coding, score_missense
+# Provides: annotate_coding, score_missense, gather_protein
 # Inputs:   results/calls/{callset}.vcf.gz, the prepared reference, config protein.annotation (GFF3/GTF),
-#           the model protein.model of the store protein.model_store (checked before any job is submitted)
+#           the model protein.model of the store protein.model_store (checked before any job is submitted),
+#           the scoring groups' regions files (one job per callset and group, gathered in order)
 # Outputs:  results/protein/{callset}.consequences.parquet  one row per record x ALT x transcript (aisci annotate)
 #           results/protein/{callset}.vcf.gz (+ .tbi)        + INFO/AISCI_CSQ and INFO/PLM_SCORE (on top of
 #                                                            INFO/SpliceAI when splicing.enabled)
@@ -14,15 +15,17 @@
 rule annotate_coding:
     input:
         vcf="results/calls/{callset}.vcf.gz",
+        tbi="results/calls/{callset}.vcf.gz.tbi",
         ref="resources/reference/genome.fa",
         fai="resources/reference/genome.fa.fai",
         annotation=pipeline.protein_annotation_file,
+        regions="resources/reference/regions/score/{group}.tsv",
     output:
-        parquet="results/protein/{callset}.consequences.parquet",
+        parquet=temp("results/protein/groups/{callset}/{group}.consequences.parquet"),
     log:
-        "logs/annotate_coding/{callset}.log",
+        "logs/annotate_coding/{callset}/{group}.log",
     benchmark:
-        "benchmarks/annotate_coding/{callset}.tsv"
+        "benchmarks/annotate_coding/{callset}/{group}.tsv"
     conda:
         "../envs/aisci.yaml"
     threads: 1
@@ -31,22 +34,23 @@ rule annotate_coding:
         runtime=runtime_per_attempt(base_min=30),
     shell:
         "aisci annotate --vcf {input.vcf:q} --ref {input.ref:q} --annotation {input.annotation:q}"
-        " --out {output.parquet:q} > {log:q} 2>&1"
+        " --regions-file {input.regions:q} --out {output.parquet:q} > {log:q} 2>&1"
 
 
 rule score_missense:
     input:
         unpack(pipeline.protein_vcf),
-        consequences="results/protein/{callset}.consequences.parquet",
+        consequences="results/protein/groups/{callset}/{group}.consequences.parquet",
         model=pipeline.protein_model_files,
+        regions="resources/reference/regions/score/{group}.tsv",
     output:
-        vcf="results/protein/{callset}.vcf.gz",
-        tbi="results/protein/{callset}.vcf.gz.tbi",
-        parquet="results/protein/{callset}.parquet",
+        vcf=temp("results/protein/groups/{callset}/{group}.vcf.gz"),
+        tbi=temp("results/protein/groups/{callset}/{group}.vcf.gz.tbi"),
+        parquet=temp("results/protein/groups/{callset}/{group}.parquet"),
     log:
-        "logs/score_missense/{callset}.log",
+        "logs/score_missense/{callset}/{group}.log",
     benchmark:
-        "benchmarks/score_missense/{callset}.tsv"
+        "benchmarks/score_missense/{callset}/{group}.tsv"
     conda:
         "../envs/esm.yaml"
     threads: 2
@@ -58,4 +62,29 @@ rule score_missense:
         options=pipeline.protein_model_options,
     shell:
         "aisci plm score --vcf {input.vcf:q} --consequences {input.consequences:q} {params.options}"
-        " --threads {threads} --out {output.vcf:q} --parquet {output.parquet:q} > {log:q} 2>&1"
+        " --regions-file {input.regions:q} --threads {threads} --out {output.vcf:q} --parquet {output.parquet:q}"
+        " > {log:q} 2>&1"
+
+
+rule gather_protein:
+    input:
+        unpack(pipeline.protein_parts),
+    output:
+        vcf="results/protein/{callset}.vcf.gz",
+        tbi="results/protein/{callset}.vcf.gz.tbi",
+        parquet="results/protein/{callset}.parquet",
+        consequences="results/protein/{callset}.consequences.parquet",
+    log:
+        "logs/gather_protein/{callset}.log",
+    benchmark:
+        "benchmarks/gather_protein/{callset}.tsv"
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_per_attempt(2000),
+        runtime=VCF_PASS.per_attempt(inputs=("vcfs",)),
+    shell:
+        "(aisci gather vcf --out {output.vcf:q} {input.vcfs:q}"
+        " && aisci gather parquet --out {output.parquet:q} {input.parquets:q}"
+        " && aisci gather parquet --out {output.consequences:q} {input.consequences:q}) > {log:q} 2>&1"

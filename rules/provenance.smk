@@ -9,7 +9,7 @@
 
 
 # Re-run whenever what defines the results changes (Snakemake's params rerun trigger): the resolved
-# config, the command line, the models. A run that changes nothing leaves the record of the run that
+# config, the config files, the models. A run that changes nothing leaves the record of the run that
 # made the results.
 rule pipeline_info:
     input:
@@ -25,8 +25,7 @@ rule pipeline_info:
         config=pipeline.resolved_config,
         configfiles=pipeline.configfiles,
         models=pipeline.provenance_options,
-        command=pipeline.command,
     shell:
+        # the command line is read from the Snakemake process (a param would re-run this rule on `-n`)
         "aisci provenance info --out {output.info:q} --config-json {params.config:q} --samples {input.samples:q}"
-        " --configfile {params.configfiles:q} {params.models:q}"
-        " --command {params.command:q} > {log:q} 2>&1"
+        " --configfile {params.configfiles:q} {params.models:q} > {log:q} 2>&1"

@@ -24,6 +24,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    default="masked-marginals", help="substitutions (default masked-marginals); indels use pseudo-ppl")
     s.add_argument("--out", required=True, help="output VCF, bgzipped and tabix-indexed (.vcf.gz)")
     s.add_argument("--parquet", help="also write one row per record x ALT x transcript here")
+    s.add_argument("--regions-file", help="score only the records (and table rows) whose POS lies in these intervals "
+                                          "(CHROM, BEG, END; 1-based, tab-separated): one group of a scatter "
+                                          "(`aisci gather`)")
     _model_options(s)
     e = sub.add_parser("embed", help="mean-pooled embedding of every protein of a FASTA (Parquet)")
     e.add_argument("--fasta", required=True, help="protein FASTA")
@@ -96,18 +99,20 @@ def run(args: argparse.Namespace) -> int:
         summary(args.parquet, args.top)
         return 0
     if args.plm_command == "score":
+        from aisci.gather import read_regions
         from aisci.protein.variants import read_consequences, score_vcf
 
         if not str(args.out).endswith(".vcf.gz"):
             raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
         from aisci.vcfcheck import check_vcf
 
+        regions = read_regions(args.regions_file) if args.regions_file else None
         check_vcf(args.vcf, require_sorted=True)  # a bad VCF or a wrong table fails before the model loads
         read_consequences(args.consequences)
         bundle = load_model(args)
         t0 = time.perf_counter()
         counts = score_vcf(args.vcf, args.consequences, bundle, args.strategy, args.out, args.parquet,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, regions=regions)
         log.info("%s in %.1f s", ", ".join(f"{v} {k}" for k, v in counts.items()), time.perf_counter() - t0)
         return 0
     proteins = prot.read_proteins(args.fasta)

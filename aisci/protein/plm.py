@@ -12,9 +12,11 @@ The strategies follow ESM's examples/variant-prediction/predict.py (Meier et al.
   PLL differences between proteins of different lengths carry that length difference.
 
 Forward passes are collected first and deduplicated by content -- a (window sequence, masked position)
-is run once however many variants need it -- then run in batches of similar length, padded at the end
-with attention masks (ESM's token-dropout rescaling counts the mask tokens per sequence over its
-attention mask, so a padded batch gives the unpadded results).
+is run once however many variants need it -- then run in batches of windows of one padded width, with
+attention masks (ESM's token-dropout rescaling counts the mask tokens per sequence over its attention
+mask, so a padded batch gives the unpadded results). A window's numbers depend on that window alone, not
+on what else a run scores: a run over part of the variants (a scatter job, `aisci.gather`) gives the
+whole run's scores bit for bit (`_Engine.forwards` says how).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aisci.errors import InputError
 STRATEGIES = ("wt-marginals", "masked-marginals", "pseudo-ppl")
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 _NONE = -1  # "no masked position" in a forward's key
+WIDTH_STEP = 32  # batches are padded to a multiple of this many tokens (`padded_width`)
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,24 @@ class Score:
 @dataclass
 class ForwardStats:
     """What a call cost: ``requested`` forwards the variants needed counted per variant (duplicates
-    included), ``forwards`` sequences actually run through the model, in ``batches`` batches."""
+    included), ``forwards`` distinct sequences run through the model, in ``batches`` batches, plus
+    ``filler`` rows that only fill a batch up to its fixed size (`_Engine.forwards`)."""
 
     requested: int = 0
     forwards: int = 0
     batches: int = 0
+    filler: int = 0
+
+
+def padded_width(residues: int) -> int:
+    """Tokens per sequence of the batch a window of ``residues`` is run in: <cls>, the residues, <eos> and
+    at least one padding token, rounded up to a multiple of WIDTH_STEP.
+
+    A function of the window's own length, so its batch has the same shape in every run. The padding token
+    keeps the attention mask from being all ones: transformers drops such a mask and runs SDPA without one,
+    another kernel whose sums differ in the last bits.
+    """
+    return -(-(residues + 3) // WIDTH_STEP) * WIDTH_STEP
 
 
 def window_for(length: int, start: int, end: int, window: int) -> tuple[int, int]:
@@ -339,25 +355,24 @@ class _Engine:
         values = np.zeros(len(self.slots), dtype=np.float64)
         keys = sorted(self.by_key, key=lambda k: (len(k[0]), k))
         for chunk, hidden in self.forwards(keys, batch_size):
-            rows: dict[tuple[int, int], int] = {}  # (sequence in batch, token) -> row of `picked`
-            at, tokens, slots = [], [], []
-            for n, key in enumerate(chunk):
-                for row, token, slot in self.by_key[key]:
-                    at.append(rows.setdefault((n, row + 1), len(rows)))  # +1: <cls> is token 0
-                    tokens.append(token), slots.append(slot)
-            b, r = zip(*rows)
-            with torch.inference_mode():  # the LM head only where a score needs it (it acts per token)
-                picked = self.bundle.model.lm_head(hidden[list(b), list(r)]).float()
-                lp = torch.log_softmax(picked, dim=-1)[at, tokens]
-            values[slots] = lp.double().cpu().numpy()
+            # (sequence in batch, token position (+1: <cls> is token 0), vocabulary token, slot) of every value wanted
+            at, rows, tokens, slots = zip(*[(n, row + 1, token, slot) for n, key in enumerate(chunk)
+                                            for row, token, slot in self.by_key[key]])
+            with torch.inference_mode():  # the LM head over the whole batch: its shape too must not depend on the rest
+                lp = torch.log_softmax(self.bundle.model.lm_head(hidden).float(), dim=-1)
+                values[list(slots)] = lp[list(at), list(rows), list(tokens)].double().cpu().numpy()
         return values
 
     def forwards(self, keys: list, batch_size: int, hidden_states: bool = False) -> Any:
-        """Yield (keys, last hidden states (B, T, hidden) on the device) per batch of windows.
+        """Yield (keys, last hidden states (batch_size, width, hidden) on the device) per batch of windows.
 
-        ``keys`` are (window, masked position) pairs, or windows alone with ``hidden_states``. Batches are
-        padded at the end with an attention mask; a batch without padding is run without one (the same
-        result: token dropout then counts the sequence's own length) so the fast attention kernels apply.
+        ``keys`` are (window, masked position) pairs, or windows alone with ``hidden_states``; the first
+        ``len(keys)`` rows of a batch are theirs. Floating-point sums come out differently when a kernel
+        sees another shape (GEMM, attention and their CUDA algorithms are chosen by shape; on the CPU, scores
+        of one variant differed by ~1e-7 between runs over different sets of variants). So that a window's
+        numbers depend on that window alone, every batch of it has one shape: windows of one
+        `padded_width` (a function of their own length) only, always ``batch_size`` rows (the last batch
+        of a width filled up with copies of its last row) and always an attention mask.
         """
         import numpy as np
         import torch
@@ -368,22 +383,27 @@ class _Engine:
         for letter, i in self.ids.items():
             lut[ord(letter)] = i
         dev = self.bundle.device
-        for b in range(0, len(keys), batch_size):
-            chunk = keys[b:b + batch_size]
-            wins = [k if hidden_states else k[0] for k in chunk]
-            width = max(len(w) for w in wins) + 2
-            tokens = np.full((len(chunk), width), self.pad, dtype=np.int64)
-            attention = np.zeros((len(chunk), width), dtype=np.int64)
-            for n, win in enumerate(wins):
-                tokens[n, 0], tokens[n, len(win) + 1] = self.cls, self.eos
-                tokens[n, 1:len(win) + 1] = lut[np.frombuffer(win.encode("ascii"), dtype=np.uint8)]
-                attention[n, :len(win) + 2] = 1
-                if not hidden_states and chunk[n][1] != _NONE:
-                    tokens[n, chunk[n][1] + 1] = self.mask
-            ids = torch.from_numpy(tokens).to(dev)
-            mask = torch.from_numpy(attention).to(dev) if not attention.all() else None
-            with torch.inference_mode():
-                hidden = self.bundle.model.esm(input_ids=ids, attention_mask=mask).last_hidden_state
-            self.stats.forwards += len(chunk)
-            self.stats.batches += 1
-            yield chunk, hidden
+        by_width: dict[int, list] = {}
+        for key in keys:
+            by_width.setdefault(padded_width(len(key if hidden_states else key[0])), []).append(key)
+        for width, same in sorted(by_width.items()):
+            for b in range(0, len(same), batch_size):
+                chunk = same[b:b + batch_size]
+                tokens = np.full((batch_size, width), self.pad, dtype=np.int64)
+                attention = np.zeros((batch_size, width), dtype=np.int64)
+                for n, key in enumerate(chunk):
+                    win = key if hidden_states else key[0]
+                    tokens[n, 0], tokens[n, len(win) + 1] = self.cls, self.eos
+                    tokens[n, 1:len(win) + 1] = lut[np.frombuffer(win.encode("ascii"), dtype=np.uint8)]
+                    attention[n, :len(win) + 2] = 1
+                    if not hidden_states and key[1] != _NONE:
+                        tokens[n, key[1] + 1] = self.mask
+                tokens[len(chunk):], attention[len(chunk):] = tokens[len(chunk) - 1], attention[len(chunk) - 1]
+                ids = torch.from_numpy(tokens).to(dev)
+                mask = torch.from_numpy(attention).to(dev)
+                with torch.inference_mode():
+                    hidden = self.bundle.model.esm(input_ids=ids, attention_mask=mask).last_hidden_state
+                self.stats.forwards += len(chunk)
+                self.stats.filler += batch_size - len(chunk)
+                self.stats.batches += 1
+                yield chunk, hidden

@@ -11,6 +11,7 @@ from typing import Any
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
+from aisci.gather import Regions
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,10 @@ def csq_entry(row: dict[str, Any]) -> str:
     return "|".join("" if v is None else str(v).translate(_ESCAPE) for v in values)
 
 
-def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str) -> Counter:
-    """Copy ``vcf_in`` to bgzipped, indexed ``out`` with INFO/AISCI_CSQ and INFO/PLM_SCORE from ``rows``.
+def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str, regions: Regions | None = None,
+              contigs: tuple[str, ...] | None = None) -> Counter:
+    """Copy ``vcf_in`` (its records of ``regions``; ``contigs`` in the order of its records) to bgzipped, indexed
+    ``out`` with INFO/AISCI_CSQ and INFO/PLM_SCORE from ``rows``.
 
     Raises:
         InputError: when a row names a record that is not in the VCF (the table belongs to another VCF),
@@ -117,7 +120,7 @@ def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str) -> Counter:
     seen: set[tuple[str, int, str, str]] = set()
     with atomic_output(out) as tmp:
         with pysam.VariantFile(str(tmp), "wz", header=header) as dst:
-            for rec in iter_records(vcf, vcf_in):
+            for rec in regions.records(vcf, vcf_in, contigs) if regions else iter_records(vcf, vcf_in):
                 for tag in ("AISCI_CSQ", "PLM_SCORE"):
                     if tag in rec.info:
                         del rec.info[tag]
@@ -149,20 +152,25 @@ def write_vcf(vcf_in: str, rows: list[dict[str, Any]], out: str) -> Counter:
 def write_parquet(rows: list[dict[str, Any]], path: str) -> None:
     """The per-callset table: one row per record x ALT x transcript (schema: COLUMNS)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from aisci.gather import write_parquet as write_tables
 
     types = {"pos": pa.int64(), "protein_pos": pa.int32(), "score": pa.float64()}
     schema = pa.schema([pa.field(c, types.get(c, pa.string())) for c in COLUMNS])
     for row in rows:
         row["variant"] = f"{row['chrom']}:{row['pos']}:{row['ref']}:{row['alt']}"
     table = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=schema)
-    with atomic_output(path) as tmp:
-        pq.write_table(table, tmp)
+    write_tables(path, schema, [table])
 
 
 def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: str, out_parquet: str | None,
-              *, batch_size: int = 16) -> Counter:
+              *, batch_size: int = 16, regions: Regions | None = None) -> Counter:
     """Score every in-frame protein change of ``consequences`` and write the VCF (and Parquet) results.
+
+    With ``regions`` (one group of a scatter, `aisci.gather`) only the VCF records and table rows whose POS
+    lies in its intervals are read, scored and written: the table may be the whole callset's or the group's.
+    A protein change scores the same in any group (`aisci.protein.plm`), so the groups' outputs gathered in
+    order are the unscattered outputs.
 
     Args:
         vcf: the VCF `aisci annotate` read (or the same calls with more INFO, e.g. SpliceAI).
@@ -172,6 +180,7 @@ def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: 
         out_vcf: bgzipped, indexed output VCF.
         out_parquet: the per-callset table (optional).
         batch_size: sequences per forward pass.
+        regions: only the records of these intervals.
 
     Returns:
         Counts of records, annotated records and scored records.
@@ -182,10 +191,15 @@ def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: 
     """
     from aisci.vcfcheck import check_vcf
 
-    check_vcf(vcf, require_sorted=True)
-    rows = read_consequences(consequences).to_pylist()
+    scan = check_vcf(vcf, require_sorted=True)
+    table = read_consequences(consequences)
+    if regions:
+        import pyarrow as pa
+
+        table = table.filter(pa.array(regions.mask(table["chrom"].to_pylist(), table["pos"].to_numpy())))
+    rows = table.to_pylist()
     score_rows(rows, bundle, strategy, batch_size)
-    counts = write_vcf(vcf, rows, out_vcf)
+    counts = write_vcf(vcf, rows, out_vcf, regions, scan.contigs)
     if out_parquet:
         write_parquet(rows, out_parquet)
     counts["scored rows"] = sum(r["score"] is not None for r in rows)

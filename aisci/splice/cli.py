@@ -40,6 +40,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--skip-mismatch", action="store_true", help="skip (and count) records whose REF disagrees with --ref")
     s.add_argument("--out", required=True, help="output VCF, bgzipped and tabix-indexed (.vcf.gz)")
     s.add_argument("--parquet", help="also write one row per ALT allele x gene here")
+    s.add_argument("--regions-file", help="score only the records whose POS lies in these intervals (CHROM, BEG, END; "
+                                          "1-based, tab-separated): one group of a scatter (`aisci gather`)")
     _common(s)
     m = sub.add_parser("summary", help="print the strongest effects of score Parquet tables")
     m.add_argument("parquet", nargs="+", help="tables written by `aisci splice score --parquet`")
@@ -163,6 +165,7 @@ def score(args: argparse.Namespace) -> None:
     """Score a VCF: bgzipped + indexed VCF with the SpliceAI INFO field, and optionally the Parquet table."""
     import pysam
 
+    from aisci.gather import read_regions
     from aisci.splice.annotation import load_annotation
     from aisci.splice.scoring import INFO_HEADER, Scorer, check_distance, chunks, describe
     from aisci.vcfcheck import check_vcf, iter_records, open_vcf
@@ -170,12 +173,15 @@ def score(args: argparse.Namespace) -> None:
     if not str(args.out).endswith(".vcf.gz"):
         raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
     check_distance(args.distance)  # before the models load
+    regions = read_regions(args.regions_file) if args.regions_file else None
     if not Path(args.vcf).is_file():
         raise InputError(f"--vcf {args.vcf}: no such file")
     # One pass over the VCF before anything loads: a bad record, or an order tabix cannot index, fails
     # now with its line instead of as an htslib error after hours of scoring.
     scan = check_vcf(args.vcf, require_sorted=True)
     log.info("%s: %d records on %d contigs", args.vcf, scan.records, len(scan.contigs))
+    if regions:
+        log.info("%s: %s; only the records whose POS lies in them are scored", regions.path, regions.describe())
     fasta = open_fasta(args.ref)
     annotation = load_annotation(args.annotation)
     vcf = open_vcf(args.vcf)
@@ -193,7 +199,8 @@ def score(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with atomic_output(args.out) as tmp:
         with pysam.VariantFile(str(tmp), "wz", header=header) as out:
-            for chunk in chunks(iter_records(vcf, args.vcf)):
+            records = regions.records(vcf, args.vcf, scan.contigs) if regions else iter_records(vcf, args.vcf)
+            for chunk in chunks(records):
                 planned = [scorer.plan(rec) for rec in chunk]
                 scorer.run(planned)
                 for p in planned:
@@ -222,12 +229,12 @@ def score(args: argparse.Namespace) -> None:
 def write_parquet(rows: list[tuple[Any, ...]], path: str) -> None:
     """One row per ALT allele x gene; DS values as printed in the INFO field, null where the official prints '.'."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from aisci.gather import write_parquet as write_table
 
     types = [pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string()]
     types += [pa.float32()] * 4 + [pa.int32()] * 4
     schema = pa.schema([pa.field(n, t) for n, t in zip(PARQUET_COLUMNS, types)])
     columns = list(zip(*rows)) if rows else [[] for _ in PARQUET_COLUMNS]
     table = pa.Table.from_arrays([pa.array(list(c), type=t) for c, t in zip(columns, types)], schema=schema)
-    with atomic_output(path) as tmp:
-        pq.write_table(table, tmp)
+    write_table(path, schema, [table])

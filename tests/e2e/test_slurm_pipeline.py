@@ -100,7 +100,7 @@ def slurm_run(demo_data, esm_store, tmp_path_factory):
     # stack their chunks in series to fit (the profile's `cores`)
     genes = str(first_genes(demo_data.annotation, 8, workdir / "genes.gff3"))
     cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
-                       calling={"joint": True, "chunk_size": 250000}, splicing={"annotation": genes},
+                       calling={"joint": True, "chunk_size": 250000, "scoring_groups": 1}, splicing={"annotation": genes},
                        protein={"enabled": True, "annotation": genes, "model_store": str(esm_store.path),
                                 "model": esm_store.model})
     t0 = time.time()
@@ -134,15 +134,16 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
     assert sum(j["Comment"].startswith("rule_calls_call_group_") for j in jobs) == len(sim_data.samples) + 1
     # + the cohort's calls group and its SpliceAI job; + annotate_coding and score_missense per callset
-    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2 + 2 * (len(sim_data.samples) + 1)
+    # (one scoring group: calling.scoring_groups 1), + the gathers of both stages per callset
+    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2 + 4 * (len(sim_data.samples) + 1)
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
     for callset in [*sim_data.samples, "cohort"]:
-        log = (workdir / "logs" / "score_splicing" / f"{callset}.log").read_text()
+        log = (workdir / "logs" / "score_splicing" / callset / "0000.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "allele x gene scored" in log, log
         assert (workdir / "results" / "splice" / f"{callset}.parquet").exists()
-        log = (workdir / "logs" / "score_missense" / f"{callset}.log").read_text()
+        log = (workdir / "logs" / "score_missense" / callset / "0000.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "scored rows" in log, log
         assert (workdir / "results" / "protein" / f"{callset}.parquet").exists()
 
@@ -158,7 +159,7 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context",
-                          "score_splicing", "annotate_coding", "score_missense"}
+                          "score_splicing", "annotate_coding", "score_missense", "gather_splicing", "gather_protein"}
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
     assert rules["annotate_context"]["gpu_h"] > 0 and rules["score_splicing"]["gpu_h"] > 0
     assert rules["score_splicing"]["jobs"] == 3 and rules["score_missense"]["jobs"] == 3

@@ -33,7 +33,7 @@ def config(files, sheet_path, **extra):
 def test_minimal_config_gets_defaults():
     cfg = validate_config({"samples": "s.tsv", "reference": "r.fa"})
     assert cfg["aligner"] == "minimap2"
-    assert cfg["calling"] == {"chunk_size": 2000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": "auto", "groups": 24}
+    assert cfg["calling"] == {"chunk_size": 2000000, "min_mapq": 20, "min_baseq": 13, "max_depth": 500, "joint": "auto", "groups": 24, "scoring_groups": 8}
     assert cfg["filter"] == {"min_qual": 20, "min_depth": 3}
     assert cfg["evaluation"] == {"bed": None}
 

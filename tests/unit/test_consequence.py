@@ -11,6 +11,7 @@ import pytest
 
 from aisci.annotate import annotate_vcf, arrow_schema
 from aisci.errors import InputError
+from aisci.gather import read_regions
 from aisci.protein.consequence import (
     COLUMNS,
     IMPACT,
@@ -538,3 +539,51 @@ def test_simulated_indels_match_a_genome_edit(tmp_path_factory):
             checked.add((r["strand"], r["consequence"].split("&")[0]))
     assert {("+", "frameshift_variant"), ("-", "frameshift_variant"), ("+", "inframe_insertion"),
             ("-", "inframe_deletion")} <= checked, checked
+
+
+# ------------------------------------------------------------------ scattered over groups of regions, gathered
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["plain", "tabix"])
+def test_annotate_scattered_over_three_groups_equals_unscattered(toy, tmp_path, indexed):
+    """Boundaries inside the deletion at 138-141 (it goes to the group of its POS) and at the record at 258
+    (POS == BEG); adjacent intervals in one group; contigs without records (chrZ, an HLA-style name)."""
+    from aisci.cli import main
+    from aisci.gather import gather_parquet
+
+    vcf = write_vcf(tmp_path / "in.vcf", VARIANTS)
+    if indexed:  # regions read through the index, one fetch per interval
+        vcf = Path(pysam.tabix_index(str(vcf), preset="vcf", force=True))
+    groups = [[("chrT", 1, 139)], [("chrT", 140, 189), ("chrT", 190, 257)],
+              [("chrT", 258, 320), ("chrZ", 1, 100), ("HLA-A*01:01:01:01", 1, 3000)]]
+    common = ["--ref", str(toy / "ref.fa"), "--annotation", str(toy / "genes.gff3")]
+    assert main(["annotate", "--vcf", str(vcf), *common, "--out", str(tmp_path / "whole.parquet")]) == 0
+    parts = []
+    for n, group in enumerate(groups):
+        regions = tmp_path / f"{n:04d}.tsv"
+        regions.write_text("".join(f"{c}\t{b}\t{e}\t{n:04d}\n" for c, b, e in group))
+        parts.append(tmp_path / f"{n:04d}.parquet")
+        assert main(["annotate", "--vcf", str(vcf), *common, "--regions-file", str(regions),
+                     "--out", str(parts[-1])]) == 0
+    tables = [pq.read_table(p) for p in parts]
+    assert [sorted({r["pos"] for r in t.to_pylist()}) for t in tables] == [
+        [25, 32, 36, 37, 42, 48, 60, 82, 138], [145, 222, 227], [258, 271]]  # 190 is <DEL>: no row
+    assert all(t.schema.equals(arrow_schema(), check_metadata=True) for t in tables)
+    gather_parquet(parts, tmp_path / "gathered.parquet")
+    whole, gathered = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "gathered.parquet")
+    assert whole.num_rows == 26 and gathered.equals(whole, check_metadata=True)
+    assert (tmp_path / "gathered.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    # a group of contigs the VCF lacks: an empty table of the schema
+    (tmp_path / "none.tsv").write_text("chrZ\t1\t100\nchrQ\t1\t10\n")
+    summary = annotate_vcf(vcf, toy / "ref.fa", toy / "genes.gff3", tmp_path / "none.parquet",
+                           regions=read_regions(tmp_path / "none.tsv"))
+    assert summary["records"] == 0 and pq.read_table(tmp_path / "none.parquet").schema.equals(arrow_schema())
+
+
+def test_annotate_scattered_names_records_by_position(toy, tmp_path):
+    """A scatter job reads some records only: a failing record is named by its position, not a file-wide number."""
+    vcf = write_vcf(tmp_path / "in.vcf", [(36, "T", "C"), (37, "A", "T")])
+    (tmp_path / "g.tsv").write_text("chrT\t37\t320\n")
+    with pytest.raises(InputError, match=r"in\.vcf record \(chrT:37 A>T\): chrT:37 REF 'A' does not match"):
+        annotate_vcf(vcf, toy / "ref.fa", toy / "genes.gff3", tmp_path / "x.parquet",
+                     regions=read_regions(tmp_path / "g.tsv"))

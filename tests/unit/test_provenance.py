@@ -223,3 +223,21 @@ def test_cli(tmp_path, genome, capsys):
                  "--md5-max-bases", "0", "--reference-name", "GRCh38.fa"]) == 0
     with pysam.VariantFile(str(out)) as vf:
         assert "md5" not in str(vf.header) and "##reference=GRCh38.fa" in str(vf.header)
+
+
+def test_command_line_read_from_the_snakemake_process(tmp_path):
+    """A local rule's job runs under the Snakemake process: its argv is recorded, not passed as a param
+    (which would re-run the rule on every new command line, a dry run included)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "snakemake"
+    script.write_text("import subprocess, sys\n"
+                      "code = 'import json; from aisci.provenance import snakemake_command; print(json.dumps(snakemake_command()))'\n"
+                      "sys.exit(subprocess.run(['bash', '-c', f'{sys.executable} -c \"{code}\"']).returncode)\n")
+    out = subprocess.run([sys.executable, str(script), "--profile", "my profile", "-j", "4"], capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == [sys.executable, str(script), "--profile", "my profile", "-j", "4"]
+    from aisci.provenance import snakemake_command
+
+    assert snakemake_command() == []  # pytest runs under no Snakemake

@@ -244,3 +244,44 @@ def test_summary_lists_the_strongest_effects_first(grch37_run, tmp_path):
     bad.write_text("no")
     res = subprocess.run([sys.executable, "-m", "aisci.cli", "splice", "summary", str(bad)], capture_output=True, text=True)
     assert res.returncode == 1 and "x.parquet: not a Parquet table" in res.stderr
+
+
+# --- scattered over groups of regions, gathered ----------------------------------------------
+
+
+def test_scattered_over_three_groups_gathers_to_the_unscattered_output(na12878, tmp_path):
+    """Designed records of ANKEF1 + one outside any gene, tabix-indexed; one boundary inside the deletion d8
+    (10016288-10016292: scored by the group of its POS only), one at d30 (POS == BEG), a contig the VCF lacks.
+    The gathered VCF's text is the unscattered one's (itself the official tool's) and the Parquet file the same."""
+    from aisci.cli import main
+    from aisci.gather import gather_parquet, gather_vcfs
+
+    lines = text(DATA / "designed.vcf").splitlines(keepends=True)
+    picked = {f"d{i}" for i in range(14)} | {"d30"}
+    keep = [ln for ln in lines if ln.startswith("#") or ln.split("\t")[2] in picked]
+    (tmp_path / "in.vcf").write_text("".join(keep))
+    vcf = pysam.tabix_index(str(tmp_path / "in.vcf"), preset="vcf", force=True)
+    groups = [["chr20\t1\t10016290"], ["chr20\t10016291\t10169999"],
+              ["chr20\t10170000\t63025520", "HLA-A*01:01:01:01\t1\t3000"]]
+    common = ["--vcf", vcf, "--ref", str(na12878 / FASTA), "--annotation", str(DATA / "custom.gff3"), "--mask",
+              "--skip-mismatch"]
+    assert main(["splice", "score", *common, "--out", str(tmp_path / "whole.vcf.gz"),
+                 "--parquet", str(tmp_path / "whole.parquet")]) == 0
+    official = text(DATA / "official.custom.D50.M1.vcf").splitlines(keepends=True)
+    assert text(tmp_path / "whole.vcf.gz") == "".join(
+        ln for ln in official if ln.startswith("#") or ln.split("\t")[2] in picked)
+    for n, group in enumerate(groups):
+        (tmp_path / f"{n}.tsv").write_text("".join(f"{line}\t{n:04d}\n" for line in group))
+        assert main(["splice", "score", *common, "--regions-file", str(tmp_path / f"{n}.tsv"),
+                     "--out", str(tmp_path / f"{n}.vcf.gz"), "--parquet", str(tmp_path / f"{n}.parquet")]) == 0
+    ids = [[ln.split("\t")[2] for ln in text(tmp_path / f"{n}.vcf.gz").splitlines() if not ln.startswith("#")]
+           for n in range(3)]
+    assert ids == [[f"d{i}" for i in range(9)], [f"d{i}" for i in range(9, 14)], ["d30"]]
+    gather_vcfs([tmp_path / f"{n}.vcf.gz" for n in range(3)], tmp_path / "gathered.vcf.gz")
+    gather_parquet([tmp_path / f"{n}.parquet" for n in range(3)], tmp_path / "gathered.parquet")
+    assert gzip.open(tmp_path / "gathered.vcf.gz").read() == gzip.open(tmp_path / "whole.vcf.gz").read()
+    with pysam.VariantFile(str(tmp_path / "gathered.vcf.gz")) as out:  # the .tbi works
+        assert [r.id for r in out.fetch("chr20", 10016290, 10016291)] == ["d8", "d9"]
+    whole, gathered = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "gathered.parquet")
+    assert whole.num_rows == 14 and gathered.equals(whole, check_metadata=True)
+    assert (tmp_path / "gathered.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()

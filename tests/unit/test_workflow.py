@@ -41,7 +41,10 @@ def test_chunks_and_cohort_bams(pipeline):
     assert pipeline.chunks[1].regions_tsv() == "chr20\t21008508\t42017014\n"
     # fewer chunks than calling.groups (24): one group, one job, per chunk
     assert [g.chunks for g in pipeline.groups] == [(c,) for c in pipeline.chunks]
-    assert pipeline.regions_files() == [f"resources/reference/regions/{i:04d}.tsv" for i in range(3)]
+    assert pipeline.regions_files() == [f"resources/reference/regions/{i:04d}.tsv" for i in range(3)] + [
+        f"resources/reference/regions/score/{i:04d}.tsv" for i in range(3)]
+    assert pipeline.splice_parts(W(callset="N"))["vcfs"] == [f"results/splice/groups/N/{i:04d}.vcf.gz" for i in range(3)]
+    assert pipeline.protein_vcf(W(callset="N", group="0001"))["vcf"] == "results/splice/groups/N/0001.vcf.gz"
     assert pipeline.group_calls(W(callset="cohort")) == [
         f"results/calls/groups/cohort/{i:04d}.bcf" for i in range(3)]
     assert pipeline.callset_bams(W(callset="cohort")) == ["results/align/S1.bam", "results/align/N.bam"]

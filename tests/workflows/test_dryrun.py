@@ -37,13 +37,16 @@ def test_dry_run(scenario, sim_data, esm_store, tmp_path):
         assert counts["filter_calls"] == 3 and counts["call_group"] == 12
     if scenario == "na12878":
         assert counts["bam_to_fastq"] == 1 and counts["evaluate_calls"] == 1
-    # score_splicing: one per callset (joint calling is on by default with 2 samples: 3 callsets);
-    # the bwa scenario switches the stage off
-    splice = {"bwa": 0, "na12878": 1}.get(scenario, 3)
-    assert counts.get("score_splicing", 0) == splice
-    # protein stage: off by default, on in the joint scenario (one annotation + one scoring per callset)
-    protein = {"joint": 3}.get(scenario, 0)
+    # SpliceAI: one job per callset and scoring group (joint calling is on by default with 2 samples:
+    # 3 callsets; the joint scenario's 100 kb chunks make 4 groups, as does the na12878 chr20 at 20 Mb),
+    # gathered once per callset; the bwa scenario switches the stage off
+    callsets = {"bwa": 0, "na12878": 1}.get(scenario, 3)
+    groups = {"joint": 4, "na12878": 4}.get(scenario, 1)
+    assert counts.get("score_splicing", 0) == callsets * groups and counts.get("gather_splicing", 0) == callsets
+    # protein stage: off by default, on in the joint scenario (annotation + scoring per callset and group)
+    protein = {"joint": 12}.get(scenario, 0)
     assert counts.get("annotate_coding", 0) == protein and counts.get("score_missense", 0) == protein
+    assert counts.get("gather_protein", 0) == protein // 4
     assert not (tmp_path / "results").exists()
 
 

@@ -19,7 +19,7 @@ def slurm_jobs(stdout: str) -> int:
     return group_jobs + ungrouped
 
 
-def test_thousand_samples_submit_four_jobs_each(sim_data, tmp_path):
+def test_thousand_samples_submit_eight_jobs_each(sim_data, tmp_path):
     fq1, fq2 = sim_data.reads["S1"]
     sheet = tmp_path / "cohort.tsv"
     many_samples(sheet, fq1, fq2, 1000, prefix="s")
@@ -38,8 +38,9 @@ def test_thousand_samples_submit_four_jobs_each(sim_data, tmp_path):
     assert counts["call_group"] == 4 * 1001 and counts["align_reads"] == 1000
     total_rule_jobs = sum(n for rule, n in counts.items() if rule not in TARGET_RULES)
     submitted = slurm_jobs(res.stdout)
-    # per sample: 'align' group, 'calls' group, annotate_context and score_splicing (GPU); plus
-    # reference prep (2) and the cohort's 'calls' group and score_splicing
-    assert counts["score_splicing"] == 1001
-    assert submitted == 4 * 1000 + 2 + 2
-    assert total_rule_jobs > 2.9 * submitted  # grouping really merged jobs (12,009 rule jobs here)
+    # per sample: 'align' group, 'calls' group, annotate_context, SpliceAI on each of 4 scoring groups
+    # (GPU jobs: parallel on the GPU partition) and their gather; plus reference prep (2) and the
+    # cohort's 'calls' group, 4 scoring jobs and gather
+    assert counts["score_splicing"] == 4 * 1001 and counts["gather_splicing"] == 1001
+    assert submitted == 8 * 1000 + 2 + 6
+    assert total_rule_jobs > 2 * submitted  # grouping really merged jobs (17,013 rule jobs here)
