@@ -211,17 +211,12 @@ def read_fai(fai: PathLike) -> list[tuple[str, int]]:
     Raises:
         InputError: the file cannot be read or a line is not a .fai line (naming the line).
     """
-    contigs = []
+    from aisci.reference import read_fai as read_contigs_of_fai
+
     try:
-        with open(fai, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                fields = line.rstrip("\n").split("\t")
-                if len(fields) < 5 or not fields[0] or not fields[1].isdigit():
-                    raise InputError(f"{fai} line {lineno}: not a FASTA index (.fai) line")
-                contigs.append((fields[0], int(fields[1])))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{fai}: cannot read the FASTA index ({getattr(exc, 'strerror', None) or exc})") from None
-    return contigs
+        return [(c.name, c.length) for c in read_contigs_of_fai(fai)]
+    except OSError as exc:
+        raise InputError(f"{fai}: cannot read the FASTA index ({exc.strerror or exc})") from None
 
 
 def contig_md5s(fasta: PathLike, fai: PathLike | None = None, max_bases: int = MD5_MAX_BASES) -> dict[str, str]:

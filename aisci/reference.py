@@ -55,6 +55,15 @@ def _read_fai(fai: Path) -> list[_FaiEntry]:
     return entries
 
 
+def read_fai(fai: str | os.PathLike[str]) -> list[Contig]:
+    """The contigs of a FASTA index (.fai), in file order, without checking it against its FASTA.
+
+    Raises:
+        InputError: a line that is not a .fai line (named), a file that is not UTF-8.
+    """
+    return [entry.contig for entry in _read_fai(Path(fai))]
+
+
 class _Unverifiable(Exception):
     """The index cannot be checked cheaply here (a header line over 64 KiB, thousands of blank lines): scan."""
 

@@ -163,13 +163,11 @@ class Pipeline:
 
     def score_group_share(self, wildcards: Any) -> float:
         """A scoring group's share of the genome (of the callset's records, for its runtime)."""
-        length = next(g.length for g in self.score_groups if g.name == wildcards.group)
-        return length / sum(g.length for g in self.score_groups)
+        return _share(self.score_groups, wildcards.group)
 
     def group_share(self, wildcards: Any) -> float:
         """A calling group's share of the genome: the share of the BAMs' reads its job works through."""
-        length = next(g.length for g in self.groups if g.name == wildcards.group)
-        return length / sum(g.length for g in self.groups)
+        return _share(self.groups, wildcards.group)
 
     def group_calls(self, wildcards: Any) -> list[str]:
         """Per-group call files of a callset, in reference order (ready for `bcftools concat`)."""
@@ -267,3 +265,8 @@ class Pipeline:
     def reference_name(self, wildcards: Any = None) -> str:
         """The configured reference's file name, for ``##reference`` in the VCFs (never the working copy's)."""
         return Path(self.config["reference"]).name
+
+
+def _share(groups: list[Group], name: str) -> float:
+    """The named group's bases over all groups' (a runtime estimate's share of the job's inputs)."""
+    return next(g.length for g in groups if g.name == name) / sum(g.length for g in groups)
