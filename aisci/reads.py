@@ -1,4 +1,8 @@
-"""Read-level input checks: each FASTQ pair (one per lane) is read end to end before alignment, and its statistics written."""
+"""Read-level input checks: each FASTQ pair (one per lane) is read end to end before alignment, and its statistics written.
+
+A pair extracted from a BAM/CRAM (``samtools fastq -T RG``) carries each read's read group as an
+``RG:Z:`` comment; given the BAM/CRAM, every read's group is checked against the file's @RG lines.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from itertools import zip_longest
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Collection, Iterator, Sequence
 
 from aisci.errors import InputError
 from aisci.fileio import GZIP_MAGIC, atomic_output
@@ -29,6 +33,82 @@ class ReadStats:
     min_length: int
     max_length: int
     mean_length: float
+    # pairs per read group, for a pair extracted from a BAM/CRAM (None otherwise)
+    read_groups: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class ReadGroup:
+    """One @RG line of a BAM/CRAM header: its ID and its fields (tag, value) in the header's order, ID first."""
+
+    id: str
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, tag: str) -> str | None:
+        """The value of a tag (``SM``, ``LB``, ...), or None when the line has none."""
+        return next((value for t, value in self.fields if t == tag), None)
+
+    def line(self) -> str:
+        """The @RG header line, tab-separated, without a newline."""
+        return "\t".join(["@RG", *(f"{tag}:{value}" for tag, value in self.fields)])
+
+
+def parse_read_groups(header: str, source: str) -> list[ReadGroup]:
+    """The @RG lines of a SAM header text, in order.
+
+    Args:
+        header: SAM header text (lines starting with '@').
+        source: the file the header came from (for messages).
+
+    Returns:
+        One ReadGroup per @RG line; an empty list when there is none.
+
+    Raises:
+        InputError: an @RG line without ID, a field that is not TAG:VALUE, or an ID given twice.
+    """
+    groups: list[ReadGroup] = []
+    seen: set[str] = set()
+    for n, line in enumerate(header.splitlines(), 1):
+        if not line.startswith("@RG\t"):
+            continue
+        fields = []
+        for field in line.split("\t")[1:]:
+            tag, sep, value = field.partition(":")
+            if not sep or len(tag) != 2:
+                raise InputError(f"{source} header line {n}: @RG field {field!r} is not TAG:VALUE")
+            fields.append((tag, value))
+        ids = [value for tag, value in fields if tag == "ID"]
+        if len(ids) != 1 or not ids[0]:
+            raise InputError(f"{source} header line {n}: @RG line needs exactly one non-empty ID: {line!r}")
+        if ids[0] in seen:
+            raise InputError(f"{source} header line {n}: read group {ids[0]!r} has two @RG lines")
+        seen.add(ids[0])
+        fields.sort(key=lambda f: f[0] != "ID")  # ID first, the others in their order
+        groups.append(ReadGroup(ids[0], tuple(fields)))
+    return groups
+
+
+def bam_read_groups(bam: Path) -> list[ReadGroup]:
+    """The @RG lines of a BAM/CRAM's header (a CRAM's header is read without its reference).
+
+    Raises:
+        InputError: the file is missing or not BAM/CRAM, or anything `parse_read_groups` refuses.
+    """
+    import pysam
+
+    _require_files(Path(bam))
+    # quiet: htslib reports a CRAM without .crai ("Could not retrieve index file"), and only the header is read
+    verbosity = pysam.set_verbosity(0)
+    try:
+        with pysam.AlignmentFile(str(bam), "r", check_sq=False) as aln:
+            if not (aln.is_bam or aln.is_cram):
+                raise ValueError("not BAM or CRAM format")
+            text = str(aln.header)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{bam}: cannot read its header as BAM/CRAM ({exc})") from exc
+    finally:
+        pysam.set_verbosity(verbosity)
+    return parse_read_groups(text, str(bam))
 
 
 @dataclass(frozen=True)
@@ -68,13 +148,18 @@ def add_pair_options(parser: argparse.ArgumentParser) -> None:
         help="one lane's id and FASTQ pair; repeat once per lane (not with --fq1/--fq2)",
     )
     parser.add_argument("--fq2", type=Path, help="read 2 FASTQ (plain or gzip), with --fq1")
+    parser.add_argument(
+        "--read-groups-from", type=Path, metavar="BAM",
+        help="with --fq1/--fq2: the BAM/CRAM the pair was extracted from with `samtools fastq -T RG`; "
+             "its @RG lines are kept and each read's RG:Z comment is checked against them",
+    )
 
 
 def lanes_from_args(args: argparse.Namespace) -> list[Lane] | None:
     """The lanes given with --lane (checked), or None when the sample's only pair came as --fq1/--fq2.
 
     Raises:
-        InputError: --fq1 without --fq2, --fq2 with --lane, or a bad or repeated lane id.
+        InputError: --fq1 without --fq2, --fq2 or --read-groups-from with --lane, or a bad or repeated lane id.
     """
     if args.lane is None:
         if args.fq2 is None:
@@ -82,6 +167,8 @@ def lanes_from_args(args: argparse.Namespace) -> list[Lane] | None:
         return None
     if args.fq2 is not None:
         raise InputError("--fq2 goes with --fq1; with --lane, give each lane's pair as --lane LANE FQ1 FQ2")
+    if args.read_groups_from is not None:
+        raise InputError("--read-groups-from goes with --fq1/--fq2 (a BAM/CRAM is one pair, not lanes)")
     return check_lanes([Lane(lane, Path(fq1), Path(fq2)) for lane, fq1, fq2 in args.lane])
 
 
@@ -94,8 +181,11 @@ def _open(path: Path) -> BinaryIO:
     return raw
 
 
-def _records(path: Path) -> Iterator[tuple[int, bytes, int]]:
-    """Yield (record number, read name, read length), checking the FASTQ grammar as it goes."""
+def _records(path: Path) -> Iterator[tuple[int, bytes, bytes, int]]:
+    """Yield (record number, read name, comment, read length), checking the FASTQ grammar as it goes.
+
+    The comment is what follows the name on the header line (b"" when nothing does).
+    """
     with _open(path) as fh:
         n = 0
         try:
@@ -119,8 +209,11 @@ def _records(path: Path) -> Iterator[tuple[int, bytes, int]]:
                     )
                 if not seq:
                     raise InputError(f"{path} record {n} (line {4 * n - 2}): empty sequence")
-                name = header[1:].split(None, 1)[0]
-                yield n, name, len(seq)
+                name_comment = header[1:].split(None, 1)
+                if not name_comment:
+                    raise InputError(f"{path} record {n} (line {4 * n - 3}): empty read name")
+                comment = name_comment[1].rstrip(b"\r\n") if len(name_comment) > 1 else b""
+                yield n, name_comment[0], comment, len(seq)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise InputError(f"{path} after record {n}: corrupt or truncated gzip ({exc})") from exc
 
@@ -130,22 +223,66 @@ def _mate_name(name: bytes) -> bytes:
     return name[:-2] if name[-2:] in (b"/1", b"/2") else name
 
 
-def check_pair(sample: str, fq1: Path, fq2: Path) -> ReadStats:
+def comment_read_group(comment: bytes) -> str | None:
+    """The read group a FASTQ comment names as an ``RG:Z:`` tag, or None.
+
+    `samtools fastq -T` writes tags separated by tabs; a value may hold spaces (``RG:Z:run 1``).
+    """
+    for tag in comment.split(b"\t"):
+        if tag.startswith(b"RG:Z:"):
+            return tag[5:].decode(errors="replace")
+    return None
+
+
+class _ReadGroupCheck:
+    """Checks each pair's read group against the @RG IDs of the BAM/CRAM the pair came from, and counts pairs per group."""
+
+    def __init__(self, ids: Collection[str], source: Path, fq1: Path, fq2: Path):
+        self.ids = set(ids)
+        self.source, self.fq1, self.fq2 = source, fq1, fq2
+        self.listed = ", ".join(sorted(self.ids)) if self.ids else "none"
+        self.pairs: dict[str, int] = {rg: 0 for rg in ids}
+
+    def __call__(self, n: int, name: bytes, comment1: bytes, comment2: bytes) -> None:
+        rg1, rg2 = comment_read_group(comment1), comment_read_group(comment2)
+        read = name.decode(errors="replace")
+        if rg1 != rg2:
+            raise InputError(f"{self.fq1} and {self.fq2} record {n}: the mates of read {read} are in different "
+                             f"read groups ({rg1} vs {rg2})")
+        if rg1 is None:
+            if self.ids:
+                raise InputError(f"{self.fq1} record {n}: read {read} has no read group (RG tag) in {self.source}, "
+                                 f"whose header has @RG lines ({self.listed}): every read must name one")
+            return
+        if rg1 not in self.ids:
+            raise InputError(f"{self.fq1} record {n}: read {read} is in read group {rg1!r}, which the header of "
+                             f"{self.source} has no @RG line for (its @RG IDs: {self.listed})")
+        self.pairs[rg1] += 1
+
+
+def check_pair(sample: str, fq1: Path, fq2: Path, read_groups_from: Path | None = None) -> ReadStats:
     """Read a FASTQ pair end to end and check that it can be aligned as pairs.
 
     Args:
         sample: sample name (for the report).
         fq1: read-1 FASTQ, plain or gzip.
         fq2: read-2 FASTQ, plain or gzip.
+        read_groups_from: the BAM/CRAM the pair was extracted from with ``samtools fastq -T RG``:
+            each read's ``RG:Z:`` comment must name one of its @RG lines (or, without @RG
+            lines, no read may name one), and the mates must agree.
 
     Returns:
-        Read statistics of the pair.
+        Read statistics of the pair; with ``read_groups_from``, the pairs of each read group too.
 
     Raises:
         InputError: a truncated or corrupt gzip, a malformed record (quality length differs
             from sequence length, missing '@'/'+'), mate names that disagree, different read
-            counts or no reads at all — naming the file and the record.
+            counts or no reads at all — naming the file and the record; with ``read_groups_from``,
+            a read group missing from the header, a read without one or mates in different ones.
     """
+    rg_check = None
+    if read_groups_from is not None:
+        rg_check = _ReadGroupCheck([rg.id for rg in bam_read_groups(read_groups_from)], read_groups_from, fq1, fq2)
     pairs = bases = 0
     min_len, max_len = 1 << 30, 0
     for r1, r2 in zip_longest(_records(fq1), _records(fq2)):
@@ -155,20 +292,23 @@ def check_pair(sample: str, fq1: Path, fq2: Path) -> ReadStats:
                 f"paired files have different read counts: {short} ends after {pairs} reads, "
                 f"{long_} has more (record {rec[0]})"
             )
-        n, name1, len1 = r1
-        _, name2, len2 = r2
+        n, name1, comment1, len1 = r1
+        _, name2, comment2, len2 = r2
         if _mate_name(name1) != _mate_name(name2):
             raise InputError(
                 f"{fq1} and {fq2} record {n}: mate names differ "
                 f"({name1.decode(errors='replace')} vs {name2.decode(errors='replace')}); are the files paired and in the same order?"
             )
+        if rg_check is not None:
+            rg_check(n, name1, comment1, comment2)
         pairs += 1
         bases += len1 + len2
         min_len = min(min_len, len1, len2)
         max_len = max(max_len, len1, len2)
     if pairs == 0:
         raise InputError(f"{fq1}: no reads")
-    return ReadStats(sample, pairs, bases, min_len, max_len, round(bases / (2 * pairs), 2))
+    return ReadStats(sample, pairs, bases, min_len, max_len, round(bases / (2 * pairs), 2),
+                     rg_check.pairs if rg_check is not None else None)
 
 
 def _require_files(*paths: Path) -> None:
@@ -218,6 +358,11 @@ def check_sample_lanes(sample: str, lanes: Sequence[Lane]) -> tuple[ReadStats, d
     return total(sample, list(per_lane.values())), per_lane
 
 
+def _report(stats: ReadStats) -> dict[str, object]:
+    """ReadStats as the JSON report's fields, leaving out ``read_groups`` when there are none."""
+    return {k: v for k, v in asdict(stats).items() if not (k == "read_groups" and v is None)}
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of `aisci check-reads`."""
     parser.add_argument("--sample", required=True, help="sample name")
@@ -230,16 +375,19 @@ def run(args: argparse.Namespace) -> int:
 
     The report's top-level keys are those of ReadStats (totals over the lanes); with --lane it
     adds ``lanes``: each lane's own statistics (ReadStats without ``sample``), in the order given.
+    ``read_groups`` (pairs per read group) is there only with --read-groups-from.
     """
     lanes = lanes_from_args(args)
     if lanes is None:
         _require_files(args.fq1, args.fq2)
-        stats = check_pair(args.sample, args.fq1, args.fq2)
-        report: dict[str, object] = asdict(stats)
+        stats = check_pair(args.sample, args.fq1, args.fq2, args.read_groups_from)
+        report: dict[str, object] = _report(stats)
+        for rg, n in (stats.read_groups or {}).items():
+            print(f"{args.sample} read group {rg}: {n} pairs")
     else:
         stats, per_lane = check_sample_lanes(args.sample, lanes)
-        report = asdict(stats)
-        report["lanes"] = {lane: {k: v for k, v in asdict(s).items() if k != "sample"} for lane, s in per_lane.items()}
+        report = _report(stats)
+        report["lanes"] = {lane: {k: v for k, v in _report(s).items() if k != "sample"} for lane, s in per_lane.items()}
         for lane, s in per_lane.items():
             print(f"{args.sample} lane {lane}: {s.pairs} pairs, {s.bases} bases, lengths {s.min_length}-{s.max_length}")
     with atomic_output(args.out) as tmp:

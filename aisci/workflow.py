@@ -104,11 +104,13 @@ class Pipeline:
 
     def read_pairs(self, wildcards: Any) -> list[str]:
         """The read arguments of `aisci check-reads` and `aisci align`: ``--fq1 A --fq2 B``, or
-        ``--lane L A B`` per lane when the sheet names lanes (each then gets its own read group)."""
+        ``--lane L A B`` per lane when the sheet names lanes (each then gets its own read group).
+        A BAM/CRAM sample's pair adds ``--read-groups-from BAM``: its reads keep their read groups."""
         s = self._sample(wildcards)
         if not s.multi_lane:
             pair = self.reads(wildcards)
-            return ["--fq1", pair["fq1"], "--fq2", pair["fq2"]]
+            keep = ["--read-groups-from", str(s.bam)] if s.from_bam else []
+            return ["--fq1", pair["fq1"], "--fq2", pair["fq2"], *keep]
         return [arg for lane in s.lanes for arg in ("--lane", lane.name, str(lane.fq1), str(lane.fq2))]
 
     def input_bam(self, wildcards: Any) -> str:

@@ -1,7 +1,8 @@
 # rules/align.smk — alignment: minimap2 -ax sr (default) or bwa mem, then fixmate, sort, markdup, index.
 #
 # Provides: align_reads
-# Inputs:   the sample's FASTQ pairs, one per lane (checked by check_reads), the aligner index
+# Inputs:   the sample's FASTQ pairs, one per lane (checked by check_reads), the aligner index;
+#           a BAM/CRAM sample's pair keeps the read groups of the sheet's file (duplicates marked per LB)
 # Outputs:  results/align/{sample}.bam (+ .bai), results/qc/{sample}.markdup.txt
 # Runtime:  CPU class; resources come from profiles/, never from config.yaml.
 
@@ -29,7 +30,8 @@ rule align_reads:
         aligner=lookup(dpath="aligner", within=config),
         index=pipeline.aligner_index_arg,
         # --fq1 A --fq2 B, or --lane L A B for each lane: lanes get their own read groups and are
-        # merged before duplicate marking, in this one job
+        # merged before duplicate marking, in this one job. A BAM/CRAM sample adds --read-groups-from
+        # BAM: its reads keep their read groups and the BAM's @RG lines (SM set to the sample)
         pairs=pipeline.read_pairs,
     shell:
         "aisci align --aligner {params.aligner:q} --index {params.index:q} {params.pairs:q}"

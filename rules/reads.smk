@@ -2,7 +2,7 @@
 #
 # Provides: bam_to_fastq, check_reads
 # Inputs:   the sample sheet's fq1/fq2 or bam
-# Outputs:  results/reads/{sample}_R{1,2}.fastq.gz (temp, BAM samples), results/qc/{sample}.reads.json
+# Outputs:  results/reads/{sample}_R{1,2}.fastq.gz (temp, BAM samples; RG:Z comments), results/qc/{sample}.reads.json
 # Runtime:  CPU class; resources come from profiles/, never from config.yaml.
 
 
@@ -25,8 +25,10 @@ rule bam_to_fastq:
         runtime=EXTRACT_READS.per_attempt(inputs=("bam",)),
     shell:
         # collate groups mates; fastq drops secondary/supplementary alignments (its default -F 0x900)
+        # and writes each read's RG tag as a FASTQ comment (-T RG): check_reads checks it against the
+        # input's @RG lines and align_reads keeps it (aisci --read-groups-from, from pipeline.read_pairs)
         "(samtools collate -u -O -@ {threads} --reference {input.ref:q} {input.bam:q} {resources.tmpdir}/{wildcards.sample:q}.collate"
-        " | samtools fastq -n -1 {output.fq1:q} -2 {output.fq2:q} -0 /dev/null -s /dev/null -) > {log:q} 2>&1"
+        " | samtools fastq -n -T RG -1 {output.fq1:q} -2 {output.fq2:q} -0 /dev/null -s /dev/null -) > {log:q} 2>&1"
 
 
 rule check_reads:
@@ -45,7 +47,8 @@ rule check_reads:
         mem_mb=mem_per_attempt(500),
         runtime=SCAN.per_attempt(inputs=("reads",), fallback_bytes=pipeline.read_bytes),
     params:
-        # --fq1 A --fq2 B, or --lane L A B for each lane the sheet names
+        # --fq1 A --fq2 B (+ --read-groups-from BAM for a BAM/CRAM sample: each read's RG is checked
+        # against its @RG lines), or --lane L A B for each lane the sheet names
         pairs=pipeline.read_pairs,
     shell:
         "aisci check-reads --sample {wildcards.sample:q} {params.pairs:q} --out {output.json:q} > {log:q} 2>&1"

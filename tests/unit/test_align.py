@@ -8,10 +8,10 @@ import subprocess
 import pysam
 import pytest
 
-from aisci.align import aligner_command, align, read_group
+from aisci.align import aligner_command, align, input_read_groups, libraries, read_group
 from aisci.cli import main
 from aisci.errors import InputError, ToolError
-from aisci.reads import Lane
+from aisci.reads import Lane, bam_read_groups, check_pair, parse_read_groups
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +203,187 @@ def test_cli_with_lanes(ref_and_reads, two_lanes, tmp_path):
     with pysam.AlignmentFile(str(out)) as bam:
         assert [rg["ID"] for rg in bam.header["RG"]] == ["S1.L1", "S1.L2"]
     assert _dup_pairs(tmp_path / "d.txt") > 0
+
+
+# BAM/CRAM input: reads extracted with `samtools fastq -T RG` keep their read groups and the input's @RG lines.
+
+RG_PAIRS = 800  # pairs of each library taken from S1's reads
+RG_COPIES = 100  # pairs copied under new names: within library B (duplicates) and from A into B (not duplicates)
+
+
+def fastq_pairs(fq1, fq2, n, skip=0):
+    """(name, seq1, qual1, seq2, qual2) of pairs skip..skip+n of a gzipped FASTQ pair, names without /1 /2."""
+    mates = []
+    for fq in (fq1, fq2):
+        with gzip.open(fq, "rt") as fh:
+            lines = list(itertools.islice(fh, 4 * skip, 4 * (skip + n)))
+        mates.append([(lines[i][1:].split()[0].removesuffix("/1").removesuffix("/2"), lines[i + 1].strip(),
+                       lines[i + 3].strip()) for i in range(0, len(lines), 4)])
+    return [(a[0], a[1], a[2], b[1], b[2]) for a, b in zip(*mates)]
+
+
+def write_unaligned_bam(path, fasta, read_groups, pairs):
+    """An unaligned, name-grouped BAM: @SQ of ``fasta``, ``read_groups`` (dicts) as @RG, ``pairs`` as
+    (read group or None, name, seq1, qual1, seq2, qual2)."""
+    sq = [{"SN": name, "LN": int(length)} for name, length in
+          (line.split("\t")[:2] for line in open(f"{fasta}.fai").read().splitlines())]
+    header = {"HD": {"VN": "1.6", "SO": "unsorted"}, "SQ": sq, **({"RG": read_groups} if read_groups else {})}
+    with pysam.AlignmentFile(str(path), "wb", header=header) as bam:
+        for rg, name, s1, q1, s2, q2 in pairs:
+            for flag, seq, qual in ((77, s1, q1), (141, s2, q2)):
+                r = pysam.AlignedSegment(bam.header)
+                r.query_name, r.flag, r.query_sequence = name, flag, seq
+                r.query_qualities = pysam.qualitystring_to_array(qual)
+                r.reference_id = r.next_reference_id = -1
+                if rg is not None:
+                    r.set_tag("RG", rg, "Z")
+                bam.write(r)
+    return path
+
+
+def bam_to_fastq(bam, out):
+    """The pair rule bam_to_fastq writes (samtools collate | samtools fastq -n -T RG)."""
+    fq1, fq2 = out / f"{bam.stem}_R1.fastq.gz", out / f"{bam.stem}_R2.fastq.gz"
+    subprocess.run(f"samtools collate -u -O {bam} {out}/{bam.stem}.collate | samtools fastq -n -T RG -1 {fq1}"
+                   f" -2 {fq2} -0 /dev/null -s /dev/null -", shell=True, check=True, capture_output=True)
+    return fq1, fq2
+
+
+# library B was sequenced on two lanes (read groups)
+TWO_LIBRARIES = [
+    {"ID": "run1.A", "SM": "donor7", "LB": "libA", "PU": "FC1.1", "PL": "ILLUMINA"},
+    {"ID": "run2.B", "SM": "donor7", "PU": "FC2.3", "LB": "libB", "CN": "ctr:x"},
+    {"ID": "run3.B", "SM": "donor7", "PU": "FC3.1", "LB": "libB"},
+]
+
+
+@pytest.fixture(scope="module")
+def two_libraries(ref_and_reads, tmp_path_factory):
+    """A BAM of S1's reads in three read groups of two libraries, and the pair extracted from it.
+
+    Library B holds, besides its own pairs (read group run2.B), copies of its first pairs on its
+    other lane (run3.B, ``dupB-<name>``: duplicates within B, across its read groups) and copies of
+    library A's first pairs (``xA-<name>``: the same fragments in another library, not
+    duplicates). Returns the BAM, the pair and {read name: read group ID}.
+    """
+    fa, _, fq1, fq2 = ref_and_reads
+    d = tmp_path_factory.mktemp("two_libraries")
+    a = fastq_pairs(fq1, fq2, RG_PAIRS)
+    b = fastq_pairs(fq1, fq2, RG_PAIRS, skip=RG_PAIRS)
+    pairs = ([("run1.A", *p) for p in a] + [("run2.B", *p) for p in b]
+             + [("run3.B", f"dupB-{p[0]}", *p[1:]) for p in b[:RG_COPIES]]
+             + [("run2.B", f"xA-{p[0]}", *p[1:]) for p in a[:RG_COPIES]])
+    bam = write_unaligned_bam(d / "donor7.bam", fa, TWO_LIBRARIES, pairs)
+    return bam, bam_to_fastq(bam, d), {p[1]: p[0] for p in pairs}
+
+
+def test_aligner_copies_comment_tags_instead_of_setting_a_read_group():
+    for aligner, flag in (("minimap2", "-y"), ("bwa", "-C")):
+        argv = aligner_command(aligner, "i", "a", "b", "S", 2, tags_from_comments=True)
+        assert flag in argv and "-R" not in argv
+        assert "-R" in aligner_command(aligner, "i", "a", "b", "S", 2) and flag not in aligner_command(aligner, "i", "a", "b", "S", 2)
+
+
+def test_input_read_groups_set_sm_and_a_missing_lb(caplog):
+    groups = parse_read_groups("@HD\tVN:1.6\n@RG\tID:a\tSM:donor7\tLB:libA\tPU:x:1\n@RG\tPL:ILLUMINA\tID:b\n", "in.bam")
+    with caplog.at_level("INFO"):
+        out = input_read_groups("S1", groups, "in.bam")
+    assert [rg.line() for rg in out] == ["@RG\tID:a\tSM:S1\tLB:libA\tPU:x:1", "@RG\tID:b\tPL:ILLUMINA\tSM:S1\tLB:S1"]
+    assert libraries(out) == {"libA": ["a"], "S1": ["b"]}
+    assert libraries(input_read_groups("S1", parse_read_groups("@RG\tID:a\tLB:x\n@RG\tID:b\tLB:y\n@RG\tID:c\tLB:x", "f"), "f")) == {
+        "x": ["a", "c"], "y": ["b"]}
+    assert "in.bam: read group a has SM donor7; set to the sample-sheet name S1" in caplog.text
+    assert "read group b has no SM" in caplog.text and "read group b has no LB (library); set to the sample name S1" in caplog.text
+
+
+@pytest.mark.parametrize("aligner", ["minimap2", "bwa"])
+def test_bam_input_keeps_its_read_groups(ref_and_reads, two_libraries, tmp_path, aligner, caplog):
+    fa, mmi, _, _ = ref_and_reads
+    bam_in, (fq1, fq2), group_of = two_libraries
+    out = tmp_path / "S1.bam"
+    with caplog.at_level("INFO"):
+        align(aligner=aligner, index=mmi if aligner == "minimap2" else fa, fq1=fq1, fq2=fq2, sample="S1",
+              read_groups_from=bam_in, out_bam=out, dup_stats=tmp_path / "dup.txt", threads=2)
+    assert f"{bam_in}: read group run1.A has SM donor7; set to the sample-sheet name S1" in caplog.text
+    with pysam.AlignmentFile(str(out)) as bam:
+        assert bam.header["HD"]["SO"] == "coordinate"
+        assert bam.header["RG"] == [{**rg, "SM": "S1"} for rg in TWO_LIBRARIES]
+        assert [line.split("\t")[1] for line in str(bam.header).splitlines() if line.startswith("@RG")] == [
+            "ID:run1.A", "ID:run2.B", "ID:run3.B"]
+        reads = list(bam.fetch(until_eof=True))
+    primary = [r for r in reads if not (r.is_secondary or r.is_supplementary)]
+    assert len(primary) == 2 * len(group_of)
+    assert all(r.get_tag("RG") == group_of[r.query_name] for r in reads)  # supplementary ones too
+    assert sum(not r.is_unmapped for r in primary) / len(primary) > 0.97
+    assert all(r.has_tag("ms") for r in primary if not r.is_unmapped)
+    # duplicates are marked within a library only: of each dupB- copy (run3.B) and its original
+    # (run2.B) one is marked; the xA- copies of library A's pairs are the same fragments, but in library B
+    duplicates = {r.query_name.removeprefix("dupB-") for r in primary if r.is_duplicate}
+    assert not any(n.startswith("xA-") for n in duplicates)
+    assert all(group_of[n] == "run2.B" for n in duplicates)
+    assert 0.95 * RG_COPIES < len(duplicates) <= RG_COPIES
+    assert len([r for r in primary if r.is_duplicate]) == 2 * len(duplicates)  # one pair of each two, both mates
+    stats = (tmp_path / "dup.txt").read_text()
+    assert stats.startswith("LIBRARY: libA (read groups: run1.A)\n")
+    assert "\nLIBRARY: libB (read groups: run2.B, run3.B)\n" in stats
+    assert [int(n) for n in re.findall(r"^DUPLICATE PAIR: (\d+)$", stats, re.M)] == [0, 2 * len(duplicates)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S1.bam", "S1.bam.bai", "dup.txt"]
+
+
+def test_one_library_marks_the_copies_across_read_groups(ref_and_reads, tmp_path):
+    """The control of the test above: in one library, the xA- copies are duplicates (one markdup, streamed)."""
+    fa, mmi, fq1, fq2 = ref_and_reads
+    a = fastq_pairs(fq1, fq2, RG_COPIES)
+    one_lib = [{**rg, "LB": "lib"} for rg in TWO_LIBRARIES]
+    bam_in = write_unaligned_bam(tmp_path / "one.bam", fa, one_lib,
+                                 [("run1.A", *p) for p in a] + [("run2.B", f"xA-{p[0]}", *p[1:]) for p in a])
+    out = tmp_path / "S1.bam"
+    align(aligner="minimap2", index=mmi, fq1=bam_to_fastq(bam_in, tmp_path)[0], fq2=tmp_path / "one_R2.fastq.gz",
+          sample="S1", read_groups_from=bam_in, out_bam=out)
+    with pysam.AlignmentFile(str(out)) as bam:
+        assert [rg["LB"] for rg in bam.header["RG"]] == ["lib"] * 3
+        duplicates = [r for r in bam.fetch(until_eof=True) if r.is_duplicate and not r.is_secondary]
+    assert len(duplicates) > 2 * 0.95 * RG_COPIES
+
+
+def test_bam_input_without_read_groups_gets_one_named_after_the_sample(ref_and_reads, tmp_path, caplog):
+    fa, mmi, fq1, fq2 = ref_and_reads
+    bam_in = write_unaligned_bam(tmp_path / "plain.bam", fa, [], [(None, *p) for p in fastq_pairs(fq1, fq2, 200)])
+    out = tmp_path / "S1.bam"
+    with caplog.at_level("INFO"):
+        align(aligner="minimap2", index=mmi, fq1=bam_to_fastq(bam_in, tmp_path)[0], fq2=tmp_path / "plain_R2.fastq.gz",
+              sample="S1", read_groups_from=bam_in, out_bam=out)
+    assert "has no @RG lines: one read group named after the sample" in caplog.text
+    with pysam.AlignmentFile(str(out)) as bam:
+        assert bam.header["RG"] == [{"ID": "S1", "SM": "S1", "LB": "S1", "PL": "ILLUMINA"}]
+        assert all(r.get_tag("RG") == "S1" for r in bam.fetch(until_eof=True))
+
+
+def test_cli_read_groups_from(ref_and_reads, two_libraries, tmp_path, capsys):
+    _, mmi, _, _ = ref_and_reads
+    bam_in, (fq1, fq2), _ = two_libraries
+    out = tmp_path / "S1.bam"
+    assert main(["align", "--index", str(mmi), "--sample", "S1", "--out", str(out), "--fq1", str(fq1), "--fq2", str(fq2),
+                 "--read-groups-from", str(bam_in)]) == 0
+    with pysam.AlignmentFile(str(out)) as bam:
+        assert [rg["ID"] for rg in bam.header["RG"]] == ["run1.A", "run2.B", "run3.B"]
+    lane = ["--lane", "L1", str(fq1), str(fq2)]
+    assert main(["align", "--index", str(mmi), "--sample", "S1", "--out", str(tmp_path / "x.bam"), *lane,
+                 "--read-groups-from", str(bam_in)]) == 1
+    assert "--read-groups-from goes with --fq1/--fq2" in capsys.readouterr().err
+    assert main(["align", "--index", str(mmi), "--sample", "S1", "--out", str(tmp_path / "x.bam"), "--fq1", str(fq1),
+                 "--fq2", str(fq2), "--read-groups-from", str(fq1)]) == 1
+    assert "cannot read its header as BAM/CRAM" in capsys.readouterr().err
+    assert not (tmp_path / "x.bam").exists()
+
+
+def test_cram_input_reads_the_same(ref_and_reads, two_libraries, tmp_path):
+    """A CRAM's @RG lines are read without its reference, and `samtools fastq -T RG` extracts the same groups."""
+    fa, _, _, _ = ref_and_reads
+    bam_in, (fq1, _), group_of = two_libraries
+    cram = tmp_path / "donor7.cram"
+    subprocess.run(["samtools", "view", "-C", "-T", str(fa), "-o", str(cram), str(bam_in)], check=True)
+    assert bam_read_groups(cram) == bam_read_groups(bam_in)
+    stats = check_pair("S1", *bam_to_fastq(cram, tmp_path), read_groups_from=cram)
+    assert stats.read_groups == {"run1.A": RG_PAIRS, "run2.B": RG_PAIRS + RG_COPIES, "run3.B": RG_COPIES}
+    assert stats.read_groups == check_pair("S1", fq1, two_libraries[1][1], read_groups_from=bam_in).read_groups

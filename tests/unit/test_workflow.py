@@ -32,6 +32,9 @@ def test_reads_come_from_the_sheet_or_the_bam(pipeline, sim_data):
     assert pipeline.reads(W(sample="S1"))["fq1"] == str(sim_data.reads["S1"][0])
     assert pipeline.reads(W(sample="N")) == {"fq1": "results/reads/N_R1.fastq.gz", "fq2": "results/reads/N_R2.fastq.gz"}
     assert pipeline.input_bam(W(sample="N")).endswith("NA12878_S1.chr20.10_10p1mb.bam")
+    # the BAM's read groups are kept: its header travels to check-reads and align
+    assert pipeline.read_pairs(W(sample="N"))[-2:] == ["--read-groups-from", pipeline.input_bam(W(sample="N"))]
+    assert "--read-groups-from" not in pipeline.read_pairs(W(sample=sim_data.samples[0]))
 
 
 def test_chunks_and_cohort_bams(pipeline):
