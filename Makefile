@@ -52,6 +52,7 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@echo "  SpliceAI    results/splice/{callset}.vcf.gz (INFO/SpliceAI) and .parquet"
 	@echo "  proteins    results/protein/{callset}.vcf.gz (INFO/AISCI_CSQ, PLM_SCORE, SpliceAI) and .parquet"
 	@echo "  protein LM  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png"
+	@echo "  score cache resources/scores/ (each allele and protein change scored once: results/{splice,protein}/cache/*.json)"
 	@echo "  provenance  results/pipeline_info/ (versions, resolved config, sample sheet, command, run id, model hashes)"
 	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
 	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12

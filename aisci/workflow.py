@@ -209,6 +209,15 @@ class Pipeline:
         annotation = self.config["protein"]["annotation"]
         return [annotation] if annotation else []
 
+    def callset_vcfs(self, wildcards: Any = None) -> dict[str, list[str]]:
+        """Every callset's VCF and index, samples first (cache_splicing scores what the cohort adds last)."""
+        vcfs = [f"results/calls/{c}.vcf.gz" for c in self.callsets()]
+        return {"vcfs": vcfs, "tbis": [f"{v}.tbi" for v in vcfs]}
+
+    def score_cache(self, wildcards: Any = None) -> str:
+        """The score cache folder (config score_cache), absolute."""
+        return str(Path(self.config["score_cache"]).resolve())
+
     def splice_parts(self, wildcards: Any) -> dict[str, list[str]]:
         """The scoring groups' SpliceAI outputs of a callset, in reference order (gather_splicing)."""
         base = f"results/splice/groups/{wildcards.callset}"
@@ -221,6 +230,10 @@ class Pipeline:
         return {"vcfs": [f"{base}/{g.name}.vcf.gz" for g in self.score_groups],
                 "parquets": [f"{base}/{g.name}.parquet" for g in self.score_groups],
                 "consequences": [f"{base}/{g.name}.consequences.parquet" for g in self.score_groups]}
+
+    def group_consequences(self, wildcards: Any) -> list[str]:
+        """Every callset's consequence table of a scoring group, samples first (cache_missense)."""
+        return [f"results/protein/groups/{c}/{wildcards.group}.consequences.parquet" for c in self.callsets()]
 
     def protein_vcf(self, wildcards: Any) -> dict[str, str]:
         """The VCF a score_missense job annotates: its group's SpliceAI part when that stage runs (so that

@@ -1,17 +1,54 @@
 # rules/splice.smk — GPU-class stage: SpliceAI delta scores of every call (official models in PyTorch).
 #
-# Provides: score_splicing, gather_splicing
+# Provides: cache_splicing, score_splicing, gather_splicing
 # Inputs:   results/calls/{callset}.vcf.gz (+ .tbi), the prepared reference, config splicing.annotation,
-#           the scoring groups' regions files (resources/reference/regions/score/{group}.tsv)
+#           the scoring groups' regions files (resources/reference/regions/score/{group}.tsv),
+#           the score cache (config score_cache: read and added to)
 # Outputs:  results/splice/{callset}.vcf.gz (+ .tbi)  input records + INFO/SpliceAI, official format
 #           results/splice/{callset}.parquet          one row per ALT allele x gene
-# Runtime:  GPU class (resources: gpu=1): the Slurm profile sends it to the GPU partition; it runs on
-#           CUDA when the job's CUDA_VISIBLE_DEVICES names a real device, else on all CPU threads.
+#           results/splice/cache/{group}.json         alleles read and newly scored by each cache_splicing job
+# Runtime:  cache_splicing is GPU class (resources: gpu=1): the Slurm profile sends it to the GPU
+#           partition; it runs on CUDA when the job's CUDA_VISIBLE_DEVICES names a real device, else on
+#           all CPU threads. score_splicing and gather_splicing read and write files only (CPU class).
 #           Weights: the spliceai package's .h5 files (GPL-3.0), checked before any job is submitted.
 
 
-# One job per callset and scoring group (calling.scoring_groups): the records whose POS lies in the
-# group's regions, each scored by exactly one job; gathered in order, byte for byte the unscattered result.
+# Score once: one job per scoring group reads every callset's records in the group's regions and
+# scores the alleles that the score cache (config score_cache, one store per model version) lacks, each
+# once — an allele of several samples and of the cohort is scored for the first only, and a rerun
+# that adds a sample scores only its new alleles. Several groups write the cache at once safely
+# (each part is written whole under its own name).
+rule cache_splicing:
+    input:
+        unpack(pipeline.callset_vcfs),
+        ref="resources/reference/genome.fa",
+        fai="resources/reference/genome.fa.fai",
+        annotation=pipeline.splice_annotation_file,
+        regions="resources/reference/regions/score/{group}.tsv",
+    output:
+        summary="results/splice/cache/{group}.json",
+    log:
+        "logs/cache_splicing/{group}.log",
+    benchmark:
+        "benchmarks/cache_splicing/{group}.tsv"
+    conda:
+        "../envs/spliceai.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=mem_per_attempt(6000),
+        runtime=SPLICEAI_GPU.per_attempt(records=("tbis",), share=pipeline.score_group_share),
+    params:
+        options=pipeline.splice_options,
+        cache=pipeline.score_cache,
+    shell:
+        "aisci splice cache --cache {params.cache:q} --ref {input.ref:q} {params.options} --regions-file {input.regions:q}"
+        " --threads {threads} --summary {output.summary:q} {input.vcfs:q} > {log:q} 2>&1"
+
+
+# Then per callset and scoring group, the records whose POS lies in the group's regions get their
+# scores from the cache (byte for byte what scoring them would write); gathered in order, byte for
+# byte the unscattered result. Nothing is left to score: a CPU job without the model.
 rule score_splicing:
     input:
         vcf="results/calls/{callset}.vcf.gz",
@@ -20,6 +57,7 @@ rule score_splicing:
         fai="resources/reference/genome.fa.fai",
         annotation=pipeline.splice_annotation_file,
         regions="resources/reference/regions/score/{group}.tsv",
+        cached="results/splice/cache/{group}.json",
     output:
         vcf=temp("results/splice/groups/{callset}/{group}.vcf.gz"),
         tbi=temp("results/splice/groups/{callset}/{group}.vcf.gz.tbi"),
@@ -30,16 +68,17 @@ rule score_splicing:
         "benchmarks/score_splicing/{callset}/{group}.tsv"
     conda:
         "../envs/spliceai.yaml"
-    threads: 2
+    threads: 1
     resources:
-        gpu=1,
-        mem_mb=mem_per_attempt(6000),
-        runtime=SPLICEAI_GPU.per_attempt(records=("tbi",), share=pipeline.score_group_share),
+        mem_mb=mem_per_attempt(4000),
+        runtime=VCF_PASS.per_attempt(inputs=("vcf",)),
     params:
         options=pipeline.splice_options,
+        cache=pipeline.score_cache,
     shell:
         "aisci splice score --vcf {input.vcf:q} --ref {input.ref:q} {params.options} --regions-file {input.regions:q}"
-        " --threads {threads} --out {output.vcf:q} --parquet {output.parquet:q} > {log:q} 2>&1"
+        " --cache {params.cache:q} --threads {threads} --out {output.vcf:q} --parquet {output.parquet:q}"
+        " > {log:q} 2>&1"
 
 
 rule gather_splicing:

@@ -65,11 +65,15 @@ def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
     for job in order:
         produced = {str(f) for files in dag.dependencies[job].values() for f in files}
         own = frozenset(str(f) for f in job.input if str(f) not in produced)
-        sources[job] = own.union(*(sources[d] for d in deps[job] if d in sources))
+        # a scoring group's job over every callset (cache_splicing, cache_missense) derives from every
+        # sample's files, but what it hands on (a cache) does not carry them to its dependents
+        sources[job] = own.union(*(sources[d] for d in deps[job] if d in sources and not _over_callsets(d)))
     reach: dict[str, set[str]] = {}
     units = set()
     for job in order:
         if is_local(job.rule):  # a target rule such as 'all' derives from everything
+            continue
+        if _over_callsets(job):  # derives from every sample's files: that does not make them shared
             continue
         unit = str(job.wildcards[0]) if len(job.wildcards) else ""
         units.add(unit)
@@ -168,3 +172,8 @@ def workflow_jobs(
         os.chdir(here)
     log.info("%d jobs of %d rules from %s", len(result.jobs), len({j.rule for j in result.jobs}), snakefile)
     return result
+
+
+def _over_callsets(job: Any) -> bool:
+    """A job of one scoring group over every callset: its only wildcard is ``group``."""
+    return set(job.wildcards.keys()) == {"group"}

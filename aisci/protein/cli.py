@@ -27,7 +27,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--regions-file", help="score only the records (and table rows) whose POS lies in these intervals "
                                           "(CHROM, BEG, END; 1-based, tab-separated): one group of a scatter "
                                           "(`aisci gather`)")
+    s.add_argument("--cache", help="score cache folder: protein changes already in it (same model files and "
+                                   "strategy) are not scored again, the others are scored and added (fp32 only)")
     _model_options(s)
+    c = sub.add_parser("cache", help="score the protein changes of `aisci annotate` tables that the score cache "
+                                     "lacks, once each, into the cache")
+    c.add_argument("consequences", nargs="+", help="Parquet tables of `aisci annotate`; a change of several is "
+                                                   "scored once")
+    c.add_argument("--cache", required=True, help="score cache folder (created if missing; shared by runs)")
+    c.add_argument("--strategy", choices=["masked-marginals", "wt-marginals", "pseudo-ppl"],
+                   default="masked-marginals", help="substitutions (default masked-marginals); indels use pseudo-ppl")
+    c.add_argument("--regions-file", help="only the table rows whose POS lies in these intervals")
+    c.add_argument("--summary", help="write what was read and scored here (JSON)")
+    _model_options(c)
     e = sub.add_parser("embed", help="mean-pooled embedding of every protein of a FASTA (Parquet)")
     e.add_argument("--fasta", required=True, help="protein FASTA")
     e.add_argument("--out", required=True, help="Parquet: protein, length, model, embedding")
@@ -82,6 +94,18 @@ def load_model(args: argparse.Namespace) -> Any:
     return load_esm(path, device=args.device, half=args.half, name=args.model)
 
 
+def pair_cache(args: argparse.Namespace) -> Any:
+    """The score cache of --model (from the store), --strategy and --cache; fp32 only."""
+    from aisci.protein import cached
+
+    cached.refuse_half(args.half)
+    if args.model_dir or not args.model:
+        raise InputError("--cache needs --model NAME of a model store (its manifest's hashes version the cache)")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size {args.batch_size}: must be at least 1")
+    return cached.PairCache.for_model(args.cache, args.store, args.model, args.strategy)
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch `aisci plm ACTION`."""
     from aisci.protein import proteins as prot
@@ -109,11 +133,28 @@ def run(args: argparse.Namespace) -> int:
         regions = read_regions(args.regions_file) if args.regions_file else None
         check_vcf(args.vcf, require_sorted=True)  # a bad VCF or a wrong table fails before the model loads
         read_consequences(args.consequences)
-        bundle = load_model(args)
+        cache = pair_cache(args) if args.cache else None
+        bundle = (lambda: load_model(args)) if cache else load_model(args)
         t0 = time.perf_counter()
         counts = score_vcf(args.vcf, args.consequences, bundle, args.strategy, args.out, args.parquet,
-                           batch_size=args.batch_size, regions=regions)
+                           batch_size=args.batch_size, regions=regions, cache=cache)
         log.info("%s in %.1f s", ", ".join(f"{v} {k}" for k, v in counts.items()), time.perf_counter() - t0)
+        return 0
+    if args.plm_command == "cache":
+        from aisci.gather import read_regions
+        from aisci.protein import cached
+        from aisci.protein.variants import read_consequences
+
+        regions = read_regions(args.regions_file) if args.regions_file else None
+        for path in args.consequences:
+            read_consequences(path)  # every table checked before the model loads
+        cache = pair_cache(args)
+        counts = cached.fill(cache, lambda: load_model(args), args.strategy, args.batch_size, args.consequences,
+                             regions)
+        if args.summary:
+            cached.write_summary(args.summary, cache, counts)
+        print(f"{cache.model}@{cache.version}: {counts.pairs} distinct protein changes in {counts.tables} tables, "
+              f"{counts.scored} scored now ({counts.seconds:.1f} s); the others were in the cache")
         return 0
     proteins = prot.read_proteins(args.fasta)
     if args.plm_command == "embed":

@@ -54,32 +54,48 @@ def read_consequences(path: str | os.PathLike[str]) -> Any:
     return table
 
 
-def score_rows(rows: list[dict[str, Any]], bundle: Any, strategy: str, batch_size: int) -> list[dict[str, Any]]:
+def scorable(row: dict[str, Any]) -> bool:
+    """Whether a consequence row gets a score: an in-frame protein change whose two proteins differ."""
+    return (is_scored(row["consequence"]) and bool(row["wt_protein"]) and bool(row["mut_protein"])
+            and row["wt_protein"] != row["mut_protein"])
+
+
+def score_rows(rows: list[dict[str, Any]], bundle: Any, strategy: str, batch_size: int,
+               cache: Any = None) -> list[dict[str, Any]]:
     """Add ``model``, ``strategy`` and ``score`` to consequence rows; unscored rows get nulls.
 
     Args:
         rows: consequence rows (dicts with the columns of `aisci annotate`).
-        bundle: the loaded ESM model (`aisci.protein.esm.EsmBundle`).
+        bundle: the loaded ESM model (`aisci.protein.esm.EsmBundle`); with ``cache``, a function that
+            loads it, called only when a protein change is not in the cache.
         strategy: substitution strategy (indels always use pseudo-ppl).
         batch_size: sequences per forward pass.
+        cache: a `aisci.protein.cached.PairCache`: scores come from it, the missing ones are scored and added.
 
     Returns:
         The same rows, each with the three new keys.
     """
     from aisci.protein.plm import score_variants
 
-    todo = [r for r in rows if is_scored(r["consequence"]) and r["wt_protein"] and r["mut_protein"]
-            and r["wt_protein"] != r["mut_protein"]]
+    todo = [r for r in rows if scorable(r)]
+    pairs = [(r["wt_protein"], r["mut_protein"]) for r in todo]
     t0 = time.perf_counter()
-    scores = score_variants(bundle, [(r["wt_protein"], r["mut_protein"]) for r in todo], strategy,
-                            batch_size=batch_size) if todo else []
+    if cache is None:
+        name, new = bundle.name, len(todo)
+        scores = [(s.strategy, float(s.score))
+                  for s in (score_variants(bundle, pairs, strategy, batch_size=batch_size) if pairs else [])]
+    else:
+        from aisci.protein.cached import cached_scores
+
+        name = cache.model
+        scores, new = cached_scores(pairs, cache, bundle, strategy, batch_size)
     for row in rows:
         row.update(model=None, strategy=None, score=None)
-    for row, s in zip(todo, scores):
-        row.update(model=bundle.name, strategy=s.strategy, score=float(s.score))
+    for row, (used, score) in zip(todo, scores):
+        row.update(model=name, strategy=used, score=score)
     seconds = time.perf_counter() - t0
-    log.info("scored %d protein changes on %d distinct proteins with %s (%s) in %.1f s", len(todo),
-             len({r["wt_protein"] for r in todo}), bundle.name, strategy, seconds)
+    log.info("scored %d protein changes on %d distinct proteins with %s (%s) in %.1f s; %d not in the cache before",
+             len(todo), len({r["wt_protein"] for r in todo}), name, strategy, seconds, new)
     return rows
 
 
@@ -164,7 +180,7 @@ def write_parquet(rows: list[dict[str, Any]], path: str) -> None:
 
 
 def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: str, out_parquet: str | None,
-              *, batch_size: int = 16, regions: Regions | None = None) -> Counter:
+              *, batch_size: int = 16, regions: Regions | None = None, cache: Any = None) -> Counter:
     """Score every in-frame protein change of ``consequences`` and write the VCF (and Parquet) results.
 
     With ``regions`` (one group of a scatter, `aisci.gather`) only the VCF records and table rows whose POS
@@ -181,6 +197,7 @@ def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: 
         out_parquet: the per-callset table (optional).
         batch_size: sequences per forward pass.
         regions: only the records of these intervals.
+        cache: a `aisci.protein.cached.PairCache` (``bundle`` then loads the model when a change is missing).
 
     Returns:
         Counts of records, annotated records and scored records.
@@ -198,7 +215,7 @@ def score_vcf(vcf: str, consequences: str, bundle: Any, strategy: str, out_vcf: 
 
         table = table.filter(pa.array(regions.mask(table["chrom"].to_pylist(), table["pos"].to_numpy())))
     rows = table.to_pylist()
-    score_rows(rows, bundle, strategy, batch_size)
+    score_rows(rows, bundle, strategy, batch_size, cache)
     counts = write_vcf(vcf, rows, out_vcf, regions, scan.contigs)
     if out_parquet:
         write_parquet(rows, out_parquet)

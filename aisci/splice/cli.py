@@ -8,6 +8,7 @@ import os
 import re
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from aisci.errors import InputError
@@ -42,7 +43,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--parquet", help="also write one row per ALT allele x gene here")
     s.add_argument("--regions-file", help="score only the records whose POS lies in these intervals (CHROM, BEG, END; "
                                           "1-based, tab-separated): one group of a scatter (`aisci gather`)")
+    s.add_argument("--cache", help="score cache folder (content-addressed by model version): alleles already in it "
+                                   "are not scored again, the others are scored and added (fp32 only)")
     _common(s)
+    c = sub.add_parser("cache", help="score the alleles of VCFs that the score cache lacks, once each, into the cache")
+    c.add_argument("vcf", nargs="+", help="VCF/BCF files (plain, bgzip; sorted); an allele of several is scored once")
+    c.add_argument("--cache", required=True, help="score cache folder (created if missing; shared by runs and projects)")
+    c.add_argument("--ref", required=True, help="reference FASTA the VCFs were called against (with .fai)")
+    c.add_argument("--annotation", required=True, help="grch37 | grch38 | a table, GFF3 or GTF file")
+    c.add_argument("--distance", type=int, default=50, help="max distance between variant and gained/lost site (default 50)")
+    c.add_argument("--mask", action="store_true", help="mask gains at annotated and losses at unannotated boundaries")
+    c.add_argument("--regions-file", help="only the records whose POS lies in these intervals (one group of a scatter)")
+    c.add_argument("--summary", help="write what was read and scored here (JSON)")
+    _common(c)
     m = sub.add_parser("summary", help="print the strongest effects of score Parquet tables")
     m.add_argument("parquet", nargs="+", help="tables written by `aisci splice score --parquet`")
     m.add_argument("--min-ds", type=float, default=0.5, help="only entries whose largest DS reaches this (default 0.5)")
@@ -65,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         predict(args)
     elif args.splice_command == "summary":
         summary(args.parquet, args.min_ds, args.top)
+    elif args.splice_command == "cache":
+        fill_cache(args)
     else:
         score(args)
     return 0
@@ -182,11 +197,31 @@ def score(args: argparse.Namespace) -> None:
     log.info("%s: %d records on %d contigs", args.vcf, scan.records, len(scan.contigs))
     if regions:
         log.info("%s: %s; only the records whose POS lies in them are scored", regions.path, regions.describe())
-    fasta = open_fasta(args.ref)
-    annotation = load_annotation(args.annotation)
+    if args.cache:
+        from aisci.splice import cached
+
+        model = cache_model(args)
+        cached.fill(model, args.cache, [args.vcf], regions)
+        source = cached.CachedScores(model, args.cache, args.skip_mismatch, args.vcf)
+        counts = source.counts
+
+        def scored(records: Iterator[Any]) -> Iterator[tuple[Any, list[tuple[Any, ...]]]]:
+            for rec in records:
+                yield rec, source.entries(rec)
+    else:
+        fasta = open_fasta(args.ref)
+        annotation = load_annotation(args.annotation)
+        engine = make_engine(args)
+        scorer = Scorer(fasta, annotation, engine, args.distance, args.mask, args.skip_mismatch, source=args.vcf)
+        counts = scorer.counts
+
+        def scored(records: Iterator[Any]) -> Iterator[tuple[Any, list[tuple[Any, ...]]]]:
+            for chunk in chunks(records):
+                planned = [scorer.plan(rec) for rec in chunk]
+                scorer.run(planned)
+                for p in planned:
+                    yield p.record, [(e.alt, e.gene.name, e.gene.strand, e.text, e.values) for e in p.entries]
     vcf = open_vcf(args.vcf)
-    engine = make_engine(args)
-    scorer = Scorer(fasta, annotation, engine, args.distance, args.mask, args.skip_mismatch, source=args.vcf)
     header = vcf.header
     if "SpliceAI" in header.info:
         log.info("%s already has a SpliceAI INFO field: its values are replaced", args.vcf)
@@ -200,19 +235,15 @@ def score(args: argparse.Namespace) -> None:
     with atomic_output(args.out) as tmp:
         with pysam.VariantFile(str(tmp), "wz", header=header) as out:
             records = regions.records(vcf, args.vcf, scan.contigs) if regions else iter_records(vcf, args.vcf)
-            for chunk in chunks(records):
-                planned = [scorer.plan(rec) for rec in chunk]
-                scorer.run(planned)
-                for p in planned:
-                    rec = p.record
-                    if p.entries:
-                        rec.info["SpliceAI"] = [e.text for e in p.entries]
-                    elif "SpliceAI" in rec.info:
-                        del rec.info["SpliceAI"]
-                    out.write(rec)
-                    if args.parquet:
-                        rows += [(rec.chrom, rec.pos, rec.id, rec.ref, e.alt, e.gene.name, e.gene.strand, *e.values)
-                                 for e in p.entries]
+            for rec, entries in scored(records):
+                if entries:
+                    rec.info["SpliceAI"] = [text for _, _, _, text, _ in entries]
+                elif "SpliceAI" in rec.info:
+                    del rec.info["SpliceAI"]
+                out.write(rec)
+                if args.parquet:
+                    rows += [(rec.chrom, rec.pos, rec.id, rec.ref, alt, gene, strand, *values)
+                             for alt, gene, strand, _, values in entries]
         try:
             pysam.tabix_index(str(tmp), preset="vcf", force=True)
         except OSError as exc:  # the sort order was checked up front; this is what remains (e.g. POS > 512 Mbp)
@@ -222,8 +253,40 @@ def score(args: argparse.Namespace) -> None:
     if args.parquet:
         write_parquet(rows, args.parquet)
     seconds = time.perf_counter() - t0
-    log.info("%s; %.1f s, %.1f scored allele x gene per second", describe(scorer.counts), seconds,
-             scorer.counts["scored"] / max(seconds, 1e-9))
+    log.info("%s; %.1f s, %.1f scored allele x gene per second", describe(counts), seconds,
+             counts["scored"] / max(seconds, 1e-9))
+
+
+def cache_model(args: argparse.Namespace) -> Any:
+    """The score cache's model of these options (fp32 only: the cache holds one value per allele and model)."""
+    from aisci.splice import cached
+
+    if args.precision != "fp32":
+        raise InputError(f"--precision {args.precision}: the score cache holds fp32 scores only; drop --cache "
+                         "or score in fp32")
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    return cached.splice_model(args.ref, args.annotation, args.weights, args.distance, args.mask, args.device,
+                               args.threads, args.batch_size, not args.no_verify_weights)
+
+
+def fill_cache(args: argparse.Namespace) -> None:
+    """`aisci splice cache`: score the alleles of the VCFs that the cache lacks, once each."""
+    from aisci.gather import read_regions
+    from aisci.splice import cached
+    from aisci.splice.scoring import check_distance
+
+    check_distance(args.distance)
+    regions = read_regions(args.regions_file) if args.regions_file else None
+    for vcf in args.vcf:
+        if not Path(vcf).is_file():
+            raise InputError(f"{vcf}: no such file")
+    model = cache_model(args)
+    counts = cached.fill(model, args.cache, args.vcf, regions)
+    if args.summary:
+        cached.write_summary(args.summary, model, counts)
+    print(f"{model.model_id}: {counts.alleles} alleles in {counts.vcfs} VCFs, {counts.scored} scored now "
+          f"({counts.seconds:.1f} s); the others were in the cache")
 
 
 def write_parquet(rows: list[tuple[Any, ...]], path: str) -> None:

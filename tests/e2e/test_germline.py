@@ -71,7 +71,7 @@ def test_outputs_are_complete_and_consistent(sim_run, sim_data):
         assert list(cohort.header.samples) == sim_data.samples
         assert sum(1 for _ in cohort) > 0
     # SpliceAI stage: every call passes through, INFO/SpliceAI in the official format, Parquet agrees
-    scored_total = 0
+    scored_total, alleles = 0, {}
     for callset in [*sim_data.samples, "cohort"]:
         with pysam.VariantFile(str(res / "calls" / f"{callset}.vcf.gz")) as calls:
             called = [(r.pos, r.ref, r.alts) for r in calls]
@@ -93,8 +93,21 @@ def test_outputs_are_complete_and_consistent(sim_run, sim_data):
         # scattered over the 4 scoring groups of 100 kb chunks, gathered into one VCF and Parquet
         logs = sorted((sim_run / "logs" / "score_splicing" / callset).glob("*.log"))
         assert [p.name for p in logs] == ["0000.log", "0001.log", "0002.log", "0003.log"]
-        assert all("device: cpu" in p.read_text() and "allele x gene scored" in p.read_text() for p in logs)
+        # every allele came from the score cache: these jobs load no model
+        assert all("0 not in the cache before" in p.read_text() and "allele x gene scored" in p.read_text()
+                   for p in logs)
+        with pysam.VariantFile(str(res / "calls" / f"{callset}.vcf.gz")) as calls:
+            alleles[callset] = {f"{r.chrom}:{r.pos}:{r.ref}:{a}" for r in calls for a in r.alts}
     assert scored_total > 50  # the simulated genes hold a good share of the calls
+    # score once: the cache_splicing jobs (one per scoring group) scored each distinct allele of the three
+    # callsets once, though the cohort repeats most of the samples' alleles
+    distinct = set().union(*alleles.values())
+    summaries = [json.loads(p.read_text()) for p in sorted((res / "splice" / "cache").glob("*.json"))]
+    assert len(summaries) == 4 and sum(s["scored"] for s in summaries) == len(distinct)
+    assert sum(s["alleles"] for s in summaries) == sum(map(len, alleles.values())) > 1.5 * len(distinct)
+    parts = sorted((sim_run / "resources" / "scores" / "splice").glob("spliceai-1.3.1@*/chrom=*/part-*.parquet"))
+    assert {v for p in parts for v in pq.read_table(p, columns=["variant_id"]).column("variant_id").to_pylist()} \
+        == distinct
     # temporary chunk files are gone; nothing half-written remains
     assert not (res / "calls" / "chunks").exists() or not any((res / "calls" / "chunks").rglob("*.bcf"))
     assert not list(res.rglob("*.tmp*"))
@@ -104,6 +117,8 @@ def test_protein_stage(sim_run, sim_data, esm_store):
     """Consequences of every call on the simulated genes, ESM scores of the in-frame changes, VCF and Parquet agree."""
     from aisci.protein.esm import load_esm
     from aisci.protein.plm import score_variants
+    from aisci.protein.cached import pair_key
+    from aisci.protein.variants import scorable
 
     res = sim_run / "results" / "protein"
     bundle = load_esm(esm_store.path / esm_store.model, device="cpu", name=esm_store.model)
@@ -139,8 +154,21 @@ def test_protein_stage(sim_run, sim_data, esm_store):
         if (c["wt_protein"], c["mut_protein"]) in expect and row["strategy"] == "wt-marginals":
             assert abs(row["score"] - expect[(c["wt_protein"], c["mut_protein"])]) < 1e-5
     assert missense > 5  # the simulated exons hold a few SNVs per sample
+    # score once: the cache_missense jobs (one per scoring group) scored each distinct protein change of the
+    # three callsets once; the score_missense jobs took every score from the cache and loaded no model
     logs = list((sim_run / "logs" / "score_missense" / "cohort").glob("*.log"))
-    assert len(logs) == 4 and all("device: cpu" in p.read_text() for p in logs)
+    assert len(logs) == 4 and all("0 not in the cache before" in p.read_text() for p in logs)
+    assert not any("device: cpu" in p.read_text() for p in logs)
+    changes = set()
+    for callset in [*sim_data.samples, "cohort"]:
+        changes |= {(r["wt_protein"], r["mut_protein"])
+                    for r in pq.read_table(res / f"{callset}.consequences.parquet").to_pylist() if scorable(r)}
+    summaries = [json.loads(p.read_text()) for p in sorted((res / "cache").glob("*.json"))]
+    assert len(summaries) == 4 and sum(s["scored"] for s in summaries) == len(changes)
+    assert sum(s["rows"] for s in summaries) > len(changes)  # the cohort repeats the samples' changes
+    parts = sorted((sim_run / "resources" / "scores" / "protein-pairs").glob(f"{esm_store.model}@*/part-*.parquet"))
+    keys = [k for p in parts for k in pq.read_table(p).column("key").to_pylist()]
+    assert sorted(keys) == sorted(pair_key(*c) for c in changes)
 
 
 def genes_of(gff3):

@@ -119,11 +119,11 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     jobs = sacct(run, "JobID", "Partition", "AllocTRES", "Comment", "State", "AllocCPUS")
     assert jobs, "sacct shows no jobs for the run"
     assert all(int(j["AllocCPUS"]) <= 2 for j in jobs), jobs  # every job fits the 2-CPU node
-    gpu_rules = ("annotate_context", "score_splicing", "score_missense")
+    gpu_rules = ("annotate_context", "cache_splicing", "cache_missense")
     gpu = [j for j in jobs if any(r in j["Comment"] for r in gpu_rules)]
     cpu = [j for j in jobs if not any(r in j["Comment"] for r in gpu_rules)]
-    # context per sample; SpliceAI and protein LM scores per callset (samples + cohort)
-    assert len(gpu) == len(sim_data.samples) + 2 * (len(sim_data.samples) + 1) and cpu
+    # context per sample; SpliceAI and protein LM scores once for all callsets (one scoring group)
+    assert len(gpu) == len(sim_data.samples) + 2 and cpu
     for j in cpu:
         assert j["Partition"] == "cpu" and "gres/gpu" not in j["AllocTRES"], j
     for j in gpu:
@@ -134,17 +134,22 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
     assert sum(j["Comment"].startswith("rule_calls_call_group_") for j in jobs) == len(sim_data.samples) + 1
     # + the cohort's calls group and its SpliceAI job; + annotate_coding and score_missense per callset
-    # (one scoring group: calling.scoring_groups 1), + the gathers of both stages per callset
-    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2 + 4 * (len(sim_data.samples) + 1)
+    # (one scoring group: calling.scoring_groups 1), + the gathers of both stages per callset, + the one
+    # cache_splicing and one cache_missense job that score the alleles of every callset
+    assert len(jobs) == 4 * len(sim_data.samples) + 2 + 2 + 4 * (len(sim_data.samples) + 1) + 2
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log
+    log = (workdir / "logs" / "cache_splicing" / "0000.log").read_text()
+    assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "scored now" in log, log
+    log = (workdir / "logs" / "cache_missense" / "0000.log").read_text()
+    assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "scored now" in log, log
     for callset in [*sim_data.samples, "cohort"]:
         log = (workdir / "logs" / "score_splicing" / callset / "0000.log").read_text()
-        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "allele x gene scored" in log, log
+        assert "0 not in the cache before" in log and "allele x gene scored" in log, log
         assert (workdir / "results" / "splice" / f"{callset}.parquet").exists()
         log = (workdir / "logs" / "score_missense" / callset / "0000.log").read_text()
-        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log) and "scored rows" in log, log
+        assert "0 not in the cache before" in log and "scored rows" in log, log
         assert (workdir / "results" / "protein" / f"{callset}.parquet").exists()
 
 
@@ -159,11 +164,14 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"prepare_reference", "index_minimap2", "group:align", "group:calls", "annotate_context",
-                          "score_splicing", "annotate_coding", "score_missense", "gather_splicing", "gather_protein"}
+                          "cache_splicing", "score_splicing", "annotate_coding", "cache_missense", "score_missense",
+                          "gather_splicing", "gather_protein"}
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
-    assert rules["annotate_context"]["gpu_h"] > 0 and rules["score_splicing"]["gpu_h"] > 0
+    assert rules["annotate_context"]["gpu_h"] > 0 and rules["cache_splicing"]["gpu_h"] > 0
+    assert rules["cache_splicing"]["jobs"] == 1 and rules["score_splicing"]["gpu_h"] == 0
     assert rules["score_splicing"]["jobs"] == 3 and rules["score_missense"]["jobs"] == 3
-    assert rules["score_missense"]["gpu_h"] > 0 and rules["annotate_coding"]["gpu_h"] == 0
+    assert rules["cache_missense"]["gpu_h"] > 0 and rules["cache_missense"]["jobs"] == 1
+    assert rules["score_missense"]["gpu_h"] == 0 and rules["annotate_coding"]["gpu_h"] == 0
     parts = {p["partition"]: p for p in report["partitions"]}
     assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_h"] == 0 and parts["gpu"]["gpu_h"] > 0
     assert report["jobs"] == len(sacct(run, "JobID"))
@@ -297,7 +305,7 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     recorded = history.read_text().splitlines()[1:]
-    assert {line.split("\t")[0] for line in recorded} >= {"prepare_reference", "index_minimap2", "score_splicing"}
+    assert {line.split("\t")[0] for line in recorded} >= {"prepare_reference", "index_minimap2", "cache_splicing"}
     (tmp_path / "sites.yaml").write_text(LOCAL_SITES)
     # the small simulated data set (the history was measured on the demo data: estimates scale with size)
     genes = str(first_genes(sim_data.annotation, 4, tmp_path / "genes.gff3"))
@@ -312,9 +320,9 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "score_splicing" in out.stdout and "profile written to" in out.stdout
+    assert "cache_splicing" in out.stdout and "profile written to" in out.stdout
     # the measured rules are estimated from the history, the others from the default
-    assert "score_splicing/gpu: mean" in out.stderr or "score_splicing/gpu: fit" in out.stderr, out.stderr[-3000:]
+    assert "cache_splicing/gpu: mean" in out.stderr or "cache_splicing/gpu: fit" in out.stderr, out.stderr[-3000:]
     import yaml
 
     config = yaml.safe_load((profile / "config.yaml").read_text())
@@ -335,7 +343,7 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
                 value = eval(value, {"wildcards": [m.group(2) or ""]})
             expected[key] = value
         assert j["Partition"] == expected["slurm_partition"], (j, expected)
-        if expected.get("gpu") == 0 or rule not in ("annotate_context", "score_splicing"):
+        if expected.get("gpu") == 0 or rule not in ("annotate_context", "cache_splicing"):
             assert "gres/gpu" not in j["AllocTRES"], j
         else:
             assert "gres/gpu=1" in j["AllocTRES"], j

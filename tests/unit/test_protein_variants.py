@@ -134,3 +134,59 @@ def test_summary_prints_lowest_scores(annotated, bundle, tmp_path, capsys):
     assert values == sorted(values)
     with pytest.raises(InputError, match="not a table of `aisci plm score`"):
         summary([str(consequences)], top=3)
+
+
+# --- score once: `aisci plm cache` and `aisci plm score --cache` ------------------------------------------
+
+
+def _plm(*args):
+    from aisci.cli import main
+
+    return main(["plm", *args])
+
+
+def test_cache_scores_each_protein_change_once_and_outputs_stay_the_same(annotated, esm_store, tmp_path, capsys):
+    """Two tables that share rows: each distinct change is scored once; VCF and Parquet from the cache are the
+    bytes that scoring writes; a second fill scores nothing; another strategy is another version."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from aisci.protein.variants import scorable
+
+    vcf, consequences = annotated
+    table = pq.read_table(consequences)
+    half = tmp_path / "half.parquet"
+    pq.write_table(table.slice(0, table.num_rows // 2), half)
+    model = ["--model", esm_store.model, "--store", str(esm_store.path), "--device", "cpu", "--batch-size", "5"]
+    cache = tmp_path / "scores"
+    assert _plm("cache", str(half), str(consequences), "--cache", str(cache), "--summary", str(tmp_path / "s.json"),
+                *model) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    rows = [r for r in table.to_pylist() if scorable(r)]
+    assert summary["pairs"] == summary["scored"] == len({(r["wt_protein"], r["mut_protein"]) for r in rows}) > 3
+    assert summary["rows"] == len(rows) + sum(scorable(r) for r in table.slice(0, table.num_rows // 2).to_pylist())
+    assert _plm("cache", str(consequences), "--cache", str(cache), *model) == 0
+    assert "0 scored now" in capsys.readouterr().out
+    out = {}
+    for name, extra in (("plain", []), ("cached", ["--cache", str(cache)])):
+        assert _plm("score", "--vcf", str(vcf), "--consequences", str(consequences), "--out",
+                    str(tmp_path / f"{name}.vcf.gz"), "--parquet", str(tmp_path / f"{name}.parquet"),
+                    *model, *extra) == 0
+        out[name] = (pysam.BGZFile(str(tmp_path / f"{name}.vcf.gz")).read(), (tmp_path / f"{name}.parquet").read_bytes())
+    assert out["cached"] == out["plain"]
+    (folder,) = (cache / "protein-pairs").iterdir()
+    assert folder.name.startswith(f"{esm_store.model}@") and len(list(folder.glob("part-*.parquet"))) == 1
+    assert _plm("cache", str(consequences), "--cache", str(cache), "--strategy", "wt-marginals", *model) == 0
+    assert len(list((cache / "protein-pairs").iterdir())) == 2
+
+
+def test_cache_refuses_half_precision_and_a_bare_model_dir(annotated, esm_store, tmp_path, capsys):
+    vcf, consequences = annotated
+    common = ["score", "--vcf", str(vcf), "--consequences", str(consequences), "--out", str(tmp_path / "o.vcf.gz"),
+              "--cache", str(tmp_path / "scores")]
+    assert _plm(*common, "--model", esm_store.model, "--store", str(esm_store.path), "--half") == 1
+    assert "--half: the score cache holds fp32 scores only" in capsys.readouterr().err
+    assert _plm(*common, "--model-dir", str(esm_store.path / esm_store.model)) == 1
+    assert "--cache needs --model NAME of a model store" in capsys.readouterr().err
+    assert not (tmp_path / "scores").exists() and not (tmp_path / "o.vcf.gz").exists()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pysam
 import pytest
@@ -285,3 +287,107 @@ def test_scattered_over_three_groups_gathers_to_the_unscattered_output(na12878, 
     whole, gathered = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "gathered.parquet")
     assert whole.num_rows == 14 and gathered.equals(whole, check_metadata=True)
     assert (tmp_path / "gathered.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+# --- score once: `aisci splice cache` and `aisci splice score --cache` (shares grch37_run) ---------------
+
+
+def alleles(vcf):
+    """The distinct chrom:pos:ref:alt of a VCF's ALT alleles."""
+    with pysam.VariantFile(str(vcf)) as fh:
+        return {f"{r.chrom}:{r.pos}:{r.ref}:{a}" for r in fh for a in (r.alts or ())}
+
+
+def split(src, dest, keep):
+    """A copy of ``src`` with the header and the records whose index ``keep`` accepts."""
+    lines = text(src).splitlines(keepends=True)
+    body = [ln for ln in lines if not ln.startswith("#")]
+    dest.write_text("".join(ln for ln in lines if ln.startswith("#"))
+                    + "".join(ln for i, ln in enumerate(body) if keep(i)))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def filled(na12878, tmp_path_factory):
+    """A cache filled from two overlapping thirds-and-halves of the official fixture's 330 records."""
+    from aisci.cli import main
+
+    tmp = tmp_path_factory.mktemp("cache")
+    first = split(DATA / "variants.vcf", tmp / "first.vcf", lambda i: i < 200)
+    second = split(DATA / "variants.vcf", tmp / "second.vcf", lambda i: i >= 100)
+    cache = tmp / "scores"
+    summary = tmp / "fill.json"
+    code = main(["splice", "cache", "--cache", str(cache), "--ref", str(na12878 / FASTA), "--annotation", "grch37",
+                 "--summary", str(summary), str(first), str(second)])
+    assert code == 0
+    return tmp, cache, json.loads(summary.read_text()), first, second
+
+
+def test_fill_scores_each_distinct_allele_once(filled):
+    tmp, cache, summary, first, second = filled
+    distinct = alleles(first) | alleles(second)
+    assert summary["scored"] == len(distinct) == len(alleles(DATA / "variants.vcf"))
+    assert summary["alleles"] == len(alleles(first)) + len(alleles(second)) > summary["scored"]  # overlap read twice
+    assert summary["vcfs"] == 2 and summary["model"] == "spliceai-1.3.1" and len(summary["version"]) == 12
+    parts = sorted((cache / "splice" / f"spliceai-1.3.1@{summary['version']}").glob("chrom=*/part-*.parquet"))
+    rows = pa.concat_tables(pq.read_table(p) for p in parts)
+    assert set(rows.column("variant_id").to_pylist()) == distinct
+    statuses = set(rows.column("status").to_pylist())
+    assert {"scored", "not in a gene", "ref mismatch", "ref too long", "unscorable allele"} <= statuses
+
+
+def test_scores_from_the_cache_are_byte_for_byte_the_official(filled, grch37_run, na12878):
+    """Every allele already cached: nothing is scored, the VCF is the official tool's, the Parquet the uncached one's."""
+    tmp, cache, summary, _, _ = filled
+    res, out = score(tmp, DATA / "variants.vcf", na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch",
+                     "--cache", str(cache), name="cached")
+    assert res.returncode == 0, res.stderr
+    assert text(out) == text(DATA / "official.grch37.D50.vcf")
+    assert "0 not in the cache before" in res.stderr and "330 records" in res.stderr
+    assert "1 ref mismatch" in res.stderr and "199 not in a gene" in res.stderr
+    assert (tmp / "cached.parquet").read_bytes() == (grch37_run[2] / "out.parquet").read_bytes()
+
+
+def test_a_new_allele_is_scored_and_added(filled, na12878, tmp_path):
+    """A VCF with one allele the cache lacks scores that one only, and its output equals the uncached one."""
+    _, cache, _, _, _ = filled
+    lines = text(DATA / "distance.vcf").splitlines(keepends=True)
+    rec = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    f = lines[rec].split("\t")
+    alt = next(b for b in "ACGT" if b not in (f[3].upper(), f[4].upper()))
+    lines[rec] = "\t".join([*f[:4], f"{f[4]},{alt}", *f[5:]])
+    (tmp_path / "new.vcf").write_text("".join(lines))
+    res, out = score(tmp_path, tmp_path / "new.vcf", na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch",
+                     "--cache", str(cache), name="cached")
+    assert res.returncode == 0, res.stderr
+    assert "1 not in the cache before" in res.stderr
+    res, plain = score(tmp_path, tmp_path / "new.vcf", na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch",
+                       name="plain")
+    assert text(out) == text(plain) and f"{alt}|" in text(out)
+
+
+def test_a_ref_mismatch_from_the_cache_is_still_an_error(filled, na12878):
+    tmp, cache, _, _, _ = filled
+    res, out = score(tmp, DATA / "designed.vcf", na12878 / FASTA, "--annotation", "grch37", "--cache", str(cache),
+                     name="mismatch")
+    assert res.returncode == 1
+    assert "designed.vcf: chr20:" in res.stderr and "REF disagrees with the reference" in res.stderr
+    assert not out.exists()
+
+
+def test_another_model_version_starts_its_own_cache(filled, na12878, tmp_path):
+    """--distance is part of the version: the same alleles are scored again, into a second model folder."""
+    _, cache, _, _, _ = filled
+    vcf = DATA / "distance.vcf"
+    res, out = score(tmp_path, vcf, na12878 / FASTA, "--annotation", "grch37", "--skip-mismatch",
+                     "--distance", "500", "--cache", str(cache))
+    assert res.returncode == 0, res.stderr
+    assert f"{len(alleles(vcf))} not in the cache before" in res.stderr
+    assert len(list((cache / "splice").iterdir())) == 2
+
+
+def test_half_precision_is_refused_with_a_cache(na12878, tmp_path):
+    res, _ = score(tmp_path, DATA / "distance.vcf", na12878 / FASTA, "--annotation", "grch37", "--precision", "bf16",
+                   "--cache", str(tmp_path / "scores"))
+    assert res.returncode == 1 and "--precision bf16: the score cache holds fp32 scores only" in res.stderr
+    assert not (tmp_path / "scores").exists()

@@ -43,10 +43,12 @@ def test_dry_run(scenario, sim_data, esm_store, tmp_path):
     callsets = {"bwa": 0, "na12878": 1}.get(scenario, 3)
     groups = {"joint": 4, "na12878": 4}.get(scenario, 1)
     assert counts.get("score_splicing", 0) == callsets * groups and counts.get("gather_splicing", 0) == callsets
+    # score once: one cache_splicing job per scoring group scores the alleles of every callset
+    assert counts.get("cache_splicing", 0) == (groups if callsets else 0)
     # protein stage: off by default, on in the joint scenario (annotation + scoring per callset and group)
     protein = {"joint": 12}.get(scenario, 0)
     assert counts.get("annotate_coding", 0) == protein and counts.get("score_missense", 0) == protein
-    assert counts.get("gather_protein", 0) == protein // 4
+    assert counts.get("gather_protein", 0) == protein // 4 and counts.get("cache_missense", 0) == protein // 3
     assert not (tmp_path / "results").exists()
 
 

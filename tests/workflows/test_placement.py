@@ -55,7 +55,7 @@ def test_job_profile_from_snakemakes_dag(sim_data, config, tmp_path):
     assert counts == {"prepare_reference": 1, "index_minimap2": 1, "check_reads": 2, "align_reads": 2,
                       "samtools_stats": 2, "samtools_flagstat": 2, "call_group": 12, "gather_calls": 3,
                       "filter_calls": 3, "stamp_calls": 3, "evaluate_calls": 2, "annotate_context": 2,
-                      "score_splicing": 12, "gather_splicing": 3}
+                      "cache_splicing": 4, "score_splicing": 12, "gather_splicing": 3}
     reads = {s: sum(p.stat().st_size for p in sim_data.reads[s]) for s in sim_data.samples}
     for j in wf.jobs:
         deps = Counter(jobs[d].rule for d in j.deps)
@@ -66,8 +66,10 @@ def test_job_profile_from_snakemakes_dag(sim_data, config, tmp_path):
             assert j.input_bytes == reads[j.wildcards] and (j.threads, j.mem_mb, j.gpus) == (2, 8000, 0)
         if j.rule == "call_group" and j.wildcards.startswith("cohort"):
             assert deps["align_reads"] == 2 and j.input_bytes == sum(reads.values())
-        if j.rule == "score_splicing":
-            assert j.gpus == 1 and deps["stamp_calls"] == 1
+        if j.rule == "cache_splicing":  # one per scoring group, over the three callsets: the GPU job
+            assert j.gpus == 1 and deps["stamp_calls"] == 3
+        if j.rule == "score_splicing":  # its scores come from the cache
+            assert j.gpus == 0 and deps == {"prepare_reference": 1, "stamp_calls": 1, "cache_splicing": 1}
         assert wf.benchmarks[j.id] is not None and wf.benchmarks[j.id].startswith(f"benchmarks/{j.rule}/")
     assert jobs[0].deps == () and not (tmp_path / "run" / "results").exists()
 
@@ -84,11 +86,11 @@ def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
     rules = {"prepare_reference", "index_minimap2", "check_reads", "align_reads", "samtools_stats",
              "samtools_flagstat", "call_group", "gather_calls", "filter_calls", "stamp_calls", "evaluate_calls",
              "gather_splicing",
-             "annotate_context", "score_splicing"}
+             "annotate_context", "cache_splicing", "score_splicing"}
     assert set(profile["set-resources"]) == set(plan["placement"]) == rules
     assert profile["executor"] == "slurm" and profile["jobs"] == 50
     # every planned job count adds up to the DAG's, and each runtime request is within the wall time limit
-    assert sum(row["jobs"] for row in plan["decisions"]) == 50
+    assert sum(row["jobs"] for row in plan["decisions"]) == 54
     for res in profile["set-resources"].values():
         try:
             partition = ast.literal_eval(res["slurm_partition"])  # a Python literal, as Snakemake evaluates it

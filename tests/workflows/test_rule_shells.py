@@ -18,7 +18,9 @@ RULES = sorted((REPO / "rules").glob("*.smk"))
 # would make them a single word); tests/workflows/test_hostile_inputs.py runs them with hostile paths.
 OPTION_STRINGS = {
     ("evaluate_calls", "params.bed"),
+    ("cache_splicing", "params.options"),
     ("score_splicing", "params.options"),
+    ("cache_missense", "params.options"),
     ("score_missense", "params.options"),
     ("embed_proteins", "params.options"),
     ("saturate_protein", "params.options"),
