@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo demo-reanalysis test lint bench bench-splice bench-plm bench-placement bench-cohort bench-dag clean
+.PHONY: install system-tools demo demo-reanalysis test lint bench bench-splice bench-plm bench-placement bench-cohort bench-dag bench-slurm clean
 
 install: system-tools $(VENV)/.installed
 
@@ -94,6 +94,10 @@ bench-placement: install
 # Cohort store: VCF->Parquet vs bcftools query, adding one sample, memory 100 vs 1,000 samples, snakemake -n of 10,000
 bench-cohort: install
 	python benchmarks/cohort/run.py
+
+# Dispatch overhead on Slurm: the NA12878 slice through profiles/local vs profiles/slurm (the local cluster).
+bench-slurm: install
+	python benchmarks/slurm_dispatch/run.py --repeats 2
 
 # DAG build (snakemake -n) at whole-genome scale: 1 and 100 GRCh38-shaped samples at 300 kb chunks
 bench-dag: install

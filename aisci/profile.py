@@ -15,9 +15,14 @@ from aisci.config import apply_defaults, describe_error, load_schema, schema_val
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 
-# Per-sample rules grouped into one Slurm job each, so that a cohort of N samples submits a few
-# jobs per sample instead of one per rule and chunk. Order: rule -> group.
+# Rules grouped into one Slurm job each, so that a cohort of N samples submits a few jobs per sample
+# instead of one per rule and chunk, and a chain of rules waits for one status check, not one per
+# rule. 'reference' is once per run (its rules are serial anyway); 'align' and 'calls' once per
+# sample. Order: rule -> group.
 GROUPS = {
+    "prepare_reference": "reference",
+    "index_minimap2": "reference",
+    "index_bwa": "reference",
     "bam_to_fastq": "align",
     "check_reads": "align",
     "align_reads": "align",
@@ -191,8 +196,11 @@ def profile_text(
             "How job states are read. squeue: finished jobs stay visible for MinJobAge (>= 3x the first",
             "status delay). sacct: needs accounting, and plugin 2.8 does not recognise sacct's",
             "'CANCELLED by <uid>', so a cancelled job would leave the workflow waiting forever.")),
-        Entry("slurm-init-seconds-before-status-checks", site["first_status_check"],
-              ("Seconds before the first status query (Slurm needs a moment to register new jobs).",)),
+        Entry("slurm-init-seconds-before-status-checks", site["first_status_check"], (
+            "Seconds to the first status query, and between queries after one that saw a job end; after",
+            "each query that saw none end, the plugin (2.8) waits 10 s longer (at most 180 s), so a job",
+            "is seen done x, 2x + 10, 3x + 30, ... s after its submission. The plugin ignores",
+            "Snakemake's seconds-between-status-checks.")),
         Entry("latency-wait", site["latency_wait"],
               ("Wait this long (s) for outputs to appear: shared file systems cache directory listings.",)),
         Entry("retries", site["retries"], (
@@ -210,9 +218,11 @@ def profile_text(
         entries.append(Entry("slurm-qos", site["qos"], ("Quality of service for every job.",)))
     if groups:
         entries.append(Entry("groups", dict(groups), (
-            "Per-sample rules run together as one Slurm job per group and sample (few, larger jobs",
-            "instead of thousands of tiny ones): 'align' = read checks, alignment and QC; 'calls' =",
-            "every calling group, gathering, filtering and evaluation.")))
+            "Rules run together as one Slurm job per group (few, larger jobs instead of thousands of",
+            "tiny ones, and one status-check wait per group instead of one per rule). Once per run:",
+            "'reference' = the reference's plain copy, then its aligner index (serial anyway; still on",
+            "a compute node). Per sample: 'align' = read checks, alignment and QC; 'calls' = every",
+            "calling group, gathering, filtering and evaluation.")))
     return render_profile(header, [*entries, *extra])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,40 @@ def test_site_file_with_an_alias_or_not_utf8_is_refused_naming_the_file(tmp_path
     with pytest.raises(InputError) as err:
         load_site(site)
     assert str(err.value).startswith(f"{site}") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_grouped_rule_is_a_rule_of_the_workflows():
+    """A misspelt rule in GROUPS would silently leave that rule ungrouped: one Slurm job per run of it."""
+    rules = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        rules |= set(re.findall(r"^rule (\w+):", smk.read_text(), re.M))
+    assert set(GROUPS) <= rules, set(GROUPS) - rules
+    # the reference is prepared in one job (its rules run one after the other anyway), on a compute
+    # node like any grouped rule: none of them is a local rule of the germline workflow
+    assert {r for r, g in GROUPS.items() if g == "reference"} == {"prepare_reference", "index_minimap2", "index_bwa"}
+    snakefile = (REPO / "workflows/germline/Snakefile").read_text()
+    localrules = re.search(r"^localrules:\n((?:    \w+,\n)+)", snakefile, re.M)
+    assert localrules and not set(re.findall(r"\w+", localrules.group(1))) & set(GROUPS)
+
+
+def test_local_cluster_keeps_squeue_for_job_states():
+    """The plugin turns to sacct when MinJobAge < 3x the first status check; the local cluster's profile
+    reads states with squeue (sacct misses 'CANCELLED by <uid>', see site.schema.yaml), so its
+    MinJobAge (scripts/slurm-local) must stay above that."""
+    site = load_site(REPO / "profiles/slurm/site.yaml")
+    min_job_age = int(re.search(r"^MinJobAge=(\d+)$", (REPO / "scripts/slurm-local").read_text(), re.M).group(1))
+    assert site["status_command"] == "squeue" and 3 * site["first_status_check"] <= min_job_age
+    config = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert config["slurm-init-seconds-before-status-checks"] == site["first_status_check"]
+
+
+def test_profile_status_check_and_groups_reach_snakemake(tmp_path):
+    """What Snakemake's own command-line parsing (the plugin's settings included) makes of the profile."""
+    from snakemake.cli import parse_args
+
+    write_profile(REPO / "profiles/slurm/site.yaml", tmp_path / "prof")
+    _, args = parse_args(["--profile", str(tmp_path / "prof")])
+    assert args.executor == "slurm" and args.slurm_status_command == "squeue"
+    assert args.slurm_init_seconds_before_status_checks == 1
+    assert args.groups == GROUPS
+    assert args.slurm_partition_config == tmp_path / "prof" / "partitions.yaml"

@@ -1,8 +1,10 @@
-"""Dry-run through the Slurm profile: how many Slurm jobs a 1,000-sample cohort submits."""
+"""Dry-runs through the Slurm profile: the jobs a 1,000-sample cohort submits, and what each group job holds."""
 
 from __future__ import annotations
 
 import re
+
+import pytest
 
 from aisci.profile import GROUPS
 from tests.conftest import REPO, run_snakemake, write_config
@@ -17,6 +19,22 @@ def slurm_jobs(stdout: str) -> int:
     group_jobs = len(re.findall(r"^\[.*\] Group job \w+", stdout, re.M)) or stdout.count("Group job ")
     ungrouped = sum(n for rule, n in job_counts(stdout).items() if rule not in GROUPS and rule not in TARGET_RULES)
     return group_jobs + ungrouped
+
+
+def group_members(stdout: str) -> list[tuple[str, list[str]]]:
+    """Each group job of a dry-run: its group and the rules of its jobs (listed indented under its header,
+    up to the next job's header)."""
+    out: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for line in stdout.splitlines():
+        if m := re.match(r"^\[.*\] Group job (\w+) ", line):
+            current = []
+            out.append((m.group(1), current))
+        elif line.startswith(("[", "Job stats:")):
+            current = None
+        elif current is not None and (m := re.match(r"^    rule (\w+):$", line)):
+            current.append(m.group(1))
+    return [(g, sorted(rules)) for g, rules in out]
 
 
 def test_thousand_samples_submit_eight_jobs_each(sim_data, tmp_path):
@@ -38,9 +56,32 @@ def test_thousand_samples_submit_eight_jobs_each(sim_data, tmp_path):
     assert counts["call_group"] == 4 * 1001 and counts["align_reads"] == 1000
     total_rule_jobs = sum(n for rule, n in counts.items() if rule not in TARGET_RULES)
     submitted = slurm_jobs(res.stdout)
-    # per sample: 'align' group, 'calls' group, annotate_context, SpliceAI on each of 4 scoring groups
-    # (GPU jobs: parallel on the GPU partition) and their gather; plus reference prep (2) and the
-    # cohort's 'calls' group, 4 scoring jobs and gather
+    # per sample: 'align' group, 'calls' group, annotate_context (GPU), its SpliceAI scores from the
+    # cache in each of 4 scoring groups and their gather; the cohort's 'calls' group, 4 scoring jobs
+    # and gather; once per run: the 'reference' group and SpliceAI itself, one GPU job per scoring
+    # group over every callset (parallel on the GPU partition)
     assert counts["score_splicing"] == 4 * 1001 and counts["gather_splicing"] == 1001
-    assert submitted == 8 * 1000 + 2 + 6
-    assert total_rule_jobs > 2 * submitted  # grouping really merged jobs (17,013 rule jobs here)
+    assert counts["cache_splicing"] == 4
+    assert submitted == 8 * 1000 + 6 + 1 + 4
+    assert total_rule_jobs > 2 * submitted  # grouping really merged jobs (17,018 rule jobs here)
+
+
+@pytest.mark.parametrize("aligner", ["minimap2", "bwa"])
+def test_reference_preparation_is_one_slurm_job_per_run(sim_data, tmp_path, aligner):
+    """The reference's plain copy and its aligner index run as one group job (on a compute node, not
+    locally), once for the whole cohort: the per-sample groups neither join it nor each other."""
+    cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
+                       aligner=aligner)
+    res = run_snakemake(tmp_path / "run", "--dry-run", "--profile", str(REPO / "profiles" / "slurm"),
+                        "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr[-3000:]
+    groups = group_members(res.stdout)
+    assert [rules for g, rules in groups if g == "reference"] == [sorted(["prepare_reference", f"index_{aligner}"])]
+    # one 'align' group per sample (FASTQ input: no bam_to_fastq); one 'calls' group per callset
+    # (the samples and, joint calling being on with 2 samples, the cohort)
+    n = len(sim_data.samples)
+    assert [rules for g, rules in groups if g == "align"] == [
+        ["align_reads", "check_reads", "samtools_flagstat", "samtools_stats"]] * n
+    assert [g for g, _ in groups].count("calls") == n + 1
+    # the local rules stay local: never part of a Slurm job
+    assert not any(set(rules) & TARGET_RULES for _, rules in groups)
