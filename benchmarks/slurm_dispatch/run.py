@@ -223,15 +223,15 @@ def main() -> int:
                 shutil.rmtree(run["workdir"], ignore_errors=True)
                 run["log"].unlink(missing_ok=True)
 
-    local_s = statistics.median(r["local_s"] for r in rounds)
+    local_s = round(statistics.median(r["local_s"] for r in rounds), 1)
     print()
     print(f"slurm_dispatch: germline pipeline, NA12878 chr20 100 kb slice, {os.cpu_count()} CPUs, "
           f"median of {len(rounds)}")
     print(f"  profiles/local  {local_s:8.1f} s")
     summary = []
     for k, profile in enumerate(slurm_profiles):
-        slurm_s = statistics.median(r["slurm"][k]["slurm_s"] for r in rounds)
-        ratio = statistics.median(r["slurm"][k]["ratio"] for r in rounds)
+        slurm_s = round(statistics.median(r["slurm"][k]["slurm_s"] for r in rounds), 1)
+        ratio = round(statistics.median(r["slurm"][k]["ratio"] for r in rounds), 2)
         print(f"  Slurm           {slurm_s:8.1f} s   ratio slurm/local {ratio:.2f} (median of the rounds' ratios; "
               f"goal <= {GOAL:g}: {'met' if ratio <= GOAL else 'NOT met'})  {shown(profile)}")
         summary.append({"profile": shown(profile), "settings": profile_settings(profile), "slurm_s": slurm_s,
