@@ -81,3 +81,11 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, body: object) -> None:
+    """Write ``body`` as indented, key-sorted JSON to ``path``, atomically (`atomic_output`)."""
+    import json
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
+from aisci.fileio import atomic_output, write_json
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,7 @@ def fill(cache: PairCache, load: Callable[[], Any], strategy: str, batch_size: i
 
 def write_summary(path: str | Path, cache: PairCache, counts: FillCounts) -> None:
     """The JSON record of one `fill`."""
-    body = {"model": cache.model, "version": cache.version, **asdict(counts)}
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    write_json(path, {"model": cache.model, "version": cache.version, **asdict(counts)})
 
 
 def refuse_half(half: bool) -> None:

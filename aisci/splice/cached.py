@@ -21,7 +21,6 @@ that module's scorers import this package's scoring, and the import stays one wa
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -122,11 +121,9 @@ def fill(model: Any, cache_root: str | Path, vcfs: Iterable[str], regions: Any =
 
 def write_summary(path: str | Path, model: Any, counts: FillCounts) -> None:
     """The JSON record of one `fill`: the model and its counts."""
-    from aisci.fileio import atomic_output
+    from aisci.fileio import write_json
 
-    body = {"model": model.name, "version": model.version, **asdict(counts)}
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    write_json(path, {"model": model.name, "version": model.version, **asdict(counts)})
 
 
 class CachedScores:
