@@ -18,15 +18,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from aisci.errors import InputError
-from aisci.splice import engine as eng
 from aisci.splice.annotation import Annotation, Gene, normalise_chrom
 from aisci.splice.encode import codes, mask_outside, reverse_complement
-from aisci.splice.model import FLANK
+
+if TYPE_CHECKING:  # the engine imports torch: a Scorer loads it, writing cached scores does not
+    from aisci.splice import engine as eng
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class Scorer:
         check_distance(distance)
         self.fasta, self.annotation, self.engine = fasta, annotation, engine
         self.distance, self.mask, self.skip_mismatch, self.source = distance, mask, skip_mismatch, source
+        from aisci.splice.model import FLANK
+
         self.half = FLANK + distance  # wid // 2 of the official code
         self.first_contig = fasta.references[0]
         self.counts: Counter[str] = Counter()
@@ -184,6 +187,9 @@ class Scorer:
                     self._finish(p.record, e)
 
     def _tile(self, key: tuple[str, int, int, str], items: list[tuple[Planned, Entry]]) -> None:
+        from aisci.splice.engine import AltJob
+        from aisci.splice.model import FLANK
+
         chrom, tx_start, tx_end, strand = key
         d, h = self.distance, self.half
         lo = items[0][0].record.pos - 1 - h  # 0-based tile start
@@ -203,7 +209,7 @@ class Scorer:
                 out_lo, ref_lo = start + rl - 1 - d, length - c - 1 - d
             else:
                 start, out_lo, ref_lo = c, c - d, c - d
-            e.job = eng.AltJob(start=start, ref_len=rl, alt=alt, out_lo=out_lo, n_out=2 * d + 1 - rl + al)
+            e.job = AltJob(start=start, ref_len=rl, alt=alt, out_lo=out_lo, n_out=2 * d + 1 - rl + al)
             e.ref_lo = ref_lo
             jobs.append(e.job)
         ref, _ = self.engine.run_tile(tile, jobs)  # ref[i] is the output at tile input position i + FLANK
