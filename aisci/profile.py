@@ -18,7 +18,11 @@ from aisci.fileio import atomic_output
 # Rules grouped into one Slurm job each, so that a cohort of N samples submits a few jobs per sample
 # instead of one per rule and chunk, and a chain of rules waits for one status check, not one per
 # rule. 'reference' is once per run (its rules are serial anyway); 'align' and 'calls' once per
-# sample. Order: rule -> group.
+# sample; 'splice' and 'protein' once per callset (writing the scores the GPU jobs cached). The
+# rules declare these groups themselves (`group:` in rules/*.smk; a test keeps the two equal): the
+# Snakemake that runs inside a Slurm job reads the Snakefile but no profile (plugin 2.8 passes no
+# --groups to it), and without the directive it would start every grouped rule as a job step of
+# its own, each starting Snakemake again. Order: rule -> group.
 GROUPS = {
     "prepare_reference": "reference",
     "index_minimap2": "reference",
@@ -33,6 +37,11 @@ GROUPS = {
     "filter_calls": "calls",
     "stamp_calls": "calls",
     "evaluate_calls": "calls",
+    "annotate_coding": "calls",
+    "score_splicing": "splice",
+    "gather_splicing": "splice",
+    "score_missense": "protein",
+    "gather_protein": "protein",
 }
 
 
@@ -222,7 +231,10 @@ def profile_text(
             "tiny ones, and one status-check wait per group instead of one per rule). Once per run:",
             "'reference' = the reference's plain copy, then its aligner index (serial anyway; still on",
             "a compute node). Per sample: 'align' = read checks, alignment and QC; 'calls' = every",
-            "calling group, gathering, filtering and evaluation.")))
+            "calling group, gathering, filtering, evaluation and coding consequences. Per callset:",
+            "'splice', 'protein' = the callset's scores from the cache, gathered. The rules declare",
+            "the same groups (the Snakemake inside each job reads no profile); a rule given another",
+            "group here runs in a Slurm job of that group.")))
     return render_profile(header, [*entries, *extra])
 
 

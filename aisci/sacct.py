@@ -149,6 +149,14 @@ def _group_of(name: str) -> str | None:
     return None
 
 
+def _alone(name: str) -> str | None:
+    """``align_reads_align_reads`` -> ``align_reads``: a grouped rule given a group of its own (aisci plan)."""
+    from aisci.profile import GROUPS
+
+    rule = name[: len(name) // 2]
+    return rule if rule in GROUPS and name == f"{rule}_{rule}" else None
+
+
 def _split_rules(members: str) -> list[str]:
     """Split ``align_reads_check_reads`` into known rule names, greedily from the left."""
     from aisci.profile import GROUPS
@@ -175,6 +183,8 @@ def rule_of(comment: str, job_name: str) -> str:
             name = comment[len(prefix) :].split("_wildcards_", 1)[0]
             if name and not label and (group := _group_of(name)):
                 return f"group:{group}"
+            if not label and (rule := _alone(name)):
+                return rule
             if name:
                 return label + name
     return job_name

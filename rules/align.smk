@@ -4,10 +4,13 @@
 # Inputs:   the sample's FASTQ pairs, one per lane (checked by check_reads), the aligner index;
 #           a BAM/CRAM sample's pair keeps the read groups of the sheet's file (duplicates marked per LB)
 # Outputs:  results/align/{sample}.bam (+ .bai), results/qc/{sample}.markdup.txt
-# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'align': on Slurm
+#           one job per sample with its read checks and QC (rules/reads.smk, rules/qc.smk).
 
 
 rule align_reads:
+    group:
+        "align"
     input:
         reads=pipeline.read_files,
         checked="results/qc/{sample}.reads.json",

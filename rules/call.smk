@@ -4,7 +4,8 @@
 # Inputs:   results/align/{sample}.bam — one sample per callset, or every sample for "cohort"
 # Outputs:  results/calls/{callset}.vcf.gz (+ .tbi): split multi-allelics, left-aligned, soft-filtered,
 #           the header naming aisci's version, the reference file and its contigs
-# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'calls': on Slurm
+#           a callset's calling groups, gather, filter and stamp (with evaluate_calls, annotate_coding) are one job.
 
 
 # Each chunk's intervals travel in a regions file, never on the command line: bcftools splits a
@@ -39,6 +40,8 @@ rule write_regions:
 # concatenated in order, so the DAG grows with samples, not with genome size / chunk_size (a whole
 # genome at 300 kb is ~10,000 chunks but calling.groups jobs per callset).
 rule call_group:
+    group:
+        "calls"
     input:
         bams=pipeline.callset_bams,
         bais=pipeline.callset_bais,
@@ -68,6 +71,8 @@ rule call_group:
 
 
 rule gather_calls:
+    group:
+        "calls"
     input:
         groups=pipeline.group_calls,
         ref="resources/reference/genome.fa",
@@ -91,6 +96,8 @@ rule gather_calls:
 
 
 rule filter_calls:
+    group:
+        "calls"
     input:
         bcf="results/calls/{callset}.norm.bcf",
     output:
@@ -118,6 +125,8 @@ rule filter_calls:
 # file's name (not the working copy resources/reference/genome.fa), and every contig with its length
 # (and MD5 for genomes up to 200 Mb, where reading them is cheap).
 rule stamp_calls:
+    group:
+        "calls"
     input:
         vcf="results/calls/filtered/{callset}.vcf.gz",
         ref="resources/reference/genome.fa",

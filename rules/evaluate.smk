@@ -3,10 +3,12 @@
 # Provides: evaluate_calls
 # Inputs:   results/calls/{sample}.vcf.gz, the sheet's truth VCF, optional evaluation.bed
 # Outputs:  results/eval/{sample}.json, results/eval/{sample}.tsv
-# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'calls'.
 
 
 rule evaluate_calls:
+    group:
+        "calls"
     input:
         vcf="results/calls/{sample}.vcf.gz",
         tbi="results/calls/{sample}.vcf.gz.tbi",

@@ -12,10 +12,13 @@
 #           results/protein/cache/{group}.json             protein changes read and newly scored per group
 # Runtime:  annotate_coding, score_missense: CPU class. cache_missense: GPU class (resources: gpu=1): CUDA
 #           when the job's CUDA_VISIBLE_DEVICES names a real device, else all CPU threads. Nothing is
-#           downloaded in a job.
+#           downloaded in a job. Groups: annotate_coding joins 'calls'; score_missense and gather_protein
+#           are 'protein', one Slurm job per callset.
 
 
 rule annotate_coding:
+    group:
+        "calls"
     input:
         vcf="results/calls/{callset}.vcf.gz",
         tbi="results/calls/{callset}.vcf.gz.tbi",
@@ -72,6 +75,8 @@ rule cache_missense:
 # Then per callset and group: consequences + scores from the cache into the VCF and Parquet (the bytes
 # scoring would write); no model is loaded unless a change is missing from the cache.
 rule score_missense:
+    group:
+        "protein"
     input:
         unpack(pipeline.protein_vcf),
         consequences="results/protein/groups/{callset}/{group}.consequences.parquet",
@@ -102,6 +107,8 @@ rule score_missense:
 
 
 rule gather_protein:
+    group:
+        "protein"
     input:
         unpack(pipeline.protein_parts),
     output:

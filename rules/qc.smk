@@ -3,10 +3,12 @@
 # Provides: samtools_stats, samtools_flagstat
 # Inputs:   results/align/{sample}.bam
 # Outputs:  results/qc/{sample}.stats.txt, results/qc/{sample}.flagstat.txt
-# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'align'.
 
 
 rule samtools_stats:
+    group:
+        "align"
     input:
         bam="results/align/{sample}.bam",
         ref="resources/reference/genome.fa",
@@ -27,6 +29,8 @@ rule samtools_stats:
 
 
 rule samtools_flagstat:
+    group:
+        "align"
     input:
         bam="results/align/{sample}.bam",
     output:

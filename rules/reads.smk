@@ -3,10 +3,12 @@
 # Provides: bam_to_fastq, check_reads
 # Inputs:   the sample sheet's fq1/fq2 or bam
 # Outputs:  results/reads/{sample}_R{1,2}.fastq.gz (temp, BAM samples; RG:Z comments), results/qc/{sample}.reads.json
-# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'align'.
 
 
 rule bam_to_fastq:
+    group:
+        "align"
     input:
         bam=pipeline.input_bam,
         ref="resources/reference/genome.fa",
@@ -32,6 +34,8 @@ rule bam_to_fastq:
 
 
 rule check_reads:
+    group:
+        "align"
     input:
         reads=pipeline.read_files,
     output:

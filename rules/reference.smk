@@ -3,10 +3,13 @@
 # Provides: prepare_reference, index_minimap2, index_bwa
 # Inputs:   config["reference"] (FASTA, plain/gzip/bgzip)
 # Outputs:  resources/reference/genome.fa (+ .fai), genome.mmi (minimap2), genome.fa.{amb,ann,bwt,pac,sa} (bwa)
-# Runtime:  CPU class; resources come from profiles/, never from config.yaml.
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'reference':
+#           one Slurm job per run (on a compute node).
 
 
 rule prepare_reference:
+    group:
+        "reference"
     input:
         fasta=config["reference"],
     output:
@@ -27,6 +30,8 @@ rule prepare_reference:
 
 
 rule index_minimap2:
+    group:
+        "reference"
     input:
         fasta="resources/reference/genome.fa",
     output:
@@ -46,6 +51,8 @@ rule index_minimap2:
 
 
 rule index_bwa:
+    group:
+        "reference"
     input:
         fasta="resources/reference/genome.fa",
     output:

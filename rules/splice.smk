@@ -9,7 +9,8 @@
 #           results/splice/cache/{group}.json         alleles read and newly scored by each cache_splicing job
 # Runtime:  cache_splicing is GPU class (resources: gpu=1): the Slurm profile sends it to the GPU
 #           partition; it runs on CUDA when the job's CUDA_VISIBLE_DEVICES names a real device, else on
-#           all CPU threads. score_splicing and gather_splicing read and write files only (CPU class).
+#           all CPU threads. score_splicing and gather_splicing read and write files only (CPU class),
+#           one Slurm job per callset (group 'splice').
 #           Weights: the spliceai package's .h5 files (GPL-3.0), checked before any job is submitted.
 
 
@@ -50,6 +51,8 @@ rule cache_splicing:
 # scores from the cache (byte for byte what scoring them would write); gathered in order, byte for
 # byte the unscattered result. Nothing is left to score: a CPU job without the model.
 rule score_splicing:
+    group:
+        "splice"
     input:
         vcf="results/calls/{callset}.vcf.gz",
         tbi="results/calls/{callset}.vcf.gz.tbi",
@@ -82,6 +85,8 @@ rule score_splicing:
 
 
 rule gather_splicing:
+    group:
+        "splice"
     input:
         unpack(pipeline.splice_parts),
     output:

@@ -135,6 +135,8 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
                 if nice:
                     resources[r]["slurm_extra"] = resource_literal(f"--nice={nice}")
         elif members:
+            # the rules declare their group (`group:`): a group of one each keeps them apart
+            groups.update({r: r for r in members})
             dropped.append(group)
     home_parts = {p.name: p for p in sites.partitions if p.centre == sites.home}
     site = {**slurm, "partitions": {n: {"cpus": p.cores, "mem_gb": p.mem_mb / 1024} for n, p in home_parts.items()}}
@@ -150,7 +152,8 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         defaults.append(Entry("slurm_partition", resource_literal(cpu_home[0].name),
                               ("partition of any rule the plan does not place",)))
     comment = (
-        *([f"groups not kept (their rules were planned onto different partitions): {', '.join(dropped)}"]
+        *([f"groups not kept (their rules were planned onto different partitions): {', '.join(dropped)};",
+           "each of their rules is a group of its own (groups: above), one Slurm job per run of it"]
           if dropped else []),
         "Where each rule runs: slurm_partition, clusters (sbatch --clusters) for a partner centre,",
         f"gpu: 0 where a GPU-class rule runs on CPUs, runtime (minutes) = {RUNTIME_MARGIN:g}x the longest job, and",

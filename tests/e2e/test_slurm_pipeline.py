@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from aisci.sacct import RUN_ID_DEFAULT_SINCE
+from aisci.sacct import RUN_ID_DEFAULT_SINCE, rule_of
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.slurm_cluster import ensure_cluster, sacct_rows
 
@@ -135,10 +136,18 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     assert [j["Comment"] for j in jobs if j["Comment"].startswith("rule_reference_")] == [
         "rule_reference_index_minimap2_prepare_reference"]
     assert sum(j["Comment"].startswith("rule_calls_call_group_") for j in jobs) == len(sim_data.samples) + 1
-    # + the cohort's calls group and its SpliceAI job; + annotate_coding and score_missense per callset
-    # (one scoring group: calling.scoring_groups 1), + the gathers of both stages per callset, + the one
-    # cache_splicing and one cache_missense job that score the alleles of every callset
-    assert len(jobs) == 4 * len(sim_data.samples) + 1 + 2 + 4 * (len(sim_data.samples) + 1) + 2
+    # per sample 'align', 'calls' (with the coding consequences) and annotate_context; the cohort's
+    # 'calls'; per callset 'splice' and 'protein' (its scores from the cache, gathered); once, the
+    # 'reference' group and the cache_splicing and cache_missense jobs that score every callset's alleles
+    n = len(sim_data.samples)
+    assert len(jobs) == 3 * n + 1 + 2 * (n + 1) + 1 + 2, [j["Comment"] for j in jobs]
+    # the rules declare their groups, so the Snakemake inside a group job runs all its rules in one job
+    # step (without the directive: one step per rule, each starting Snakemake again)
+    grouped = [j["JobID"] for j in jobs if rule_of(j["Comment"], "").startswith("group:")]
+    assert len(grouped) == 1 + 2 * n + 1 + 2 * (n + 1), [j["Comment"] for j in jobs]
+    steps = sacct_rows("-j", ",".join(grouped), "--allusers", "-S", RUN_ID_DEFAULT_SINCE, "-o", "JobID")
+    numbered = Counter(s["JobID"].split(".")[0] for s in steps if re.fullmatch(r"\d+\.\d+", s["JobID"]))
+    assert numbered == dict.fromkeys(grouped, 1), (numbered, grouped)
     for sample in sim_data.samples:
         log = (workdir / "logs" / "annotate_context" / f"{sample}.log").read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", log), log

@@ -199,6 +199,19 @@ def test_site_file_with_an_alias_or_not_utf8_is_refused_naming_the_file(tmp_path
     assert str(err.value).startswith(f"{site}") and message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_rules_declare_the_groups_of_the_profile():
+    """The Snakemake inside a Slurm job reads no profile: only a rule's own `group:` makes it run a group job's
+    rules in one process (else one job step, with Snakemake started again, per rule)."""
+    declared = {}
+    for smk in (REPO / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M)[1:]:
+            rule = re.match(r"rule (\w+):", block).group(1)
+            group = re.search(r'^    group:\n        "(\w+)"$', block, re.M)
+            if group:
+                declared[rule] = group.group(1)
+    assert declared == GROUPS
+
+
 def test_every_grouped_rule_is_a_rule_of_the_workflows():
     """A misspelt rule in GROUPS would silently leave that rule ungrouped: one Slurm job per run of it."""
     rules = set()

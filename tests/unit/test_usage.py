@@ -87,7 +87,10 @@ def test_tres_and_gpus():
      ("rule_", "jobname"),
      ("rule_align_align_reads_check_reads_samtools_flagstat_samtools_stats", "group:align"),
      ("rule_calls_call_group_evaluate_calls_filter_calls_gather_calls", "group:calls"),
-     ("rule_align_reads", "align_reads"), ("rule_calls_unknown_rule", "calls_unknown_rule")],
+     ("rule_align_reads", "align_reads"), ("rule_calls_unknown_rule", "calls_unknown_rule"),
+     ("rule_splice_gather_splicing_score_splicing", "group:splice"),
+     # a grouped rule that aisci plan put in a group of its own (its group's rules went to different partitions)
+     ("rule_align_reads_align_reads", "align_reads"), ("rule_multiqc_multiqc", "multiqc_multiqc")],
 )
 def test_rule_from_comment(comment, rule):
     assert sacct.rule_of(comment, "jobname") == rule

@@ -37,7 +37,7 @@ def group_members(stdout: str) -> list[tuple[str, list[str]]]:
     return [(g, sorted(rules)) for g, rules in out]
 
 
-def test_thousand_samples_submit_eight_jobs_each(sim_data, tmp_path):
+def test_thousand_samples_submit_four_jobs_each(sim_data, tmp_path):
     fq1, fq2 = sim_data.reads["S1"]
     sheet = tmp_path / "cohort.tsv"
     many_samples(sheet, fq1, fq2, 1000, prefix="s")
@@ -56,14 +56,14 @@ def test_thousand_samples_submit_eight_jobs_each(sim_data, tmp_path):
     assert counts["call_group"] == 4 * 1001 and counts["align_reads"] == 1000
     total_rule_jobs = sum(n for rule, n in counts.items() if rule not in TARGET_RULES)
     submitted = slurm_jobs(res.stdout)
-    # per sample: 'align' group, 'calls' group, annotate_context (GPU), its SpliceAI scores from the
-    # cache in each of 4 scoring groups and their gather; the cohort's 'calls' group, 4 scoring jobs
-    # and gather; once per run: the 'reference' group and SpliceAI itself, one GPU job per scoring
-    # group over every callset (parallel on the GPU partition)
+    # per sample: 'align' group, 'calls' group, annotate_context (GPU), and the 'splice' group (its
+    # SpliceAI scores from the cache in each of 4 scoring groups, gathered); the cohort's 'calls' and
+    # 'splice' groups; once per run: the 'reference' group and SpliceAI itself, one GPU job per
+    # scoring group over every callset (parallel on the GPU partition)
     assert counts["score_splicing"] == 4 * 1001 and counts["gather_splicing"] == 1001
     assert counts["cache_splicing"] == 4
-    assert submitted == 8 * 1000 + 6 + 1 + 4
-    assert total_rule_jobs > 2 * submitted  # grouping really merged jobs (17,018 rule jobs here)
+    assert submitted == 4 * 1000 + 2 + 1 + 4
+    assert total_rule_jobs > 4 * submitted  # grouping really merged jobs (17,018 rule jobs here)
 
 
 @pytest.mark.parametrize("aligner", ["minimap2", "bwa"])
@@ -83,5 +83,8 @@ def test_reference_preparation_is_one_slurm_job_per_run(sim_data, tmp_path, alig
     assert [rules for g, rules in groups if g == "align"] == [
         ["align_reads", "check_reads", "samtools_flagstat", "samtools_stats"]] * n
     assert [g for g, _ in groups].count("calls") == n + 1
+    # per callset, its SpliceAI scores from the cache (one job per scoring group) and their gather
+    splice = [rules for g, rules in groups if g == "splice"]
+    assert len(splice) == n + 1 and all(set(rules) == {"score_splicing", "gather_splicing"} for rules in splice)
     # the local rules stay local: never part of a Slurm job
     assert not any(set(rules) & TARGET_RULES for _, rules in groups)
