@@ -73,8 +73,10 @@ demo-reanalysis: install $(DEMO_DIR)/cohort/samples.tsv $(DEMO_DIR)/models/manif
 test: install
 	pytest $(PYTEST_ARGS)
 
+# Snakemake's linter on the germline workflow, parsed with the real NA12878 scenario (the template's
+# reference is unset, and inputs are checked at parse time); its paths are relative to its folder.
 lint: install
-	snakemake --lint --snakefile workflows/germline/Snakefile --configfile tests/configs/default/config.yaml
+	cd tests/configs/na12878 && snakemake --lint --snakefile $(CURDIR)/workflows/germline/Snakefile --configfile config.yaml
 
 bench: install
 	python benchmarks/germline_overhead/run.py

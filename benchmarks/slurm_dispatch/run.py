@@ -12,7 +12,14 @@ confident regions and write the same calls. Prints both wall times and their rat
 local <= 2), and where the Slurm run's time went, from sacct: when each Slurm job was submitted,
 started and ended, the time in which no job of the run was running (start-up of the driver, the
 plugin's status checks, submission), and the time inside the jobs beyond the rules' own (Snakemake
-starting in every job and, in a group job, once more for each rule).
+starting twice in every job: in the job, and again in its one job step).
+
+Unless --no-floor is given, each round also runs a chain of as many trivial rules (`touch`) as the
+pipeline's longest chain of Slurm jobs, locally and through the same Slurm profile: what the
+Slurm executor costs per job in a chain before any rule does work (sbatch, scheduling, Snakemake
+starting inside the job and again in its job step, the plugin's status-check waits). The pipeline's
+Slurm run minus its local run, set against that floor, says how much of the overhead is the
+pipeline's own.
 
 Not part of the test suite: the machine has 2 cores shared with other work, so the times are noisy;
 run it more than once. Writes results.json next to this file (--out to change).
@@ -93,6 +100,67 @@ def run_pipeline(name: str, profile: Path, config: Path, work: Path) -> dict:
             "log": log, "started": started, "ended": ended, "tp": metrics["tp"], "fp": metrics["fp"]}
 
 
+FLOOR_SNAKEFILE = """\
+# A chain of {n} trivial rules: the Slurm executor's cost per job in a chain, before any rule works.
+rule all:
+    input:
+        "step{last}.txt",
+
+
+rule step0:
+    output:
+        "step0.txt",
+    resources:
+        runtime=5,
+    shell:
+        "touch {{output}}"
+
+{more}
+"""
+FLOOR_RULE = """
+rule step{i}:
+    input:
+        "step{prev}.txt",
+    output:
+        "step{i}.txt",
+    resources:
+        runtime=5,
+    shell:
+        "touch {{output}}"
+"""
+
+
+def floor_chain(n: int, work: Path) -> Path:
+    """A Snakefile of ``n`` trivial rules, each needing the previous one's file."""
+    path = work / f"floor{n}.smk"
+    more = "\n".join(FLOOR_RULE.format(i=i, prev=i - 1) for i in range(1, n))
+    path.write_text(FLOOR_SNAKEFILE.format(n=n, last=n - 1, more=more))
+    return path
+
+
+def run_floor(name: str, profile: Path, snakefile: Path, work: Path) -> float:
+    """Wall time of the trivial chain through ``profile`` in a fresh directory."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"floor-{name}-", dir=work))
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory",
+                          str(workdir), "--profile", str(profile)], capture_output=True, text=True, env=ENV,
+                         check=False)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"floor chain ({name}) failed: {res.stdout[-2000:]}{res.stderr[-2000:]}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return wall
+
+
+def chain_depth(jobs: list[Job]) -> int:
+    """The longest chain of Slurm jobs of a run: a job waits for every job that ended before its submission."""
+    depth: dict[str, int] = {}
+    for j in sorted(jobs, key=lambda j: j.submit or datetime.min):
+        before = [depth[k.job_id] for k in jobs if k.job_id in depth and k.end and j.submit and k.end <= j.submit]
+        depth[j.job_id] = 1 + max(before, default=0)
+    return max(depth.values(), default=0)
+
+
 def call_records(workdir: Path) -> list[str]:
     """The published calls' records (header left out: it names the run's own files)."""
     with gzip.open(workdir / "results" / "calls" / "NA12878.vcf.gz", "rt") as vcf:
@@ -149,6 +217,7 @@ def dispatch_breakdown(run: dict) -> dict:
                   "submit_s": offset(j.submit), "start_s": offset(j.start), "end_s": offset(j.end),
                   "elapsed_s": j.elapsed_s} for j in jobs],
         "slurm_jobs": len(jobs),
+        "chain_depth": chain_depth(jobs),
         "no_job_running_s": round(run["wall_s"] - busy, 1),
         "some_job_running_s": round(busy, 1),
         "job_seconds": in_jobs,
@@ -165,7 +234,7 @@ def print_breakdown(b: dict) -> None:
     print(f"    no job of the run running: {b['no_job_running_s']:.1f} s (driver start-up and end, status-check "
           "waits, submission, local rules)")
     print(f"    inside the {b['slurm_jobs']} jobs: {b['job_seconds']} s, of which the rules' own commands "
-          f"{b['rule_seconds']:.1f} s (the rest: Snakemake starting in each job, and per rule in a group job)")
+          f"{b['rule_seconds']:.1f} s (the rest: Snakemake starting twice in each job, in the job and its job step)")
 
 
 def shown(path: Path) -> str:
@@ -190,6 +259,8 @@ def main() -> int:
                         help="where the runs' fresh directories go (Slurm jobs must see it: on a real cluster, "
                              "a shared file system)")
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the chain of trivial rules (the Slurm executor's own cost per job in a chain)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
     local_profile = args.local_profile.resolve()
@@ -214,9 +285,23 @@ def main() -> int:
             print(f"  slurm {slurm['wall_s']:.1f} s (load {slurm['load_before']:.2f}), ratio {ratio:.2f}  "
                   f"{shown(profile)}")
             print_breakdown(breakdown)
-            this["slurm"].append({"profile": shown(profile), "slurm_s": round(slurm["wall_s"], 1),
-                                  "ratio": round(ratio, 2), "load_before": round(slurm["load_before"], 2),
-                                  **breakdown})
+            entry = {"profile": shown(profile), "slurm_s": round(slurm["wall_s"], 1), "ratio": round(ratio, 2),
+                     "load_before": round(slurm["load_before"], 2), **breakdown}
+            if args.floor:
+                chain = floor_chain(breakdown["chain_depth"], args.work)
+                floor_local = run_floor("local", local_profile, chain, args.work)
+                floor_slurm = run_floor("slurm", profile, chain, args.work)
+                added = slurm["wall_s"] - local["wall_s"]
+                entry["floor"] = {"chain": breakdown["chain_depth"], "local_s": round(floor_local, 1),
+                                  "slurm_s": round(floor_slurm, 1), "slurm_adds_s": round(floor_slurm - floor_local, 1),
+                                  "pipeline_adds_s": round(added, 1),
+                                  "beyond_floor_s": round(added - (floor_slurm - floor_local), 1)}
+                f = entry["floor"]
+                print(f"    floor: a chain of {f['chain']} trivial rules takes {f['local_s']:.1f} s locally and "
+                      f"{f['slurm_s']:.1f} s through Slurm: the executor adds {f['slurm_adds_s']:.1f} s before any "
+                      f"rule works; the pipeline's Slurm run adds {f['pipeline_adds_s']:.1f} s, "
+                      f"{f['beyond_floor_s']:.1f} s beyond that floor")
+            this["slurm"].append(entry)
         rounds.append(this)
         if not args.keep:
             for run in runs:
@@ -234,8 +319,16 @@ def main() -> int:
         ratio = round(statistics.median(r["slurm"][k]["ratio"] for r in rounds), 2)
         print(f"  Slurm           {slurm_s:8.1f} s   ratio slurm/local {ratio:.2f} (median of the rounds' ratios; "
               f"goal <= {GOAL:g}: {'met' if ratio <= GOAL else 'NOT met'})  {shown(profile)}")
+        floors = [r["slurm"][k]["floor"] for r in rounds if "floor" in r["slurm"][k]]
+        floor = {}
+        if floors:
+            floor = {key: round(statistics.median(f[key] for f in floors), 1)
+                     for key in ("chain", "local_s", "slurm_s", "slurm_adds_s", "pipeline_adds_s", "beyond_floor_s")}
+            print(f"    the Slurm executor's floor for a chain of {floor['chain']:g} jobs: +{floor['slurm_adds_s']:.1f} s "
+                  f"over local; this pipeline: +{floor['pipeline_adds_s']:.1f} s, {floor['beyond_floor_s']:.1f} s "
+                  "beyond the floor (medians)")
         summary.append({"profile": shown(profile), "settings": profile_settings(profile), "slurm_s": slurm_s,
-                        "ratio": ratio})
+                        "ratio": ratio, **({"floor": floor} if floor else {})})
     report = {
         "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "versions": {p: version(p) for p in ("snakemake", "snakemake-executor-plugin-slurm",
