@@ -135,13 +135,14 @@ def _gpus_nodes(text: str) -> tuple[int, int]:
 def _group_of(name: str) -> str | None:
     """``align_align_reads_check_reads`` -> ``align`` when it is one of our profile groups.
 
-    Snakemake names a group job ``<group>_<member rules, sorted>`` and the plugin comments it as
-    ``rule_<that name>``; only the known groups (aisci.profile.GROUPS) can be told apart safely.
+    Snakemake names a group job ``<group>_<member rules, sorted>`` (the first five, then ``...``) and
+    the plugin comments it as ``rule_<that name>``; only the known groups (aisci.profile.GROUPS) can be
+    told apart safely.
     """
     from aisci.profile import GROUPS
 
     for group in sorted(set(GROUPS.values()), key=len, reverse=True):
-        members = name[len(group) + 1:]
+        members = name[len(group) + 1:].removesuffix("_...")
         if name.startswith(group + "_") and members and all(
             rule in GROUPS for rule in _split_rules(members)
         ):

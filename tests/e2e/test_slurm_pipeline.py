@@ -135,7 +135,8 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     assert sum(j["Comment"].startswith("rule_align_align_reads_") for j in jobs) == len(sim_data.samples)
     assert [j["Comment"] for j in jobs if j["Comment"].startswith("rule_reference_")] == [
         "rule_reference_index_minimap2_prepare_reference"]
-    assert sum(j["Comment"].startswith("rule_calls_call_group_") for j in jobs) == len(sim_data.samples) + 1
+    # (the 'calls' group job's rules, sorted: annotate_coding first, as the protein stage is on)
+    assert sum(j["Comment"].startswith("rule_calls_annotate_coding_call_group_") for j in jobs) == len(sim_data.samples) + 1
     # per sample 'align', 'calls' (with the coding consequences) and annotate_context; the cohort's
     # 'calls'; per callset 'splice' and 'protein' (its scores from the cache, gathered); once, the
     # 'reference' group and the cache_splicing and cache_missense jobs that score every callset's alleles
@@ -175,15 +176,15 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"group:reference", "group:align", "group:calls", "annotate_context",
-                          "cache_splicing", "score_splicing", "annotate_coding", "cache_missense", "score_missense",
-                          "gather_splicing", "gather_protein"}
+                          "cache_splicing", "cache_missense", "group:splice", "group:protein"}
     assert rules["group:reference"]["jobs"] == 1
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
     assert rules["annotate_context"]["gpu_h"] > 0 and rules["cache_splicing"]["gpu_h"] > 0
-    assert rules["cache_splicing"]["jobs"] == 1 and rules["score_splicing"]["gpu_h"] == 0
-    assert rules["score_splicing"]["jobs"] == 3 and rules["score_missense"]["jobs"] == 3
-    assert rules["cache_missense"]["gpu_h"] > 0 and rules["cache_missense"]["jobs"] == 1
-    assert rules["score_missense"]["gpu_h"] == 0 and rules["annotate_coding"]["gpu_h"] == 0
+    assert rules["cache_splicing"]["jobs"] == 1 and rules["cache_missense"]["jobs"] == 1
+    assert rules["cache_missense"]["gpu_h"] > 0 and rules["group:calls"]["gpu_h"] == 0
+    # per callset, its scores written from the caches: CPU jobs
+    assert rules["group:splice"]["jobs"] == 3 and rules["group:splice"]["gpu_h"] == 0
+    assert rules["group:protein"]["jobs"] == 3 and rules["group:protein"]["gpu_h"] == 0
     parts = {p["partition"]: p for p in report["partitions"]}
     assert set(parts) == {"cpu", "gpu"} and parts["cpu"]["gpu_h"] == 0 and parts["gpu"]["gpu_h"] > 0
     assert report["jobs"] == len(sacct(run, "JobID"))
@@ -317,8 +318,8 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     recorded = history.read_text().splitlines()[1:]
-    # single-rule jobs only: the group jobs (reference, align, calls) hold several rules' times
-    assert {line.split("\t")[0] for line in recorded} >= {"annotate_context", "cache_splicing", "gather_splicing"}
+    # single-rule jobs only: the group jobs (reference, align, calls, splice, protein) hold several rules' times
+    assert {line.split("\t")[0] for line in recorded} >= {"annotate_context", "cache_splicing", "cache_missense"}
     (tmp_path / "sites.yaml").write_text(LOCAL_SITES)
     # the small simulated data set (the history was measured on the demo data: estimates scale with size)
     genes = str(first_genes(sim_data.annotation, 4, tmp_path / "genes.gff3"))
@@ -361,8 +362,9 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
         else:
             assert "gres/gpu=1" in j["AllocTRES"], j
         checked += 1
-    assert checked >= 4, jobs
-    for group in ("align", "calls"):
+    # the single-rule jobs: annotate_context per sample and cache_splicing (the rest run in group jobs)
+    assert checked >= 3, jobs
+    for group in ("align", "calls", "splice"):
         members = [r for r, g in config.get("groups", {}).items() if g == group]
         parts = {str(config["set-resources"][r]["slurm_partition"]) for r in members}
         assert len(parts) <= 1, (group, parts)

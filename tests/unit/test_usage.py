@@ -89,6 +89,9 @@ def test_tres_and_gpus():
      ("rule_calls_call_group_evaluate_calls_filter_calls_gather_calls", "group:calls"),
      ("rule_align_reads", "align_reads"), ("rule_calls_unknown_rule", "calls_unknown_rule"),
      ("rule_splice_gather_splicing_score_splicing", "group:splice"),
+     # Snakemake names the first five rules of a group job, then "..."
+     ("rule_calls_annotate_coding_call_group_evaluate_calls_filter_calls_gather_calls_...", "group:calls"),
+     ("rule_calls_unknown_rule_...", "calls_unknown_rule_..."),
      # a grouped rule that aisci plan put in a group of its own (its group's rules went to different partitions)
      ("rule_align_reads_align_reads", "align_reads"), ("rule_multiqc_multiqc", "multiqc_multiqc")],
 )
