@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,30 +20,22 @@ from aisci.fileio import atomic_output
 # instead of one per rule and chunk, and a chain of rules waits for one status check, not one per
 # rule. 'reference' is once per run (its rules are serial anyway); 'align' and 'calls' once per
 # sample; 'splice' and 'protein' once per callset (writing the scores the GPU jobs cached). The
-# rules declare these groups themselves (`group:` in rules/*.smk; a test keeps the two equal): the
-# Snakemake that runs inside a Slurm job reads the Snakefile but no profile (plugin 2.8 passes no
-# --groups to it), and without the directive it would start every grouped rule as a job step of
-# its own, each starting Snakemake again. Order: rule -> group.
-GROUPS = {
-    "prepare_reference": "reference",
-    "index_minimap2": "reference",
-    "index_bwa": "reference",
-    "bam_to_fastq": "align",
-    "check_reads": "align",
-    "align_reads": "align",
-    "samtools_stats": "align",
-    "samtools_flagstat": "align",
-    "call_group": "calls",
-    "gather_calls": "calls",
-    "filter_calls": "calls",
-    "stamp_calls": "calls",
-    "evaluate_calls": "calls",
-    "annotate_coding": "calls",
-    "score_splicing": "splice",
-    "gather_splicing": "splice",
-    "score_missense": "protein",
-    "gather_protein": "protein",
-}
+# rules declare them (`group:` in rules/*.smk), read here rather than listed again: the Snakemake
+# that runs inside a Slurm job reads the Snakefile but no profile (plugin 2.8 passes no --groups to
+# it), and without the directive it would start every grouped rule as a job step of its own, each
+# starting Snakemake again.
+_RULE = re.compile(r"^rule (\w+):\n(?:    group:\n        \"(\w+)\"\n)?", re.M)
+
+
+def rule_groups(rules_dir: Path | None = None) -> dict[str, str]:
+    """rule -> group, as the rules of ``rules_dir`` (default: the packaged rules/) declare them."""
+    from aisci import share
+
+    folder = rules_dir or share.root() / "rules"
+    return {m[1]: m[2] for smk in sorted(folder.glob("*.smk")) for m in _RULE.finditer(smk.read_text()) if m[2]}
+
+
+GROUPS = rule_groups()
 
 
 def resource_literal(value: str) -> str:
