@@ -100,28 +100,9 @@ def run_pipeline(name: str, profile: Path, config: Path, work: Path) -> dict:
             "log": log, "started": started, "ended": ended, "tp": metrics["tp"], "fp": metrics["fp"]}
 
 
-FLOOR_SNAKEFILE = """\
-# A chain of {n} trivial rules: the Slurm executor's cost per job in a chain, before any rule works.
-rule all:
-    input:
-        "step{last}.txt",
-
-
-rule step0:
-    output:
-        "step0.txt",
-    resources:
-        runtime=5,
-    shell:
-        "touch {{output}}"
-
-{more}
-"""
 FLOOR_RULE = """
 rule step{i}:
-    input:
-        "step{prev}.txt",
-    output:
+    {needs}output:
         "step{i}.txt",
     resources:
         runtime=5,
@@ -131,10 +112,12 @@ rule step{i}:
 
 
 def floor_chain(n: int, work: Path) -> Path:
-    """A Snakefile of ``n`` trivial rules, each needing the previous one's file."""
+    """A Snakefile of ``n`` trivial rules, each needing the previous one's file: the Slurm executor's cost
+    per job in a chain, before any rule works."""
     path = work / f"floor{n}.smk"
-    more = "\n".join(FLOOR_RULE.format(i=i, prev=i - 1) for i in range(1, n))
-    path.write_text(FLOOR_SNAKEFILE.format(n=n, last=n - 1, more=more))
+    rules = [FLOOR_RULE.format(i=i, needs=f'input:\n        "step{i - 1}.txt",\n    ' if i else "")
+             for i in range(n)]
+    path.write_text(f'rule all:\n    input:\n        "step{n - 1}.txt",\n\n' + "\n".join(rules))
     return path
 
 
