@@ -1,4 +1,4 @@
-"""Small file helpers: atomic outputs and transparent gzip/bgzip reading."""
+"""Small file helpers: atomic outputs, gzip/bgzip reading, the one readable-file check and SHA-256."""
 
 from __future__ import annotations
 
@@ -40,6 +40,37 @@ def read_utf8(path: str | os.PathLike, name: str | None = None) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise InputError(f"{name} line {line}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def check_readable(path: str | os.PathLike, where: str) -> Path:
+    """Return ``path`` when it is a readable regular file; the one check every input file goes through.
+
+    Args:
+        path: the file, as the user gave it.
+        where: what names it in the message: the config key, sheet line and column, or option.
+
+    Raises:
+        InputError: '{where}: file not found: {path}' (or not a regular file, or not readable).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{where}: file not found: {path}")
+    if not p.is_file():
+        raise InputError(f"{where}: not a regular file: {path}")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{where}: file not readable: {path}")
+    return p
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:

@@ -25,7 +25,6 @@ from typing import Any
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output, read_utf8
-from aisci.regions import Interval
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,18 @@ log = logging.getLogger(__name__)
 # same rows in the same row groups make the gathered file the unscattered one, byte for byte.
 ROW_GROUP_ROWS = 65_536
 _NUMBER = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 1-based, inclusive reference interval."""
+
+    chrom: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.chrom}:{self.start}-{self.end}"
 
 
 @dataclass(frozen=True)
@@ -134,7 +145,7 @@ def read_regions(path: str | os.PathLike[str]) -> Regions:
     """A regions file: tab-separated CHROM, BEG, END (1-based, inclusive), further columns ignored.
 
     As bcftools reads it, a line starting with '#' is a comment (no contig name starts with '#',
-    `aisci.reference.CONTIG_NAME`). Contig names are taken as written: ':', '*', '|' are part of them.
+    `aisci.germline.reference.CONTIG_NAME`). Contig names are taken as written: ':', '*', '|' are part of them.
 
     Raises:
         InputError: naming the file and line: fewer than three columns, BEG or END not a whole number,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from aisci import yamlfile
+from aisci.errors import InputError
+from aisci.fileio import check_readable
 
 OVERRIDES = "--config"
 
@@ -86,3 +89,30 @@ class Sources:
     def where(self, key: str) -> str:
         """'file: key' for a message about one key."""
         return f"{self.of(key)}: {key}" if key else self.names()
+
+
+def merge_config(base: dict[str, Any], update: dict[str, Any]) -> None:
+    """Snakemake's layering: nested mappings merge key by key, anything else replaces."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def load_layers(base: Path, configfiles: list[Path], overrides: dict[str, Any]) -> tuple[dict[str, Any], Sources]:
+    """Read and merge a config the way Snakemake does: the base, each --configfile, then --config values.
+
+    Raises:
+        InputError: a file missing, unreadable, not YAML or not a mapping.
+    """
+    files = ([base] if base.exists() or not configfiles else []) + configfiles
+    merged: dict[str, Any] = {}
+    for path in files:
+        check_readable(path, "config")
+        data = yamlfile.load(path, str(path)) or {}
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: must be a mapping of keys to values")
+        merge_config(merged, data)
+    merge_config(merged, overrides)
+    return merged, Sources.from_files(files, overrides, "--set")

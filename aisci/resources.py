@@ -79,6 +79,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: Resource classes a job can run in: "cpu" (no GPU) or "gpu" (the GPUs it declares).
+CPU, GPU = "cpu", "gpu"
 GB = 1e9  # decimal, as aisci.placement counts input bytes
 CRAM_AS_BAM = 3.2  # BAM bytes per CRAM byte, same reads (binned: 1,995,145 / 634,248)
 FASTQ_GZ_PER_BAM_BYTE = 1.5  # samtools fastq output per BAM byte (binned: 60.2 MB / 40.0 MB)

@@ -30,7 +30,7 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sim_data(tmp_path_factory):
     """A small simulated dataset (300 kb, 2 samples, 20x) made once per test session."""
-    from aisci.simulate import simulate
+    from aisci.demo.germline import simulate
 
     return simulate(
         tmp_path_factory.mktemp("sim"), genome_size=300_000, n_contigs=2, n_samples=2, depth=20.0, seed=3
@@ -42,7 +42,7 @@ def demo_data(tmp_path_factory):
     """The dataset `make demo` runs on, made with the Makefile's own DEMO_ARGS."""
     import re
 
-    from aisci.simulate import simulate
+    from aisci.demo.germline import simulate
 
     line = re.search(r"^DEMO_ARGS \?= (.*)$", (REPO / "Makefile").read_text(), re.M).group(1)
     args = dict(re.findall(r"--([\w-]+) (\S+)", line))

@@ -129,8 +129,7 @@ def score(args: argparse.Namespace) -> int:
 
 def newest_models(store_root: Path) -> dict[str, Any]:
     """Per stage, the ScoreModel whose cache was written last (what `query` joins by default)."""
-    from aisci.cohort.scores import ScoreModel
-    from aisci.cohort.schema import STAGES
+    from aisci.scorecache import STAGES, ScoreModel
 
     found = {}
     for stage in STAGES:
@@ -148,7 +147,7 @@ def query(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from aisci.cohort.schema import SCORED_CALLS
-    from aisci.cohort.scores import ScoreCache
+    from aisci.scorecache import ScoreCache
     from aisci.cohort.store import CohortStore, parse_region
 
     store = CohortStore(args.store)
@@ -197,7 +196,7 @@ def gene_region(gene: str, annotation: str | None) -> tuple[str, int, int]:
 
 def info(args: argparse.Namespace) -> int:
     """Print (and optionally write) per-chromosome counts and score-cache coverage."""
-    from aisci.cohort.scores import ScoreCache
+    from aisci.scorecache import ScoreCache
     from aisci.cohort.store import CohortStore
 
     store = CohortStore(args.store)
@@ -217,7 +216,7 @@ def info(args: argparse.Namespace) -> int:
 
 def simulate(args: argparse.Namespace) -> int:
     """Write a synthetic cohort."""
-    from aisci.cohort.synth import simulate_cohort
+    from aisci.demo.cohort import simulate_cohort
 
     if args.samples < 1 or args.variants < 1:
         raise InputError("--samples and --variants must be at least 1")

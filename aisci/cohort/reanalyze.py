@@ -150,10 +150,11 @@ def _one_arrow_thread() -> None:
 def score_task(model: Any, chrom: str, variants: Any, cache_root: str) -> Any:
     """Worker side of scoring: one chunk into one cache file; (count, ran on a GPU worker), or a Failure."""
     from aisci.cohort.cluster import GPU_RESOURCE
-    from aisci.cohort.scores import score_chunk
+    from aisci.cohort.scorers import RUNNERS
+    from aisci.scorecache import score_chunk
 
     try:
-        n = score_chunk(model, chrom, variants, cache_root)
+        n = score_chunk(model, chrom, variants, cache_root, RUNNERS[model.stage])
     except Exception as exc:
         log.exception("scoring %s on %s failed", model.stage, chrom)
         return Failure(f"{model.stage} chunk of {len(variants)} variants on {chrom}", f"{type(exc).__name__}: {exc}")
@@ -297,7 +298,7 @@ def score(store: Any, models: list[Any], client: Any = None, progress: bool = Tr
 
     Args:
         store: the `CohortStore`.
-        models: `aisci.cohort.scores.ScoreModel` per stage.
+        models: `aisci.scorecache.ScoreModel` per stage.
         client: a `distributed.Client`, or None to run in this process.
         progress: show a progress bar on stderr.
         chunk: variants per task.
@@ -310,7 +311,7 @@ def score(store: Any, models: list[Any], client: Any = None, progress: bool = Tr
     import numpy as np
 
     from aisci.cohort.cluster import model_resources
-    from aisci.cohort.scores import ScoreCache
+    from aisci.scorecache import ScoreCache
 
     outcome = outcome or Outcome()
     cache = ScoreCache(store.root / "scores")
@@ -386,7 +387,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_models(args: argparse.Namespace, stages: list[str]) -> list[Any]:
     """The ScoreModel of each stage, every input checked now, before any worker starts."""
-    from aisci.cohort.scores import protein_model, splice_model
+    from aisci.protein.runner import protein_model
+    from aisci.splice.runner import splice_model
 
     models = []
     for stage in stages:

@@ -1,4 +1,4 @@
-"""The cohort store's tables, in one place: calls (per sample), variant summaries, score caches, scored calls.
+"""The cohort store's tables, in one place: calls (per sample), variant summaries, scored calls (score caches: `aisci.scorecache`).
 
 Every Parquet file the store writes has exactly one of these schemas; readers check them with
 `check_schema`. A variant is identified by its content, ``variant_id = "chrom:pos:ref:alt"`` (one
@@ -19,6 +19,19 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+
+# The score caches' tables and the variant key are the base's (the germline SpliceAI stage shares the caches);
+# the cohort's modules read them through this module with the rest of the store's tables.
+from aisci.scorecache import (  # noqa: F401 - re-exported
+    PROTEIN_SCORES,
+    SCORE_SCHEMAS,
+    SPLICE_SCORES,
+    STAGES,
+    check_schema,
+    model_id,
+    parse_variant_id,
+    variant_id,
+)
 
 # Version of the on-disk layout (store.json "format_version"); bump when a schema below changes.
 FORMAT_VERSION = 3  # 2: one calls file per sample, chrom inside it, no variant_id in it; 3: int32 allele counts
@@ -67,39 +80,6 @@ VARIANTS = pa.schema([
 ])
 SUMMARY_COUNTS = ("ac", "called_alleles", "n_records", "carriers", "hom_alt")
 
-# --- score caches: scores/<stage>/<model_id>/chrom=<chrom>/part-<uuid>.parquet -----------------------
-# Append-only and content-addressed by (variant_id, model_id). A variant scored with nothing to
-# report (outside every gene, not a protein change, skipped) still gets one row with a `status`,
-# so it is never scored again.  Several rows per variant: one per gene (splice) or transcript (protein).
-SPLICE_SCORES = pa.schema([
-    pa.field("variant_id", pa.string(), nullable=False),
-    pa.field("pos", pa.int64(), nullable=False),
-    pa.field("ref", pa.string(), nullable=False),
-    pa.field("alt", pa.string(), nullable=False),
-    pa.field("status", pa.string(), nullable=False),  # "scored" or the official tool's skip reason
-    pa.field("gene", pa.string()),
-    pa.field("strand", pa.string()),
-    pa.field("ds_ag", pa.float32()), pa.field("ds_al", pa.float32()),
-    pa.field("ds_dg", pa.float32()), pa.field("ds_dl", pa.float32()),
-    pa.field("dp_ag", pa.int32()), pa.field("dp_al", pa.int32()),
-    pa.field("dp_dg", pa.int32()), pa.field("dp_dl", pa.int32()),
-])
-PROTEIN_SCORES = pa.schema([
-    pa.field("variant_id", pa.string(), nullable=False),
-    pa.field("pos", pa.int64(), nullable=False),
-    pa.field("ref", pa.string(), nullable=False),
-    pa.field("alt", pa.string(), nullable=False),
-    pa.field("status", pa.string(), nullable=False),  # "scored", "not scored" (no in-frame protein change), "intergenic"
-    pa.field("gene", pa.string()),
-    pa.field("transcript", pa.string()),
-    pa.field("consequence", pa.string()),
-    pa.field("hgvs_p", pa.string()),
-    pa.field("strategy", pa.string()),
-    pa.field("score", pa.float32()),                  # log p(mut) - log p(wt); lower = more damaging
-])
-SCORE_SCHEMAS = {"splice": SPLICE_SCORES, "protein": PROTEIN_SCORES}
-STAGES = tuple(SCORE_SCHEMAS)
-
 # --- the joined view: what `aisci cohort query` returns, one row per sample x variant -----------------
 VARIANT_ID = pa.field("variant_id", pa.string(), nullable=False)  # "chrom:pos:ref:alt"
 SCORED_CALLS = pa.schema(
@@ -119,32 +99,6 @@ SCORED_CALLS = pa.schema(
         pa.field("protein_model", pa.string()), pa.field("protein_model_version", pa.string()),
     ]
 )
-
-
-def variant_id(chrom: str, pos: int, ref: str, alt: str) -> str:
-    """The content key of one ALT allele: ``chrom:pos:ref:alt``."""
-    return f"{chrom}:{pos}:{ref}:{alt}"
-
-
-def parse_variant_id(key: str) -> tuple[str, int, str, str]:
-    """Inverse of `variant_id` (chromosome names may themselves hold ':' only before the last three fields)."""
-    chrom, pos, ref, alt = key.rsplit(":", 3)
-    return chrom, int(pos), ref, alt
-
-
-def model_id(name: str, version: str) -> str:
-    """The directory name of one model's score cache: ``name@version`` (version: a content hash)."""
-    return f"{name}@{version}"
-
-
-def check_schema(actual: pa.Schema, expected: pa.Schema, where: str) -> None:
-    """Raise ValueError naming ``where`` and the first difference when ``actual`` lacks or mistypes a field."""
-    for field in expected:
-        idx = actual.get_field_index(field.name)
-        if idx < 0:
-            raise ValueError(f"{where}: missing column {field.name!r}")
-        if not actual.field(idx).type.equals(field.type):
-            raise ValueError(f"{where}: column {field.name!r} is {actual.field(idx).type}, expected {field.type}")
 
 
 def empty(schema: pa.Schema) -> Any:

@@ -101,7 +101,7 @@ def load_run(args: argparse.Namespace) -> Run:
         observations,
         with_runtimes,
     )
-    from aisci.placement.history import load_history
+    from aisci.slurm.history import load_history
     from aisci.placement.sites import load_sites
 
     sites, slurm = load_sites(args.sites)

@@ -2,7 +2,7 @@
 
 Two sources of measured runtimes:
 
-* the run history (aisci.placement.history), recorded from Slurm accounting: exact, and it
+* the run history (aisci.slurm.history), recorded from Slurm accounting: exact, and it
   knows whether the job had GPUs, so it counts for the class the job ran in;
 * Snakemake benchmark files (``benchmarks/<rule>/<wildcards>.tsv``): they do not record where
   the job ran, so they count for the rule's own class ("gpu" for a rule that declares GPUs).
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aisci.errors import InputError
-from aisci.placement.history import HistoryRow, latest
+from aisci.slurm.history import HistoryRow, latest
 from aisci.placement.model import CPU, GPU, Job
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: Resource classes a job can run in: "cpu" (no GPU) or "gpu" (the GPUs it declares).
-CPU, GPU = "cpu", "gpu"
+from aisci.resources import CPU, GPU  # noqa: F401 - the classes a job runs in, named here with the model
 
 
 @dataclass(frozen=True)

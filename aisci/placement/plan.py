@@ -14,7 +14,7 @@ from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.placement.ilp import Decision, Plan
 from aisci.placement.model import CPU, Job, Sites
-from aisci.profile import GROUPS, Entry, profile_text, resource_literal
+from aisci.slurm.profile import GROUPS, Entry, profile_text, resource_literal
 
 TABLE_COLUMNS = ("rule", "class", "partition", "jobs", "min_per_job", "at_once", "start_h", "end_h", "cost", "why")
 #: Wall time asked for: this many times the longest expected job, at least MIN_RUNTIME_MIN minutes.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aisci import yamlfile
-from aisci.config import apply_defaults, describe_error, load_schema, schema_validator
+from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
 from aisci.errors import InputError
 from aisci.placement.model import Partition, Sites, Transfer
 

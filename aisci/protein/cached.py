@@ -140,7 +140,7 @@ class FillCounts:
 def fill(cache: PairCache, load: Callable[[], Any], strategy: str, batch_size: int, tables: Iterable[str],
          regions: Any = None) -> FillCounts:
     """Score every scorable pair of the consequence ``tables`` (rows in ``regions``) that the cache lacks, once."""
-    from aisci.protein.variants import read_consequences, scorable
+    from aisci.protein.consequence import read_consequences, scorable
 
     counts, t0 = FillCounts(), time.perf_counter()
     pairs: dict[str, tuple[str, str]] = {}

@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.plm_command == "score":
         from aisci.gather import read_regions
-        from aisci.protein.variants import read_consequences, score_vcf
+        from aisci.protein.consequence import read_consequences
+        from aisci.protein.variants import score_vcf
 
         if not str(args.out).endswith(".vcf.gz"):
             raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plm_command == "cache":
         from aisci.gather import read_regions
         from aisci.protein import cached
-        from aisci.protein.variants import read_consequences
+        from aisci.protein.consequence import read_consequences
 
         regions = read_regions(args.regions_file) if args.regions_file else None
         for path in args.consequences:

@@ -1,7 +1,8 @@
-"""Coding consequences of a variant on each overlapping transcript: SO terms, VEP impact, HGVS, mutant protein."""
+"""Coding consequences of a variant on each overlapping transcript (SO terms, VEP impact, HGVS, mutant protein), and their table."""
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any
@@ -58,6 +59,38 @@ class Consequence:
 
 
 COLUMNS = tuple(f.name for f in fields(Consequence))
+
+
+# Consequences whose mutant protein is scored: in-frame changes of the protein sequence. Truncating
+# (stop gained, frameshift) and start/stop changes are left unscored (null), as in ESM-1v.
+SCORED = frozenset({"missense_variant", "inframe_insertion", "inframe_deletion", "protein_altering_variant"})
+
+
+def is_scored(consequence: str) -> bool:
+    """Whether a row's consequence terms include an in-frame protein change."""
+    return any(term in SCORED for term in consequence.split("&"))
+
+
+def read_consequences(path: str | os.PathLike[str]) -> Any:
+    """The Parquet table of `aisci annotate`, checked for the columns scoring needs."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as Parquet ({exc})") from None
+    needed = {"chrom", "pos", "ref", "alt", "gene", "gene_id", "transcript", "consequence", "impact",
+              "hgvs_c", "hgvs_p", "protein_pos", "ref_aa", "alt_aa", "wt_protein", "mut_protein"}
+    missing = sorted(needed - set(table.column_names))
+    if missing:
+        raise InputError(f"{path}: not a table of `aisci annotate` (missing columns {', '.join(missing)})")
+    return table
+
+
+def scorable(row: dict[str, Any]) -> bool:
+    """Whether a consequence row gets a score: an in-frame protein change whose two proteins differ."""
+    return (is_scored(row["consequence"]) and bool(row["wt_protein"]) and bool(row["mut_protein"])
+            and row["wt_protein"] != row["mut_protein"])
 
 
 class RefMismatch(InputError):

@@ -64,7 +64,7 @@ def load_esm(model_dir: str | os.PathLike[str], *, device: Any = "auto", half: b
     Args:
         model_dir: directory holding config.json, the weights and vocab.txt (see the module docstring).
         device: "auto" (CUDA when torch sees it, else CPU), "cpu", "cuda" or "cuda:N"; see
-            `aisci.context.pick_device`.
+            `aisci.device.pick_device`.
         half: False for float32; True or "fp16" for float16, "bf16" for bfloat16 -- CUDA only.
         name: the model's name in logs and outputs (default: the directory's name).
 
@@ -77,7 +77,7 @@ def load_esm(model_dir: str | os.PathLike[str], *, device: Any = "auto", half: b
             unexpected or of the wrong shape, or half precision is asked for on a CPU.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: everything below reads local files only
-    from aisci.context import pick_device
+    from aisci.device import pick_device
 
     folder = Path(model_dir)
     if not folder.is_dir():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aisci.errors import InputError
 from aisci.names import check_name
-from aisci.protein.store import KNOWN_MODELS, PULL_PATTERNS, ModelEntry, _abs, add_model, check_free
+from aisci.protein.store import KNOWN_MODELS, PULL_PATTERNS, ModelEntry, absolute, add_model, check_free
 
 _NETWORK_ERRORS = {"TransportError", "RequestError", "NetworkError", "ConnectError", "TimeoutException",
                    "ConnectionError", "Timeout", "OfflineModeIsEnabled", "LocalEntryNotFoundError"}
@@ -31,7 +31,7 @@ def pull_model(store: str | os.PathLike[str], repo_id: str, *, name: str | None 
         InputError: the hub cannot be reached (HF_HUB_OFFLINE, no network), with the commands that stage the
             model through a connected machine; unknown repo or revision; the download is not an ESM model.
     """
-    root = _abs(store)
+    root = absolute(store)
     name = name or default_name(repo_id)
     check_name(name, "model name")
     if not force:

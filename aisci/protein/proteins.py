@@ -240,7 +240,7 @@ def translate_annotation(annotation: str, ref: str, out: str, *, first: int | No
 
     from aisci.protein.consequence import ModelCache
     from aisci.protein.transcripts import load_transcripts
-    from aisci.splice.annotation import normalise_chrom
+    from aisci.gff import normalise_chrom
 
     transcripts = load_transcripts(annotation)
     try:

@@ -4,8 +4,8 @@ Layout: ``<store>/manifest.json`` + ``<store>/<name>/<files>``. Every name and p
 (`aisci.names`, the files a model folder may hold, resolved inside the store) before anything is opened.
 `check_model` is pure Python (json, hashlib): no torch or transformers import, so the pipelines call it before
 submitting jobs. Staging (`add_model`) reads the weights once with torch, through the loader's own strict check.
-The ESM folder checks are in `aisci.protein.layout`, hub downloads in `aisci.protein.hub` (`pull_model` here defers
-to it).
+The ESM folder checks are in `aisci.protein.layout`, hub downloads in `aisci.protein.hub` (`pull_model`, which
+imports this module, never the other way round).
 
 What a passing check means: the files are those the manifest records (SHA-256). The manifest is the root of trust:
 whoever can write the store can rewrite manifest.json together with the weights, and no check of the store against
@@ -35,9 +35,9 @@ from typing import Any
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.names import check_name, check_stored_name
-from aisci.protein.layout import STORED_FILES, EsmLayout, inspect_model_dir  # noqa: F401 - EsmLayout: re-exported
+from aisci.protein.layout import STORED_FILES, inspect_model_dir
 from aisci.protein.stamps import read_stamp, stamp_path, write_stamp
-from aisci.splice.weights import sha256 as file_sha256
+from aisci.fileio import sha256 as file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def store_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     if not value:
         raise InputError(f"no model store: pass --store DIR or set {STORE_ENV}=DIR "
                          "(the pipelines take it from protein.model_store in config.yaml)")
-    return _abs(value)
+    return absolute(value)
 
 
 def list_models(store: str | os.PathLike[str]) -> list[ModelEntry]:
@@ -102,7 +102,7 @@ def list_models(store: str | os.PathLike[str]) -> list[ModelEntry]:
     Raises:
         InputError: the manifest is not a valid format-1 manifest.
     """
-    root = _abs(store)
+    root = absolute(store)
     manifest = read_manifest(root)
     return [_entry(root, name, manifest) for name in sorted(manifest["models"])]
 
@@ -134,7 +134,7 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
         InputError: invalid name or directory, weights that are not tensors or do not fit config.json (naming
             the file), or the name is taken and ``force`` is false.
     """
-    root, src = _abs(store), _abs(source_dir)
+    root, src = absolute(store), absolute(source_dir)
     check_name(name, "model name")
     layout = inspect_model_dir(src)
     source = source or f"local:{src}"
@@ -181,14 +181,6 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
     return entry
 
 
-def pull_model(store: str | os.PathLike[str], repo_id: str, *, name: str | None = None, revision: str = "main",
-               force: bool = False, endpoint: str | None = None) -> ModelEntry:
-    """Download an ESM model from the Hugging Face hub and add it: see `aisci.protein.hub.pull_model`."""
-    from aisci.protein.hub import pull_model as pull  # hub imports this module: imported here, not at the top
-
-    return pull(store, repo_id, name=name, revision=revision, force=force, endpoint=endpoint)
-
-
 def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
     """Re-hash every file of a model against the manifest (always a full SHA-256) and refresh its stamp.
 
@@ -199,7 +191,7 @@ def verify_model(store: str | os.PathLike[str], name: str) -> list[str]:
         InputError: an invalid name, or a manifest that is not valid (naming manifest.json and the field).
     """
     check_stored_name(name, "model name")
-    root = _abs(store)
+    root = absolute(store)
     manifest = read_manifest(root)
     if name not in manifest["models"]:
         held = ", ".join(sorted(manifest["models"])) or "nothing"
@@ -229,7 +221,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
     if not value:
         raise InputError(f"{where}: model {name!r} needs a model store: set protein.model_store in the config or "
                          f"{STORE_ENV}, then stage it with `{staging_command(name, Path('/abs/path/to/store'))}`")
-    root = _abs(value)
+    root = absolute(value)
     command = staging_command(name, root)
     demo = "" if name in KNOWN_MODELS else (
         f" (or, for a test run with random weights, `aisci models demo {name} --store {shlex.quote(str(root))}`)")
@@ -253,7 +245,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
 
 def check_free(store: str | os.PathLike[str], name: str, manifest: dict[str, Any] | None = None) -> None:
     """Raise InputError when ``name`` is taken in the store: by a manifest entry or by a directory."""
-    root = _abs(store)
+    root = absolute(store)
     manifest = read_manifest(root) if manifest is None else manifest
     if name in manifest["models"]:
         raise InputError(f"{root}: the store already holds a model named {name!r} "
@@ -303,7 +295,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 # --- manifest, lock, copies, verification stamps --------------------------------------------------------------
 
-def _abs(path: str | os.PathLike[str]) -> Path:
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """A store or model path made absolute ('~' expanded, links kept)."""
     return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
 
 

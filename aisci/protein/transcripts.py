@@ -9,17 +9,10 @@ from itertools import pairwise
 from pathlib import Path
 
 from aisci.errors import InputError
-from aisci.splice.annotation import (
-    _GTF_ATTR,
-    _gff3_attrs,
-    _gff_rows,
-    _lines,
-    normalise_chrom,
-)
+from aisci.gff import BinnedIndex, feature_rows, gff3_attributes, gtf_attributes, lines
 
 log = logging.getLogger(__name__)
 
-_BIN_SHIFT = 16  # 64 kb bins for the overlap index
 _PARTS = ("exon", "CDS", "stop_codon")  # features that make a transcript; start_codon/UTR lines are implied
 _TX_BIOTYPE = ("transcript_biotype", "transcript_type", "biotype")
 _GENE_BIOTYPE = ("gene_biotype", "gene_type", "biotype")
@@ -74,11 +67,7 @@ class TranscriptSet:
     def __init__(self, source: str, transcripts: list[Transcript]) -> None:
         self.source = source
         self.transcripts = transcripts
-        self._index: dict[str, dict[int, list[Transcript]]] = {}
-        for tx in transcripts:
-            bins = self._index.setdefault(tx.chrom, {})
-            for b in range(tx.start >> _BIN_SHIFT, (tx.end >> _BIN_SHIFT) + 1):
-                bins.setdefault(b, []).append(tx)
+        self._index = BinnedIndex(transcripts, lambda t: (t.chrom, t.start, t.end))
         self._chrom: dict[str, str | None] = {}
 
     def __len__(self) -> int:
@@ -102,19 +91,13 @@ class TranscriptSet:
             The overlapping transcripts in file order, each once.
         """
         if chrom not in self._chrom:
-            other = normalise_chrom(chrom, "x" if chrom.startswith("chr") else "chrx")
-            self._chrom[chrom] = chrom if chrom in self._index else other if other in self._index else None
+            self._chrom[chrom] = self._index.resolve(chrom)
         key = self._chrom[chrom]
         if key is None:
             return []
-        bins = self._index[key]
-        seen: dict[int, Transcript] = {}
-        for b in range(start >> _BIN_SHIFT, (end >> _BIN_SHIFT) + 1):
-            for tx in bins.get(b, ()):
-                if tx.start <= end and tx.end >= start:
-                    seen.setdefault(id(tx), tx)
-        order = {id(t): i for i, t in enumerate(seen.values())}
-        return sorted(seen.values(), key=lambda t: (t.start, t.id, order[id(t)]))
+        found = self._index.overlapping(key, start, end)
+        order = {id(t): i for i, t in enumerate(found)}
+        return sorted(found, key=lambda t: (t.start, t.id, order[id(t)]))
 
 
 def load_transcripts(path: str | os.PathLike[str]) -> TranscriptSet:
@@ -138,9 +121,9 @@ def load_transcripts(path: str | os.PathLike[str]) -> TranscriptSet:
             chromosome or strand than its transcript, overlapping exons, CDS outside the exons.
     """
     path = Path(path)
-    first = next((line for _, line in _lines(path) if line.strip() and not line.startswith("#!")), "")
+    first = next((line for _, line in lines(path) if line.strip() and not line.startswith("#!")), "")
     ext = next((s.lower() for s in reversed(path.suffixes) if s.lower() != ".gz"), "")
-    feature = next((line for _, line in _lines(path) if line.strip() and not line.startswith("#")), "")
+    feature = next((line for _, line in lines(path) if line.strip() and not line.startswith("#")), "")
     column9 = feature.split("\t")[8] if feature.count("\t") == 8 else ""
     if first.startswith("##gff-version") or ext in (".gff3", ".gff"):
         reader = _read_gff3
@@ -238,8 +221,8 @@ def _first(attrs: dict[str, str], keys: tuple[str, ...]) -> str | None:
 def _read_gff3(path: Path) -> list[Transcript]:
     feats: dict[str, tuple[list[str], dict[str, str], int]] = {}  # ID -> (columns, attributes, line)
     parts = []
-    for n, f, start, end in _gff_rows(path):
-        attrs = _gff3_attrs(f[8])
+    for n, f, start, end in feature_rows(path):
+        attrs = gff3_attributes(f[8])
         if f[2] in _PARTS:
             parts.append((n, f, start, end, attrs))
         if "ID" in attrs:
@@ -273,12 +256,10 @@ def _read_gff3(path: Path) -> list[Transcript]:
 
 def _read_gtf(path: Path) -> list[Transcript]:
     drafts: dict[str, _Draft] = {}
-    for n, f, start, end in _gff_rows(path):
+    for n, f, start, end in feature_rows(path):
         if f[2] not in _PARTS and f[2] != "transcript":
             continue  # gene, UTR, start_codon, Selenocysteine...: implied by the parts
-        attrs: dict[str, str] = {}
-        for m in _GTF_ATTR.finditer(f[8]):
-            attrs.setdefault(m.group(1), m.group(2) if m.group(2) is not None else m.group(3))
+        attrs = {key: values[0] for key, values in gtf_attributes(f[8]).items()}  # a key's first value
         gene_id, tx_id = attrs.get("gene_id", ""), attrs.get("transcript_id", "")
         if not gene_id or not tx_id:
             raise InputError(f"{path} line {n}: {f[2]} lacks {'transcript_id' if gene_id else 'gene_id'}")

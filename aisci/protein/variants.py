@@ -12,12 +12,9 @@ from typing import Any
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.gather import Regions
+from aisci.protein.consequence import read_consequences, scorable
 
 log = logging.getLogger(__name__)
-
-# Consequences whose mutant protein is scored: in-frame changes of the protein sequence. Truncating
-# (stop gained, frameshift) and start/stop changes are left unscored (null), as in ESM-1v.
-SCORED = frozenset({"missense_variant", "inframe_insertion", "inframe_deletion", "protein_altering_variant"})
 
 # One row per VCF record x ALT allele x overlapping transcript, as in results/protein/{callset}.parquet.
 COLUMNS = ("chrom", "pos", "ref", "alt", "variant", "gene", "gene_id", "transcript", "consequence", "impact",
@@ -31,33 +28,6 @@ CSQ_HEADER = ('##INFO=<ID=AISCI_CSQ,Number=.,Type=String,Description="Coding con
 SCORE_HEADER = ('##INFO=<ID=PLM_SCORE,Number=A,Type=Float,Description="Lowest protein language model score '
                 '(log p(mut) - log p(wt), natural log; lower = more damaging) over the transcripts of each ALT">')
 _ESCAPE = str.maketrans({"|": "&", ",": "&", ";": "%3B", "=": "%3D", " ": "_"})
-
-
-def is_scored(consequence: str) -> bool:
-    """Whether a row's consequence terms include an in-frame protein change."""
-    return any(term in SCORED for term in consequence.split("&"))
-
-
-def read_consequences(path: str | os.PathLike[str]) -> Any:
-    """The Parquet table of `aisci annotate`, checked for the columns scoring needs."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read as Parquet ({exc})") from None
-    needed = {"chrom", "pos", "ref", "alt", "gene", "gene_id", "transcript", "consequence", "impact",
-              "hgvs_c", "hgvs_p", "protein_pos", "ref_aa", "alt_aa", "wt_protein", "mut_protein"}
-    missing = sorted(needed - set(table.column_names))
-    if missing:
-        raise InputError(f"{path}: not a table of `aisci annotate` (missing columns {', '.join(missing)})")
-    return table
-
-
-def scorable(row: dict[str, Any]) -> bool:
-    """Whether a consequence row gets a score: an in-frame protein change whose two proteins differ."""
-    return (is_scored(row["consequence"]) and bool(row["wt_protein"]) and bool(row["mut_protein"])
-            and row["wt_protein"] != row["mut_protein"])
 
 
 def score_rows(rows: list[dict[str, Any]], bundle: Any, strategy: str, batch_size: int,

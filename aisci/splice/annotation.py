@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 from bisect import bisect_left
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
 
 from aisci.errors import InputError
+from aisci.gff import BinnedIndex, feature_rows, gff3_attributes, gtf_attributes, integer, lines, normalise_chrom
 from aisci.splice.package import official_file
 
 PACKAGED = ("grch37", "grch38")
 COLUMNS = ("#NAME", "CHROM", "STRAND", "TX_START", "TX_END", "EXON_START", "EXON_END")
 # Tag values that mark a gene's representative transcript (Ensembl/GENCODE, RefSeq, generic).
 CANONICAL_TAGS = frozenset({"Ensembl_canonical", "MANE_Select", "MANE Select", "canonical"})
-_BIN_SHIFT = 16  # 64 kb bins for the position index
-_GTF_ATTR = re.compile(r'\s*([^\s;]+)\s+(?:"([^"]*)"|([^;]*?))\s*(?:;|$)')
 
 
 @dataclass(frozen=True)
@@ -65,11 +61,7 @@ class Annotation:
     def __init__(self, source: str, genes: list[Gene]) -> None:
         self.source = source
         self.genes = genes
-        self._index: dict[str, dict[int, list[Gene]]] = {}
-        for gene in genes:
-            bins = self._index.setdefault(gene.chrom, {})
-            for b in range(gene.tx_start >> _BIN_SHIFT, (gene.tx_end >> _BIN_SHIFT) + 1):
-                bins.setdefault(b, []).append(gene)
+        self._index = BinnedIndex(genes, lambda g: (g.chrom, g.tx_start, g.tx_end))
         self._chrom_cache: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -94,44 +86,12 @@ class Annotation:
         key = self._chrom_cache.get(chrom)
         if key is None:
             key = self._chrom_cache[chrom] = self._normalise(chrom)
-        bins = self._index.get(key)
-        candidates = bins.get(pos >> _BIN_SHIFT) if bins else None
-        if not candidates:
-            return []
-        return [g for g in candidates if g.tx_start <= pos <= g.tx_end]
-
-
-def normalise_chrom(source: str, target: str) -> str:
-    """The official normalise_chrom: add or drop a 'chr' prefix so ``source`` follows ``target``'s naming.
-
-    The official drops the prefix with `source.strip('chr')`, which also eats c/h/r characters at
-    either end ('chrUn_r' -> 'Un_'); we remove only a leading 'chr', which agrees on every ordinary
-    chromosome name.
-    """
-    if source.startswith("chr") and not target.startswith("chr"):
-        return source[3:]
-    if not source.startswith("chr") and target.startswith("chr"):
-        return "chr" + source
-    return source
+        return self._index.overlapping(key, pos, pos)
 
 
 def packaged_table(name: str) -> Path:
     """Path of a gene table shipped with the spliceai package (grch37, grch38)."""
     return official_file(f"spliceai/annotations/{name}.txt", f"annotation '{name}' (or pass a table, GFF3 or GTF path)")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without newline), gunzipping by magic number."""
-    try:
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        with gzip.open(path, "rt") if gz else open(path) as fh:
-            for n, line in enumerate(fh, 1):
-                yield n, line.rstrip("\r\n")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read annotation ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text annotation file") from None
 
 
 def load_annotation(spec: str) -> Annotation:
@@ -150,7 +110,7 @@ def load_annotation(spec: str) -> Annotation:
             or a malformed line (the message names the file and line).
     """
     path = packaged_table(spec) if spec in PACKAGED else Path(spec)
-    first = next((line for _, line in _lines(path) if line.strip()), "")
+    first = next((line for _, line in lines(path) if line.strip()), "")
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     ext = suffixes[-1] if suffixes else ""
     if first.startswith("#NAME"):
@@ -164,16 +124,9 @@ def load_annotation(spec: str) -> Annotation:
     return Annotation(spec if spec in PACKAGED else str(path), genes)
 
 
-def _int(path: Path, n: int, what: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"{path} line {n}: {what} '{value}' is not an integer") from None
-
-
 def _int_list(path: Path, n: int, what: str, text: str) -> list[int]:
     text = text.strip().removesuffix(",")
-    return [_int(path, n, what, v) for v in text.split(",")] if text else []
+    return [integer(path, n, what, v) for v in text.split(",")] if text else []
 
 
 def _gene(
@@ -187,7 +140,7 @@ def _gene(
 
 
 def _read_table(path: Path) -> list[Gene]:
-    rows = ((n, line) for n, line in _lines(path) if line.strip())  # pandas skips blank lines
+    rows = ((n, line) for n, line in lines(path) if line.strip())  # pandas skips blank lines
     hn, header = next(rows)
     cols = header.split("\t")
     missing = [c for c in COLUMNS if c not in cols]
@@ -202,7 +155,7 @@ def _read_table(path: Path) -> list[Gene]:
         name, chrom, strand = f[at["#NAME"]], f[at["CHROM"]], f[at["STRAND"]]
         if strand not in ("+", "-"):
             raise InputError(f"{path} line {n}: STRAND '{strand}' must be + or -")
-        span = (_int(path, n, "TX_START", f[at["TX_START"]]) + 1, _int(path, n, "TX_END", f[at["TX_END"]]))
+        span = (integer(path, n, "TX_START", f[at["TX_START"]]) + 1, integer(path, n, "TX_END", f[at["TX_END"]]))
         # The official takes re.split(',', s)[:-1], silently dropping the last exon when a list
         # lacks its trailing comma; we keep every listed value (identical on well-formed tables).
         starts, ends = (_int_list(path, n, c, f[at[c]]) for c in ("EXON_START", "EXON_END"))
@@ -238,22 +191,6 @@ def write_table(annotation: Annotation, path: str | os.PathLike[str]) -> None:
         raise InputError(f"{path}: cannot write annotation table ({exc.strerror or exc})") from None
 
 
-def _gff_rows(path: Path) -> Iterator[tuple[int, list[str], int, int]]:
-    """(line, columns, start, end) of each feature of a GFF3/GTF file; comments skipped, stops at ##FASTA."""
-    for n, line in _lines(path):
-        if line.startswith("##FASTA"):
-            return
-        if not line.strip() or line.startswith("#"):
-            continue
-        f = line.split("\t")
-        if len(f) != 9:
-            raise InputError(f"{path} line {n}: {len(f)} tab-separated columns, GFF3/GTF needs 9")
-        start, end = _int(path, n, "start (column 4)", f[3]), _int(path, n, "end (column 5)", f[4])
-        if start > end:
-            raise InputError(f"{path} line {n}: start {start} > end {end}")
-        yield n, f, start, end
-
-
 @dataclass
 class _Tx:
     """One transcript being collected: its gene ID, place, tags and exons."""
@@ -283,16 +220,11 @@ def _choose(txs: dict[str, _Tx], names: dict[str, str]) -> list[Gene]:
     return [_gene(names[tx.gene], tx.chrom, tx.strand, tx.exons) for tx in picks]
 
 
-def _gff3_attrs(column: str) -> dict[str, str]:
-    pairs = (item.strip().partition("=") for item in column.strip().split(";"))
-    return {k: unquote(v) for k, eq, v in pairs if eq}
-
-
 def _read_gff3(path: Path) -> list[Gene]:
     feats: dict[str, tuple[str, dict[str, str], int]] = {}  # ID -> (type, attributes, line)
     exons = []
-    for n, f, start, end in _gff_rows(path):
-        attrs = _gff3_attrs(f[8])
+    for n, f, start, end in feature_rows(path):
+        attrs = gff3_attributes(f[8])
         if f[2] == "exon":
             exons.append((n, f, start, end, attrs))
         if "ID" in attrs:
@@ -328,10 +260,8 @@ def _read_gtf(path: Path) -> list[Gene]:
     txs: dict[str, _Tx] = {}
     tags: dict[str, set[str]] = {}  # GENCODE repeats a transcript's tags on each of its lines
     names: dict[str, str] = {}  # gene_id -> name, in order of first appearance
-    for n, f, start, end in _gff_rows(path):
-        attrs: dict[str, list[str]] = {}
-        for m in _GTF_ATTR.finditer(f[8]):
-            attrs.setdefault(m.group(1), []).append(m.group(2) if m.group(2) is not None else m.group(3))
+    for n, f, start, end in feature_rows(path):
+        attrs = gtf_attributes(f[8])
         gene_id, tx_id = attrs.get("gene_id", [""])[0], attrs.get("transcript_id", [""])[0]
         if gene_id and names.get(gene_id, gene_id) == gene_id:
             names[gene_id] = attrs.get("gene_name", [gene_id])[0]

@@ -1,7 +1,7 @@
 """Score once: SpliceAI scores of VCF records taken from, and added to, the content-addressed score cache.
 
 The germline pipeline scores every callset (each sample, the cohort): the same allele is found in
-many of them. With a cache (`aisci.cohort.scores.ScoreCache`, one Parquet store per model version:
+many of them. With a cache (`aisci.scorecache.ScoreCache`, one Parquet store per model version:
 weights, reference, annotation, distance and mask), `fill` scores only the alleles no earlier job or
 run has scored, once each, and `CachedScores` writes any callset's INFO/SpliceAI from the cache. What
 comes out is byte for byte what `aisci splice score` writes without a cache (a test keeps it so):
@@ -15,8 +15,8 @@ comes out is byte for byte what `aisci splice score` writes without a cache (a t
 
 Only fp32 scores are cached (bf16/fp16 scores differ in the last digit now and then).
 
-The cache belongs to the cohort store's room (`aisci.cohort.scores`), imported inside the functions:
-that module's scorers import this package's scoring, and the import stays one way at load time.
+The cache is the base's (`aisci.scorecache`, shared with the cohort store); this package gives it the
+model and the runner that fill it (`aisci.splice.runner`).
 """
 
 from __future__ import annotations
@@ -47,15 +47,6 @@ class FillCounts:
     alleles: int = 0
     scored: int = 0
     seconds: float = 0.0
-
-
-def splice_model(ref: str, annotation: str, weights: str | None, distance: int, mask: bool, device: str,
-                 threads: int, batch_size: int, verify_weights: bool) -> Any:
-    """The cache's model of these scoring options (`aisci.cohort.scores.splice_model`, every input checked)."""
-    from aisci.cohort import scores
-
-    return scores.splice_model(ref, annotation, weights, distance=distance, mask=mask, device=device,
-                               threads=threads, batch_size=batch_size, verify_weights=verify_weights)
 
 
 def allele_tables(vcf: str, regions: Any = None, contigs: Sequence[str] | None = None) -> Iterator[Any]:
@@ -95,7 +86,8 @@ def fill(model: Any, cache_root: str | Path, vcfs: Iterable[str], regions: Any =
     The VCFs are taken one after another, so an allele of several is scored for the first only, and
     memory holds one VCF's missing alleles of one chromosome. The model loads only if something is missing.
     """
-    from aisci.cohort.scores import ScoreCache, score_chunk
+    from aisci.scorecache import ScoreCache, score_chunk
+    from aisci.splice.runner import SpliceRunner
     from aisci.vcfcheck import check_vcf
 
     cache, counts, t0 = ScoreCache(cache_root), FillCounts(), time.perf_counter()
@@ -112,7 +104,8 @@ def fill(model: Any, cache_root: str | Path, vcfs: Iterable[str], regions: Any =
         for missing in cache.missing(model, read()):
             chrom = missing.column("chrom")[0].as_py()
             for lo in range(0, missing.num_rows, PART_VARIANTS):
-                counts.scored += score_chunk(model, chrom, missing.slice(lo, PART_VARIANTS), cache_root)
+                counts.scored += score_chunk(model, chrom, missing.slice(lo, PART_VARIANTS), cache_root,
+                                              SpliceRunner)
     counts.seconds = round(time.perf_counter() - t0, 3)
     log.info("%s: %d VCFs, %d alleles, %d not in the cache before, scored in %.1f s", model.model_id, counts.vcfs,
              counts.alleles, counts.scored, counts.seconds)
@@ -130,7 +123,7 @@ class CachedScores:
     """A record's SpliceAI entries from the cache, one chromosome's cached rows in memory at a time.
 
     Args:
-        model: the cache's model (`splice_model`).
+        model: the cache's model (`aisci.splice.runner.splice_model`).
         cache_root: the cache.
         skip_mismatch: a REF that disagrees with the reference is skipped (else an InputError, as `Scorer`).
         source: the VCF's name, for messages.
@@ -181,7 +174,7 @@ class CachedScores:
             self.counts[reason] += 1
 
     def _load(self, chrom: str) -> None:
-        from aisci.cohort.scores import ScoreCache
+        from aisci.scorecache import ScoreCache
 
         table = ScoreCache(self.cache_root).read(self.model, chrom)
         names = ["variant_id", "status", "gene", "strand", "ds_ag", "ds_al", "ds_dg", "ds_dl",
@@ -192,6 +185,6 @@ class CachedScores:
 
 
 def _key(chrom: str, pos: int, ref: str, alt: str) -> str:
-    from aisci.cohort.schema import variant_id
+    from aisci.scorecache import variant_id
 
     return variant_id(chrom, pos, ref, alt)

@@ -113,7 +113,7 @@ def make_engine(args: argparse.Namespace) -> Any:
     """Load the ensemble and put it on the chosen device with the chosen precision."""
     import torch
 
-    from aisci.context import pick_device
+    from aisci.device import pick_device
     from aisci.splice.engine import Engine
     from aisci.splice.weights import load_ensemble
 
@@ -259,15 +259,16 @@ def score(args: argparse.Namespace) -> None:
 
 def cache_model(args: argparse.Namespace) -> Any:
     """The score cache's model of these options (fp32 only: the cache holds one value per allele and model)."""
-    from aisci.splice import cached
+    from aisci.splice.runner import splice_model
 
     if args.precision != "fp32":
         raise InputError(f"--precision {args.precision}: the score cache holds fp32 scores only; drop --cache "
                          "or score in fp32")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    return cached.splice_model(args.ref, args.annotation, args.weights, args.distance, args.mask, args.device,
-                               args.threads, args.batch_size, not args.no_verify_weights)
+    return splice_model(args.ref, args.annotation, args.weights, distance=args.distance, mask=args.mask,
+                        device=args.device, threads=args.threads, batch_size=args.batch_size,
+                        verify_weights=not args.no_verify_weights)
 
 
 def fill_cache(args: argparse.Namespace) -> None:

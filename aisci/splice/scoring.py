@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from aisci.errors import InputError
-from aisci.splice.annotation import Annotation, Gene, normalise_chrom
+from aisci.gff import normalise_chrom
+from aisci.splice.annotation import Annotation, Gene
 from aisci.splice.encode import codes, mask_outside, reverse_complement
 
 if TYPE_CHECKING:  # the engine imports torch: a Scorer loads it, writing cached scores does not

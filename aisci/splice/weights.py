@@ -9,7 +9,6 @@ message naming the file and the layer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aisci.errors import InputError
+from aisci.fileio import sha256
 from aisci.splice.package import INSTALL, official_file
 
 if TYPE_CHECKING:  # the architecture imports torch: only the loaders need it, not the pre-run check
@@ -68,15 +68,6 @@ def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
     if directory is not None:
         return Path(directory)
     return official_file("spliceai/models", f"SpliceAI weights (or {WEIGHTS_ENV} / --weights: a folder holding {', '.join(FILES)})")
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_weights(directory: str | os.PathLike[str] | None = None) -> Path:

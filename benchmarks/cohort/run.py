@@ -4,7 +4,7 @@ Run with `python benchmarks/cohort/run.py` (1,000 samples x 20,000 variants: abo
 generate the cohort the first time) or `python benchmarks/cohort/run.py --quick` (100 x 2,000, a smoke run of about
 half a minute). Not part of the tests.
 
-1. Simulates N+1 single-sample bcftools-style VCFs with `aisci.cohort.synth.simulate_cohort` (the last sample is
+1. Simulates N+1 single-sample bcftools-style VCFs with `aisci.demo.cohort.simulate_cohort` (the last sample is
    held back for step 3). The cohort is kept under --work and reused by later runs with the same
    (samples, variants, seed); its generation time is then the one recorded when it was made.
 2. VCF -> Parquet throughput against
@@ -102,7 +102,7 @@ def fresh(path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- steps
 def make_cohort(work: Path, n: int, variants: int, seed: int) -> tuple[Path, dict]:
     """The N+1-sample cohort under ``work`` (made once per size and seed); its folder and generation record."""
-    from aisci.cohort.synth import simulate_cohort
+    from aisci.demo.cohort import simulate_cohort
 
     folder = work / f"cohort-{n + 1}x{variants}-seed{seed}"
     record = folder / "generation.json"

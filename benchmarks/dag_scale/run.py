@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from aisci.reference import read_contigs  # noqa: E402
-from aisci.regions import plan_chunks, plan_groups  # noqa: E402
+from aisci.germline.reference import read_contigs  # noqa: E402
+from aisci.germline.regions import plan_chunks, plan_groups  # noqa: E402
 from tests.workflows.grch38 import many_samples, write_grch38_shaped  # noqa: E402
 
 GOALS = {1: 10.0, 100: 60.0}

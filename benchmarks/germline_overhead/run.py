@@ -65,7 +65,7 @@ def pipeline(data: Path, work: Path, threads: int) -> tuple[float, float, Path]:
 
 
 def accuracy(vcf: Path, data: Path, ref: Path) -> dict:
-    from aisci.evaluate import evaluate
+    from aisci.germline.evaluate import evaluate
 
     return evaluate(vcf, data / "truth" / "S1.vcf.gz", ref)
 
@@ -79,7 +79,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=HERE / "work")
     args = parser.parse_args()
 
-    from aisci.simulate import simulate
+    from aisci.demo.germline import simulate
 
     data = args.work / f"data_{args.genome_size}_{args.depth:g}x"
     if not (data / "samples.tsv").exists():

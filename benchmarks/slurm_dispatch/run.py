@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
-from aisci.sacct import Job, load_jobs  # noqa: E402
+from aisci.slurm.sacct import Job, load_jobs  # noqa: E402
 from tests.slurm_cluster import ensure_cluster  # noqa: E402
 
 SCENARIO = REPO / "tests" / "configs" / "na12878"

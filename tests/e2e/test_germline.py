@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pysam
 import pytest
 
-from aisci.context import COLUMNS
+from aisci.germline.context import COLUMNS
 
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.workflows.scenarios import scenario_config
@@ -118,7 +118,7 @@ def test_protein_stage(sim_run, sim_data, esm_store):
     from aisci.protein.esm import load_esm
     from aisci.protein.plm import score_variants
     from aisci.protein.cached import pair_key
-    from aisci.protein.variants import scorable
+    from aisci.protein.consequence import scorable
 
     res = sim_run / "results" / "protein"
     bundle = load_esm(esm_store.path / esm_store.model, device="cpu", name=esm_store.model)

@@ -65,7 +65,7 @@ def cache_rows(store: Path, stage: str) -> Counter:
 @pytest.fixture(scope="module")
 def cohort(sim_data, tmp_path_factory):
     """Eight bcftools-style sample VCFs on the simulated genome, half the sites in its genes; the last one held back."""
-    from aisci.cohort.synth import simulate_cohort
+    from aisci.demo.cohort import simulate_cohort
 
     out = tmp_path_factory.mktemp("cohort")
     manifest = simulate_cohort(out, 8, 25, seed=5, reference=sim_data.reference, annotation=sim_data.annotation)
@@ -311,7 +311,7 @@ def test_run_killed_during_ingest_continues_from_committed_shards(cohort, tmp_pa
     committed samples are kept and not parsed again; the result equals the independent count."""
     import json
 
-    from aisci.cohort.synth import simulate_cohort
+    from aisci.demo.cohort import simulate_cohort
 
     out, _, manifest = cohort
     big = simulate_cohort(tmp_path / "big", 2, 120_000, seed=9, sample_prefix="BIG")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aisci.sacct import parse_size
+from aisci.slurm.sacct import parse_size
 
 from tests.slurm_cluster import SLURM_LOCAL, ensure_cluster, sacct_rows
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aisci.sacct import RUN_ID_DEFAULT_SINCE, rule_of
+from aisci.slurm.sacct import RUN_ID_DEFAULT_SINCE, rule_of
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.slurm_cluster import ensure_cluster, sacct_rows
 

@@ -1,4 +1,4 @@
-"""Tests for aisci.align: real minimap2/bwa + samtools pipes on simulated reads, one pair or one per lane."""
+"""Tests for aisci.germline.align: real minimap2/bwa + samtools pipes on simulated reads, one pair or one per lane."""
 
 import gzip
 import itertools
@@ -8,10 +8,10 @@ import subprocess
 import pysam
 import pytest
 
-from aisci.align import aligner_command, align, input_read_groups, libraries, read_group
+from aisci.germline.align import aligner_command, align, input_read_groups, libraries, read_group
 from aisci.cli import main
 from aisci.errors import InputError, ToolError
-from aisci.reads import Lane, bam_read_groups, check_pair, parse_read_groups
+from aisci.germline.reads import Lane, bam_read_groups, check_pair, parse_read_groups
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import subprocess
 import pysam
 import pytest
 
-from aisci.calling import CallOptions, call_group, read_group_regions
+from aisci.germline.calling import CallOptions, call_group, read_group_regions
 from aisci.errors import InputError, ToolError
-from aisci.reference import contigs_digest, read_contigs
-from aisci.regions import write_regions
+from aisci.germline.reference import contigs_digest, read_contigs
+from aisci.germline.regions import write_regions
 
 from tests.unit.test_regions import NAMES, _tiny_genome
 

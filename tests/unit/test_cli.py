@@ -35,7 +35,7 @@ def test_validate_prints_summary(sim_data, capsys, tmp_path):
 def test_validate_layers_configfiles_like_snakemake(sim_data, capsys, tmp_path, monkeypatch):
     """`aisci validate --configfile mine.yaml` in a project checks what `snakemake --configfile mine.yaml`
     would: the project's config.yaml under it, every problem at once, each naming its file."""
-    from aisci.project import render_config
+    from aisci.pipelines.project import render_config
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text(render_config({"samples": str(sim_data.sample_sheet)}))

@@ -1,4 +1,4 @@
-"""aisci.cohort.scores: content-addressed score caches; cached values equal `aisci splice score` / `aisci plm score`."""
+"""aisci.scorecache (with the stages' runners): content-addressed score caches; cached values equal `aisci splice score` / `aisci plm score`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import pytest
 
 from aisci.cli import main
 from aisci.cohort import schema
-from aisci.cohort.scores import ScoreCache, ScoreModel, protein_model, score_chunk, splice_model
+from aisci.cohort.scorers import RUNNERS
+from aisci.protein.runner import protein_model
+from aisci.scorecache import ScoreCache, ScoreModel, score_chunk
+from aisci.splice.runner import splice_model
 from aisci.errors import InputError
 
 MISMATCH = ("chr1", 10223, "A", "T")  # the reference has C at chr1:10223 (an exon of G00001)
@@ -58,7 +61,7 @@ def score_all(cache, model, batches):
     """What `aisci cohort score` does without Dask: every missing table through score_chunk."""
     done = 0
     for table in cache.missing(model, batches):
-        done += score_chunk(model, table.column("chrom")[0].as_py(), table, str(cache.root))
+        done += score_chunk(model, table.column("chrom")[0].as_py(), table, str(cache.root), RUNNERS[model.stage])
     return done
 
 
@@ -180,11 +183,11 @@ def test_bad_inputs_fail_before_any_model_loads(sim_data, esm_store, tmp_path, m
     model = protein_model(ref, gff2, esm_store.model, esm_store.path)
     gff2.write_text(gff2.read_text() + "# edited\n")
     with pytest.raises(InputError, match=r"copy\.gff3: the annotation changed since the model version"):
-        score_chunk(model, "chr1", pa.Table.from_batches([batch([MISMATCH])]), str(tmp_path))
+        score_chunk(model, "chr1", pa.Table.from_batches([batch([MISMATCH])]), str(tmp_path), RUNNERS["splice"])
     # a model named only by its cache directory (as `cohort query` rebuilds it) cannot score
     bare = ScoreModel("splice", "spliceai-1.3.1", "0123456789ab")
     with pytest.raises(InputError, match="no scoring options"):
-        score_chunk(bare, "chr1", pa.Table.from_batches([batch([MISMATCH])]), str(tmp_path))
+        score_chunk(bare, "chr1", pa.Table.from_batches([batch([MISMATCH])]), str(tmp_path), RUNNERS["splice"])
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +254,7 @@ def test_a_variant_in_many_samples_is_scored_once(protein_run, truth, tmp_path):
     assert score_all(cache, model, batches) == 0
     # two tasks racing on the same chunk both write it: readers keep one part's rows per variant
     again = todo[0].slice(0, 25)
-    assert score_chunk(model, again.column("chrom")[0].as_py(), again, str(cache.root)) == 25
+    assert score_chunk(model, again.column("chrom")[0].as_py(), again, str(cache.root), RUNNERS[model.stage]) == 25
     assert cache.count(model) == len(distinct)
     rows = cache.read(model)
     best = cache.best(model)

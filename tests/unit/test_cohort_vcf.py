@@ -1,4 +1,4 @@
-"""aisci.cohort.vcf (VCF -> CALLS batches) against pysam and `bcftools query`; aisci.cohort.synth cohorts."""
+"""aisci.cohort.vcf (VCF -> CALLS batches) against pysam and `bcftools query`; aisci.demo.cohort cohorts."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from aisci.cohort import vcf
 from aisci.cohort.normalize import trim
 from aisci.cohort.schema import CALLS
-from aisci.cohort.synth import simulate_cohort
+from aisci.demo.cohort import simulate_cohort
 from aisci.cohort.tables import variant_ids
 from aisci.cohort.vcf import read_calls
 from aisci.errors import InputError

@@ -5,7 +5,11 @@ import shutil
 import pysam
 import pytest
 
-from aisci.config import read_sample_sheet, validate_config, validate_inputs
+from aisci.pipelines.inputs import validate_inputs
+
+from aisci.pipelines.sheet import read_sample_sheet
+
+from aisci.schema import validate_config
 from aisci.errors import InputError
 
 
@@ -43,11 +47,11 @@ def test_repo_config_yaml_is_the_template_and_the_demo_completes_it():
     sheet or reference, and says so; the demo's settings are layered over it."""
     import yaml
 
-    from aisci.project import render_config
+    from aisci.pipelines.project import render_config
     from tests.conftest import REPO
 
     text = (REPO / "config.yaml").read_text()
-    assert text == render_config(), "regenerate: python -c 'from aisci.project import render_config; print(render_config(), end=\"\")' > config.yaml"
+    assert text == render_config(), "regenerate: python -c 'from aisci.pipelines.project import render_config; print(render_config(), end=\"\")' > config.yaml"
     template = yaml.safe_load(text)
     with pytest.raises(InputError) as err:
         validate_config(template, "config.yaml")

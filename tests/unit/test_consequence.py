@@ -1,4 +1,4 @@
-"""Tests for aisci.protein.consequence and aisci.annotate: hand-checked coding consequences on a toy genome."""
+"""Tests for aisci.protein.consequence and aisci.protein.annotate: hand-checked coding consequences on a toy genome."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pysam
 import pytest
 
-from aisci.annotate import annotate_vcf, arrow_schema
+from aisci.protein.annotate import annotate_vcf, arrow_schema
 from aisci.errors import InputError
 from aisci.gather import read_regions
 from aisci.protein.consequence import (
@@ -437,7 +437,7 @@ def test_cli(toy, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    from aisci.simulate import simulate
+    from aisci.demo.germline import simulate
 
     return simulate(tmp_path_factory.mktemp("sim"), genome_size=300_000, n_samples=1, depth=1, seed=3,
                     snv_rate=4e-3)
@@ -518,7 +518,7 @@ def _edited_protein(tx, contig: str, pos: int, ref: str, alt: str) -> str:
 
 
 def test_simulated_indels_match_a_genome_edit(tmp_path_factory):
-    from aisci.simulate import simulate
+    from aisci.demo.germline import simulate
 
     sim = simulate(tmp_path_factory.mktemp("simi"), genome_size=300_000, n_samples=1, depth=1, seed=7,
                    snv_rate=1e-4, indel_rate=2e-3)

@@ -1,4 +1,4 @@
-"""Tests for aisci.context: torch features equal a plain-Python reference; Parquet schema; device choice."""
+"""Tests for aisci.germline.context: torch features equal a plain-Python reference; Parquet schema; device choice."""
 
 import logging
 import math
@@ -11,7 +11,8 @@ import pysam
 import pytest
 import torch
 
-from aisci.context import COLUMNS, Site, annotate, context_features, encode_windows, pick_device
+from aisci.device import pick_device
+from aisci.germline.context import COLUMNS, Site, annotate, context_features, encode_windows
 
 
 def reference_features(seq: str, k: int = 3) -> dict:

@@ -14,7 +14,7 @@ import pysam
 import pytest
 
 from aisci.errors import InputError, ToolError
-from aisci.evaluate import _read_bed, configure_parser, evaluate, evaluate_detailed, run, write_reports
+from aisci.germline.evaluate import _read_bed, configure_parser, evaluate, evaluate_detailed, run, write_reports
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "na12878_chr20"
@@ -296,7 +296,7 @@ def test_cli_error_leaves_no_reports(tmp_path: Path, ref: Path) -> None:
 
 def test_cli_in_subprocess(tmp_path: Path, ref: Path) -> None:
     calls, truth = pair(tmp_path, [snv(10)], [snv(10)])
-    code = ("import argparse, sys; from aisci.evaluate import configure_parser, run; "
+    code = ("import argparse, sys; from aisci.germline.evaluate import configure_parser, run; "
             "p = argparse.ArgumentParser(); configure_parser(p); sys.exit(run(p.parse_args(sys.argv[1:])))")
     proc = subprocess.run([sys.executable, "-c", code, "--calls", str(calls), "--truth", str(truth),
                            "--ref", str(ref), "--json", str(tmp_path / "m.json")],

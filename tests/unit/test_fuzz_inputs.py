@@ -93,7 +93,7 @@ def fuzz(tmp_path: Path, name: str, seed_text: bytes, names: list[bytes], read: 
 
 
 def test_sample_sheet(tmp_path, sim_data):
-    from aisci.config import read_sample_sheet
+    from aisci.pipelines.sheet import read_sample_sheet
 
     fq1, fq2 = sim_data.reads["S1"]
     text = f"sample\tfq1\tfq2\tbam\ttruth\n# a comment\nS1\t{fq1}\t{fq2}\t\t\nS2\t{fq1}\t{fq2}\t\t\n".encode()
@@ -102,7 +102,7 @@ def test_sample_sheet(tmp_path, sim_data):
 
 def test_config(tmp_path, sim_data):
     from aisci import yamlfile
-    from aisci.config import validate_config
+    from aisci.schema import validate_config
 
     text = (f"samples: {sim_data.sample_sheet}\nreference: {sim_data.reference}\naligner: bwa\n"
             "calling:\n  chunk_size: 1000000\n  joint: true\nfilter: {min_qual: 20, min_depth: 3}\n"
@@ -115,7 +115,7 @@ def test_config(tmp_path, sim_data):
 
 
 def test_reference_fasta(tmp_path):
-    from aisci.reference import read_contigs
+    from aisci.germline.reference import read_contigs
 
     rng = random.Random(0)
     seq = "".join(rng.choice("ACGTN") for _ in range(600))
@@ -130,7 +130,7 @@ def test_reference_with_an_index(tmp_path):
 
     import pysam
 
-    from aisci.reference import read_contigs
+    from aisci.germline.reference import read_contigs
 
     good = tmp_path / "good.fa"
     rng = random.Random(1)

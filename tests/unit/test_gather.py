@@ -17,7 +17,7 @@ import pytest
 from aisci.cli import main
 from aisci.errors import InputError
 from aisci.gather import ROW_GROUP_ROWS, Regions, gather_parquet, gather_vcfs, read_regions, write_parquet
-from aisci.regions import Interval
+from aisci.gather import Interval
 
 
 def keys(records):

@@ -1,4 +1,4 @@
-"""Tests for aisci.indexes: headers of real minimap2 and bwa indexes, and the refusals of check_index."""
+"""Tests for aisci.germline.indexes: headers of real minimap2 and bwa indexes, and the refusals of check_index."""
 
 import os
 import random
@@ -9,8 +9,8 @@ import time
 import pytest
 
 from aisci.errors import InputError
-from aisci.indexes import bwa_contigs, check_index, minimap2_contigs, read_mmi_header
-from aisci.reference import Contig, read_contigs
+from aisci.germline.indexes import bwa_contigs, check_index, minimap2_contigs, read_mmi_header
+from aisci.germline.reference import Contig, read_contigs
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("minimap2", "bwa", "samtools")), reason="minimap2/bwa/samtools not installed"

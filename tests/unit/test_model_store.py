@@ -1,4 +1,4 @@
-"""Tests for aisci.protein.store, aisci.models (CLI) and aisci.protein.demo_model: staging, verification, checks."""
+"""Tests for aisci.protein.store, aisci.protein.models (CLI) and aisci.protein.demo_model: staging, verification, checks."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from aisci import models as cli
+from aisci.protein import models as cli
 from aisci.errors import AisciError, InputError
 from aisci.protein import store as ms
+from aisci.protein.hub import pull_model
 from aisci.protein.demo_model import write_random_esm
 from aisci.protein import stamps
 from aisci.protein.stamps import STAMPS
@@ -279,7 +280,7 @@ def test_pull_offline_fails_clearly_and_leaves_store_untouched(src, store, monke
     before = snapshot(store)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError) as err:
-        ms.pull_model(store, "facebook/esm2_t6_8M_UR50D")
+        pull_model(store, "facebook/esm2_t6_8M_UR50D")
     text = str(err.value)
     assert "this machine cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)" in text
     assert "`aisci models pull facebook/esm2_t6_8M_UR50D --store DIR --name esm2_t6_8M`" in text
@@ -288,10 +289,10 @@ def test_pull_offline_fails_clearly_and_leaves_store_untouched(src, store, monke
             "--source hf:facebook/esm2_t6_8M_UR50D`") in text
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(InputError, match=r"cannot reach the Hugging Face hub \((ConnectError|OfflineModeIsEnabled)"):
-        ms.pull_model(store, "someone/esm_x", endpoint="http://127.0.0.1:9")  # nothing listens on port 9
+        pull_model(store, "someone/esm_x", endpoint="http://127.0.0.1:9")  # nothing listens on port 9
     assert snapshot(store) == before
     with pytest.raises(InputError):
-        ms.pull_model(store.parent / "fresh", "someone/esm_x", endpoint="http://127.0.0.1:9")
+        pull_model(store.parent / "fresh", "someone/esm_x", endpoint="http://127.0.0.1:9")
     assert not (store.parent / "fresh").exists()
 
 
@@ -316,15 +317,15 @@ def test_pull_from_a_fake_hub(store, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Api)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
-    entry = ms.pull_model(store, "facebook/esm2_t6_8M_UR50D")
+    entry = pull_model(store, "facebook/esm2_t6_8M_UR50D")
     assert calls == [("facebook/esm2_t6_8M_UR50D", sha, ms.PULL_PATTERNS)]
     assert (entry.name, entry.licence, entry.hidden) == ("esm2_t6_8M", "MIT", 16)
     assert entry.source == f"hf:facebook/esm2_t6_8M_UR50D@{sha}"
     assert sorted(os.listdir(store)) == [".manifest.lock", "esm2_t6_8M", "manifest.json"]
     with pytest.raises(InputError, match="already holds"):
-        ms.pull_model(store, "facebook/esm2_t6_8M_UR50D")
+        pull_model(store, "facebook/esm2_t6_8M_UR50D")
     assert len(calls) == 1  # refused before any download
-    other = ms.pull_model(store, "someone/esm_finetuned")  # unknown repo: the hub's model card gives the licence
+    other = pull_model(store, "someone/esm_finetuned")  # unknown repo: the hub's model card gives the licence
     assert (other.name, other.licence) == ("esm_finetuned", "apache-2.0")
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from aisci.config import load_schema
+from aisci.schema import load_schema
 from aisci.errors import InputError
 from aisci.names import NAME_PATTERN, NAME_WILDCARD, check_name, name_problem
 

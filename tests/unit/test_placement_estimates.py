@@ -18,7 +18,7 @@ from aisci.placement.estimates import (
     read_benchmark,
     with_runtimes,
 )
-from aisci.placement.history import (
+from aisci.slurm.history import (
     COLUMNS,
     HistoryRow,
     load_history,
@@ -26,8 +26,8 @@ from aisci.placement.history import (
     rows_from_sacct,
 )
 from aisci.placement.model import Job
-from aisci.sacct import Job as SacctJob
-from aisci.sacct import parse_sacct
+from aisci.slurm.sacct import Job as SacctJob
+from aisci.slurm.sacct import parse_sacct
 
 GB = 10**9
 SACCT_FIXTURE = Path(__file__).parent / "data" / "usage" / "run.sacct"

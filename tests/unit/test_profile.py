@@ -1,4 +1,4 @@
-"""Tests for aisci.profile: site description -> commented Slurm profile and partition limits."""
+"""Tests for aisci.slurm.profile: site description -> commented Slurm profile and partition limits."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import yaml
 import pytest
 
 from aisci.cli import main
-from aisci.config import load_schema
+from aisci.schema import load_schema
 from aisci.errors import InputError
 from aisci.names import NAME_PATTERN
-from aisci.profile import GROUPS, load_site, partition_limits, profile_text, write_profile
+from aisci.slurm.profile import GROUPS, load_site, partition_limits, profile_text, write_profile
 from tests.conftest import REPO
 
 SITE = "name: t\npartitions:\n  cpu: {cpus: 4, mem_gb: 8}\n  gpu: {cpus: 4, mem_gb: 8, gpus: 1}\n"

@@ -9,10 +9,10 @@ import tomllib
 import pytest
 import yaml
 
-from aisci.config import load_schema, validate_config
+from aisci.schema import load_schema, validate_config
 from aisci.errors import InputError
-from aisci.launch import snakemake_command
-from aisci.project import SAMPLES_TEMPLATE, init_project, plan_project, render_config
+from aisci.pipelines.launch import snakemake_command
+from aisci.pipelines.project import SAMPLES_TEMPLATE, init_project, plan_project, render_config
 from aisci.share import PIPELINES, profile_template, root, workflow_snakefile
 
 from tests.conftest import REPO

@@ -22,7 +22,7 @@ def bundle(tmp_path_factory):
 @pytest.fixture(scope="module")
 def annotated(sim_data, tmp_path_factory):
     """The simulated truth of one sample (SNVs and indels, many in exons) through `aisci annotate`."""
-    from aisci.annotate import annotate_vcf
+    from aisci.protein.annotate import annotate_vcf
 
     out = tmp_path_factory.mktemp("annot") / "S1.consequences.parquet"
     annotate_vcf(sim_data.truth_vcfs["S1"], sim_data.reference, sim_data.annotation, out)
@@ -152,7 +152,7 @@ def test_cache_scores_each_protein_change_once_and_outputs_stay_the_same(annotat
 
     import pyarrow.parquet as pq
 
-    from aisci.protein.variants import scorable
+    from aisci.protein.consequence import scorable
 
     vcf, consequences = annotated
     table = pq.read_table(consequences)

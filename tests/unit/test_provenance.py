@@ -1,4 +1,4 @@
-"""Tests for aisci.provenance: versions, pipeline_info files, contig MD5s (vs `samtools dict`), VCF reheadering."""
+"""Tests for aisci.pipelines.provenance: versions, pipeline_info files, contig MD5s (vs `samtools dict`), VCF reheadering."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 
 from aisci import __version__
 from aisci.errors import InputError
-from aisci.provenance import (
+from aisci.pipelines.provenance import (
     configure_parser,
     contig_md5s,
     python_versions,
@@ -233,11 +233,11 @@ def test_command_line_read_from_the_snakemake_process(tmp_path):
 
     script = tmp_path / "snakemake"
     script.write_text("import subprocess, sys\n"
-                      "code = 'import json; from aisci.provenance import snakemake_command; print(json.dumps(snakemake_command()))'\n"
+                      "code = 'import json; from aisci.pipelines.provenance import snakemake_command; print(json.dumps(snakemake_command()))'\n"
                       "sys.exit(subprocess.run(['bash', '-c', f'{sys.executable} -c \"{code}\"']).returncode)\n")
     out = subprocess.run([sys.executable, str(script), "--profile", "my profile", "-j", "4"], capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out) == [sys.executable, str(script), "--profile", "my profile", "-j", "4"]
-    from aisci.provenance import snakemake_command
+    from aisci.pipelines.provenance import snakemake_command
 
     assert snakemake_command() == []  # pytest runs under no Snakemake

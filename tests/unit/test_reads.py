@@ -1,4 +1,4 @@
-"""Tests for aisci.reads: FASTQ pairs (one, or one per lane) are checked end to end, with the lane, file and record named."""
+"""Tests for aisci.germline.reads: FASTQ pairs (one, or one per lane) are checked end to end, with the lane, file and record named."""
 
 import gzip
 import json
@@ -10,7 +10,7 @@ import pytest
 
 from aisci.cli import main
 from aisci.errors import InputError
-from aisci.reads import Lane, bam_read_groups, check_pair, check_sample_lanes, comment_read_group, parse_read_groups
+from aisci.germline.reads import Lane, bam_read_groups, check_pair, check_sample_lanes, comment_read_group, parse_read_groups
 
 
 def fastq_records(n, mate, length=50, seed=0):

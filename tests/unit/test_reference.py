@@ -1,4 +1,4 @@
-"""Tests for aisci.reference: contigs from .fai or by scanning plain/gzip FASTA, and bad references."""
+"""Tests for aisci.germline.reference: contigs from .fai or by scanning plain/gzip FASTA, and bad references."""
 
 import gzip
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aisci.errors import InputError
-from aisci.reference import Contig, read_contigs
+from aisci.germline.reference import Contig, read_contigs
 
 
 def test_scan_plain_and_gzip(tmp_path):

@@ -1,9 +1,9 @@
-"""Tests for aisci.regions: the scatter plan covers every base once, in order."""
+"""Tests for aisci.germline.regions: the scatter plan covers every base once, in order."""
 
 import pytest
 
-from aisci.reference import Contig
-from aisci.regions import plan_chunks, plan_groups
+from aisci.germline.reference import Contig
+from aisci.germline.regions import plan_chunks, plan_groups
 
 
 def covered(chunks):
@@ -71,8 +71,8 @@ def test_regions_files_call_every_contig_with_real_bcftools(tmp_path):
     """bcftools splits a --regions value at ':' (HLA-A*01:01:01:01 became nothing, silently); a file does not."""
     import subprocess
 
-    from aisci.reference import contigs_digest, read_contigs
-    from aisci.regions import write_regions
+    from aisci.germline.reference import contigs_digest, read_contigs
+    from aisci.germline.regions import write_regions
 
     ref, bam = _tiny_genome(tmp_path)
     contigs = read_contigs(ref)
@@ -90,8 +90,8 @@ def test_regions_files_call_every_contig_with_real_bcftools(tmp_path):
 
 def test_regions_refused_when_the_reference_changed_since_the_plan(tmp_path):
     from aisci.errors import InputError
-    from aisci.reference import contigs_digest
-    from aisci.regions import write_regions
+    from aisci.germline.reference import contigs_digest
+    from aisci.germline.regions import write_regions
 
     ref = tmp_path / "genome.fa"
     ref.write_text(">c1\nACGT\n")

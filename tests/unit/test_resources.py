@@ -10,7 +10,7 @@ import pytest
 from snakemake.iocontainers import InputFiles, Namedlist, Wildcards
 from snakemake.resources import Resource
 
-from aisci.align import ALIGNERS
+from aisci.germline.align import ALIGNERS
 from aisci.resources import (
     ALIGN_MINIMAP2,
     ALIGN_MODELS,

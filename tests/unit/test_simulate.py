@@ -1,4 +1,4 @@
-"""Unit tests of aisci.simulate / aisci.simreads: determinism, file formats, truth sets, reads, realism."""
+"""Unit tests of aisci.demo.germline / aisci.demo.reads: determinism, file formats, truth sets, reads, realism."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pysam
 import pytest
 
-from aisci import simreads
+from aisci.demo import reads as simreads
 from aisci.errors import InputError
-from aisci.simulate import SimulationResult, configure_parser, run, simulate
+from aisci.demo.germline import SimulationResult, configure_parser, run, simulate
 
 GENOME, DEPTH = 200_000, 10.0
 TOOLS = all(shutil.which(t) for t in ("minimap2", "samtools", "bcftools"))

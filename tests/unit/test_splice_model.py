@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from aisci.errors import InputError
+from aisci.fileio import sha256
 from aisci.splice import model as arch
 from aisci.splice import weights
 from aisci.splice.encode import codes, one_hot, reverse_complement
@@ -52,7 +53,7 @@ def test_registry_states_the_licence_and_checksums():
     assert weights.SPLICEAI.licence == "GPL-3.0"
     folder = weights.verify_weights()
     for name in weights.FILES:
-        assert weights.sha256(folder / name) == weights.SPLICEAI.sha256[name]
+        assert sha256(folder / name) == weights.SPLICEAI.sha256[name]
 
 
 def test_every_tensor_is_loaded(ensemble):

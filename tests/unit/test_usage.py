@@ -1,4 +1,4 @@
-"""Tests for aisci.usage: sacct parsing, per-rule/partition metrics, report formats, Gantt charts, CLI."""
+"""Tests for aisci.slurm.usage: sacct parsing, per-rule/partition metrics, report formats, Gantt charts, CLI."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from aisci import sacct, usage
+from aisci.slurm import sacct, usage
 from aisci.errors import InputError, ToolError
-from aisci.sacct import SACCT_FIELDS, Job, load_jobs, parse_sacct
-from aisci.usage import summarise, write_report
+from aisci.slurm.sacct import SACCT_FIELDS, Job, load_jobs, parse_sacct
+from aisci.slurm.usage import summarise, write_report
 
 # `sacct --parsable2` output of one run in the layout Slurm 22.05 prints: allocation lines carry
 # Partition/Comment/ReqMem/AllocTRES and the summed TotalCPU, step lines carry MaxRSS.
@@ -325,7 +325,7 @@ def test_html_has_one_rect_per_started_job_with_tooltips(jobs, tmp_path):
 
 
 def test_gantt_layout_groups_rows_by_partition(jobs):
-    from aisci.usage_plot import layout
+    from aisci.slurm.usage_plot import layout
 
     lay = layout(jobs)
     assert [g[0] for g in lay.groups] == ["cpu", "gpu"] and lay.groups[1] == ("gpu", 6, 1)
@@ -458,5 +458,5 @@ def test_missing_comments_warn(tmp_path, caplog):
 
 def test_usage_module_imports_without_matplotlib():
     # the CLI imports every subcommand module at start-up; matplotlib must stay a lazy import
-    code = "import sys, aisci.usage; assert 'matplotlib' not in sys.modules"
+    code = "import sys, aisci.slurm.usage; assert 'matplotlib' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -107,7 +107,7 @@ def no_model(monkeypatch):
         raise AssertionError("loaded before the VCF was checked")
 
     monkeypatch.setattr("aisci.splice.weights.load_ensemble", loaded)
-    monkeypatch.setattr("aisci.context.pick_device", loaded)  # splice score gets its device from here too
+    monkeypatch.setattr("aisci.device.pick_device", loaded)  # every GPU-class stage gets its device from here
     monkeypatch.setattr("aisci.splice.annotation.load_annotation", loaded)
     monkeypatch.setattr("aisci.protein.transcripts.load_transcripts", loaded)
 

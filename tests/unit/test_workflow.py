@@ -1,11 +1,10 @@
-"""Tests for aisci.workflow: the plan a config turns into (targets, reads, chunks)."""
+"""Tests for aisci.pipelines.germline: the plan a config turns into (targets, reads, chunks)."""
 
 from types import SimpleNamespace as W
 
 import pytest
 
-from aisci.config import validate_inputs
-from aisci.workflow import Pipeline
+from aisci.pipelines.germline import GermlinePipeline
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def pipeline(sim_data, na12878, tmp_path):
     )
     cfg = {"samples": str(sheet), "reference": str(na12878 / "ucsc.hg19.chr20.unittest.fasta.gz"),
            "calling": {"chunk_size": 30_000_000, "joint": True}}
-    return Pipeline(validate_inputs(cfg))
+    return GermlinePipeline(cfg)
 
 
 def test_targets_cover_samples_cohort_and_evaluation(pipeline):

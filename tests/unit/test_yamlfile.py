@@ -5,7 +5,7 @@ import time
 import pytest
 import yaml
 
-from aisci.config import validate_config
+from aisci.schema import validate_config
 from aisci.errors import InputError
 from aisci.yamlfile import check_plain, load, loads
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from aisci.reference import read_contigs
-from aisci.regions import plan_chunks
+from aisci.germline.reference import read_contigs
+from aisci.germline.regions import plan_chunks
 from tests.conftest import run_snakemake, write_config
 from tests.workflows.grch38 import many_samples, write_grch38_shaped
 from tests.workflows.test_dryrun import job_counts

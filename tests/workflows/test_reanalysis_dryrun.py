@@ -163,7 +163,7 @@ BAD = {
 def test_bad_input_is_named_before_planning(case, inputs, tmp_path, monkeypatch):
     from snakemake.exceptions import WorkflowError
 
-    from aisci.cohort.workflow import ReanalysisPipeline
+    from aisci.pipelines.reanalysis import ReanalysisPipeline
 
     monkeypatch.chdir(tmp_path)
     change, message = BAD[case]
@@ -191,7 +191,7 @@ def test_bad_input_is_named_before_planning(case, inputs, tmp_path, monkeypatch)
 def test_ingest_only_needs_no_reference_and_unknown_shards_are_refused(tmp_path):
     from types import SimpleNamespace
 
-    from aisci.cohort.workflow import ReanalysisPipeline
+    from aisci.pipelines.reanalysis import ReanalysisPipeline
     from aisci.errors import InputError
 
     manifest = write_cohort(tmp_path, 120)
@@ -209,7 +209,7 @@ def test_model_options_and_inputs_of_each_stage(inputs, esm_store, tmp_path):
     """What score_variants passes `aisci cohort score` and depends on: every option a model version is made of."""
     from types import SimpleNamespace
 
-    from aisci.cohort.workflow import ReanalysisPipeline
+    from aisci.pipelines.reanalysis import ReanalysisPipeline
     from aisci.errors import InputError
 
     weights = tmp_path / "weights"

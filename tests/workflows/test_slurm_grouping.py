@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from aisci.profile import GROUPS
+from aisci.slurm.profile import GROUPS
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.workflows.grch38 import many_samples
 from tests.workflows.test_dryrun import job_counts

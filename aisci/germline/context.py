@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,29 +26,6 @@ class Site:
     pos: int  # 1-based
     ref: str
     alt: str
-
-
-def pick_device(requested: str = "auto") -> Any:
-    """Choose the torch device and say why in the log.
-
-    ``auto`` takes ``cuda`` when torch sees a CUDA device (Slurm sets CUDA_VISIBLE_DEVICES for a
-    job granted a GPU), else the CPU; a job granted a GPU that torch cannot use is logged as such.
-    """
-    import torch
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda requested but torch sees no CUDA device")
-        name = torch.cuda.get_device_name(device)
-        log.info("device: %s (%s), CUDA_VISIBLE_DEVICES=%s", device, name, visible)
-    else:
-        why = "no CUDA device visible to torch" if visible is None else "torch cannot use the granted device(s)"
-        log.info("device: cpu (%s), CUDA_VISIBLE_DEVICES=%s", why, visible)
-    return device
 
 
 def encode_windows(sites: list[Site], fasta: Any, flank: int) -> Any:
@@ -152,6 +128,8 @@ def annotate(vcf: Path, reference: Path, out: Path, *, flank: int = 50, batch: i
     import pysam
 
     sites = read_sites(vcf)  # a bad VCF fails before torch loads
+    from aisci.device import pick_device  # looked up at call time: tests replace it to prove nothing loads early
+
     dev = pick_device(device)
     try:
         fasta = pysam.FastaFile(str(reference))

@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         entry = ms.add_model(root, args.name, args.directory, licence=args.licence, source=args.source,
                              force=args.force)
     elif action == "pull":
-        entry = ms.pull_model(root, args.repo_id, name=args.name, revision=args.revision, force=args.force)
+        from aisci.protein.hub import pull_model  # huggingface_hub: imported only when pulling
+
+        entry = pull_model(root, args.repo_id, name=args.name, revision=args.revision, force=args.force)
     else:
         entry = demo(root, args)
     print(f"{entry.name}: {entry.layers} layers, hidden {entry.hidden}, {human_size(entry.size)}, "

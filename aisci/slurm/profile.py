@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from aisci import yamlfile
-from aisci.config import apply_defaults, describe_error, load_schema, schema_validator
+from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 from aisci import __version__
 from aisci.errors import InputError, ToolError
-from aisci.fileio import atomic_output, is_gzipped
+from aisci.fileio import atomic_output, is_gzipped, sha256
 
 PathLike = str | os.PathLike[str]
 TOOLS = ("minimap2", "bwa", "samtools", "bcftools", "tabix", "bgzip")
@@ -83,12 +83,6 @@ def python_versions() -> dict[str, str | None]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    from aisci.splice.weights import sha256  # the splice package stays unimported for `header`
-
-    return sha256(path)
-
-
 def _write(path: Path, data: bytes | str) -> None:
     with atomic_output(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -122,7 +116,7 @@ def _models(manifests: Iterable[PathLike], splice_weights: PathLike | None) -> d
         folder = weights_dir(splice_weights)
         if not folder.is_dir():
             raise InputError(f"SpliceAI weights {folder}: folder not found")
-        hashes = {p.name: _sha256(p) for p in sorted(folder.glob("spliceai*.h5"))}
+        hashes = {p.name: sha256(p) for p in sorted(folder.glob("spliceai*.h5"))}
         official = bool(hashes) and all(SPLICEAI.sha256.get(n) == h for n, h in hashes.items())
         spliceai = {"dir": str(folder.resolve()), "sha256": hashes, "official": official}
     return {"model_stores": stores, "spliceai": spliceai}
@@ -179,7 +173,7 @@ def write_pipeline_info(out_dir: PathLike, *, config: dict[str, Any], configfile
     for given in configfiles:
         if not Path(given).is_file():
             raise InputError(f"config file {given}: file not found")
-        files.append({"path": str(given), "sha256": _sha256(Path(given))})
+        files.append({"path": str(given), "sha256": sha256(Path(given))})
     models = _models(model_manifests, splice_weights)
     if samples_sheet is not None:
         sheet = Path(samples_sheet)
@@ -211,7 +205,7 @@ def read_fai(fai: PathLike) -> list[tuple[str, int]]:
     Raises:
         InputError: the file cannot be read or a line is not a .fai line (naming the line).
     """
-    from aisci.reference import read_fai as read_contigs_of_fai
+    from aisci.germline.reference import read_fai as read_contigs_of_fai
 
     try:
         return [(c.name, c.length) for c in read_contigs_of_fai(fai)]

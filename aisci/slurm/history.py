@@ -23,9 +23,9 @@ from pathlib import Path
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.placement.model import CPU, GPU
-from aisci.sacct import Job as SacctJob
-from aisci.sacct import rule_of
+from aisci.resources import CPU, GPU
+from aisci.slurm.sacct import Job as SacctJob
+from aisci.slurm.sacct import rule_of
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def rows_from_sacct(jobs: Iterable[SacctJob]) -> list[HistoryRow]:
     row gets wildcards "" (unknown: it counts for its rule, not for one job).
 
     Args:
-        jobs: Slurm jobs, e.g. from aisci.sacct.parse_sacct or load_jobs.
+        jobs: Slurm jobs, e.g. from aisci.slurm.sacct.parse_sacct or load_jobs.
 
     Returns:
         One row per completed job, in the order given; class "gpu" where the job had GPUs.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.sacct import Job
+from aisci.slurm.sacct import Job
 
 # Colours by rule (matplotlib's tab20, so PNG and HTML agree); cycled past 20 rules.
 PALETTE = (
@@ -53,7 +53,7 @@ def layout(jobs: list[Job]) -> Layout:
     """One row per started job, rows grouped by partition and ordered by start time.
 
     Args:
-        jobs: jobs from aisci.usage.load_jobs / parse_sacct.
+        jobs: jobs from aisci.slurm.usage.load_jobs / parse_sacct.
 
     Returns:
         Bars, partition groups, a colour per rule, the time origin and span.

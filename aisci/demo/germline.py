@@ -107,7 +107,7 @@ def simulate(
     """
     _validate(genome_size, n_contigs, n_samples, depth, read_length, fragment_mean, fragment_sd,
               error_rate, snv_rate, indel_rate, seed)
-    from aisci import simreads  # numpy-heavy; imported only when simulating
+    from aisci.demo import reads as simreads  # numpy-heavy; imported only when simulating
 
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -203,7 +203,7 @@ def build_genome(genome_size: int, n_contigs: int, rng: np.random.Generator) -> 
     """
     import numpy as np
 
-    from aisci import simreads
+    from aisci.demo import reads as simreads
 
     families = [simreads.random_bases(rng, int(n), 0.45) for n in rng.integers(300, 2001, size=6)]
     # SINE-like family: short with a poly-A tail, as Alu elements have.
@@ -256,7 +256,7 @@ def _make_gene(rng: np.random.Generator, gc: float,
     """
     import numpy as np
 
-    from aisci import simreads
+    from aisci.demo import reads as simreads
 
     n_exons = int(rng.integers(2, 8))
     exon_len = rng.integers(90, 450, size=n_exons)
@@ -319,7 +319,7 @@ def _place_repeats(rng: np.random.Generator, seq: NDArray[np.uint8], protected: 
     """Insert interspersed repeats: old family copies 5-20% diverged, young near-identical pairs
     and segmental duplications, so that some reads map ambiguously, as in real genomes.
     """
-    from aisci import simreads
+    from aisci.demo import reads as simreads
 
     placed = 0
     while placed < REPEAT_FRACTION * len(seq):

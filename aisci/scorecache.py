@@ -1,4 +1,4 @@
-"""Score caches of the cohort store: SpliceAI and protein language model scores, once per variant and model version.
+"""Score caches: SpliceAI and protein language model scores, once per variant and model version.
 
 A `ScoreModel` names what scores are computed with; its ``version`` is a content hash of the
 weights, reference, annotation and scoring options, so changing any of them starts a new cache and
@@ -8,9 +8,11 @@ one model is append-only Parquet, ``<root>/<stage>/<name>@<version>/chrom=<chrom
 does not end in ``.parquet``, so a reader never sees half a file and a killed task loses only its
 own chunk. Two tasks racing on the same variant both write it; readers keep one part's rows.
 
-`score_chunk` is the unit of work of a Dask task or a Snakemake job: it loads the model once per
-process (`aisci.cohort.scorers`) and reuses `aisci.splice.scoring.Scorer` and `aisci.protein` (consequences, ESM scores)
-unchanged, so cached values equal those of `aisci splice score` and `aisci plm score`.
+Part of the base: the germline SpliceAI stage (`aisci.splice.cached`) and the cohort store
+(`aisci.cohort`) share these caches. The stages build the models and score them
+(`aisci.splice.runner`, `aisci.protein.runner`) and hand their runner to `score_chunk`, the unit of
+work of a Dask task or a Snakemake job, so cached values equal those of `aisci splice score` and
+`aisci plm score`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,19 +33,76 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aisci.cohort import schema
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
+from aisci.fileio import atomic_output, sha256
 
 log = logging.getLogger(__name__)
 
 # Bump when what a scorer writes for the same inputs changes: every cache then starts afresh.
 SCORER_REVISION = 1
-SPLICE_NAME = "spliceai-1.3.1"
 KEY_COLUMNS = ("variant_id", "pos", "ref", "alt")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _HASHES: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, ctime_ns) -> sha256
-_PARSED: dict[tuple[str, str, str], Any] = {}  # (kind, path, sha256) -> parsed annotation
+_PARSED: dict[tuple[str, str, str], Any] = {}  # (loader, annotation, sha256) -> parsed annotation
+
+# --- score caches: scores/<stage>/<model_id>/chrom=<chrom>/part-<uuid>.parquet -----------------------
+# Append-only and content-addressed by (variant_id, model_id). A variant scored with nothing to
+# report (outside every gene, not a protein change, skipped) still gets one row with a `status`,
+# so it is never scored again.  Several rows per variant: one per gene (splice) or transcript (protein).
+SPLICE_SCORES = pa.schema([
+    pa.field("variant_id", pa.string(), nullable=False),
+    pa.field("pos", pa.int64(), nullable=False),
+    pa.field("ref", pa.string(), nullable=False),
+    pa.field("alt", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # "scored" or the official tool's skip reason
+    pa.field("gene", pa.string()),
+    pa.field("strand", pa.string()),
+    pa.field("ds_ag", pa.float32()), pa.field("ds_al", pa.float32()),
+    pa.field("ds_dg", pa.float32()), pa.field("ds_dl", pa.float32()),
+    pa.field("dp_ag", pa.int32()), pa.field("dp_al", pa.int32()),
+    pa.field("dp_dg", pa.int32()), pa.field("dp_dl", pa.int32()),
+])
+PROTEIN_SCORES = pa.schema([
+    pa.field("variant_id", pa.string(), nullable=False),
+    pa.field("pos", pa.int64(), nullable=False),
+    pa.field("ref", pa.string(), nullable=False),
+    pa.field("alt", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # "scored", "not scored" (no in-frame protein change), "intergenic"
+    pa.field("gene", pa.string()),
+    pa.field("transcript", pa.string()),
+    pa.field("consequence", pa.string()),
+    pa.field("hgvs_p", pa.string()),
+    pa.field("strategy", pa.string()),
+    pa.field("score", pa.float32()),                  # log p(mut) - log p(wt); lower = more damaging
+])
+SCORE_SCHEMAS = {"splice": SPLICE_SCORES, "protein": PROTEIN_SCORES}
+STAGES = tuple(SCORE_SCHEMAS)
+
+
+def variant_id(chrom: str, pos: int, ref: str, alt: str) -> str:
+    """The content key of one ALT allele: ``chrom:pos:ref:alt``."""
+    return f"{chrom}:{pos}:{ref}:{alt}"
+
+
+def parse_variant_id(key: str) -> tuple[str, int, str, str]:
+    """Inverse of `variant_id` (chromosome names may themselves hold ':' only before the last three fields)."""
+    chrom, pos, ref, alt = key.rsplit(":", 3)
+    return chrom, int(pos), ref, alt
+
+
+def model_id(name: str, version: str) -> str:
+    """The directory name of one model's score cache: ``name@version`` (version: a content hash)."""
+    return f"{name}@{version}"
+
+
+def check_schema(actual: pa.Schema, expected: pa.Schema, where: str) -> None:
+    """Raise ValueError naming ``where`` and the first difference when ``actual`` lacks or mistypes a field."""
+    for want in expected:
+        idx = actual.get_field_index(want.name)
+        if idx < 0:
+            raise ValueError(f"{where}: missing column {want.name!r}")
+        if not actual.field(idx).type.equals(want.type):
+            raise ValueError(f"{where}: column {want.name!r} is {actual.field(idx).type}, expected {want.type}")
 
 
 @dataclass(frozen=True)
@@ -66,103 +126,11 @@ class ScoreModel:
     @property
     def model_id(self) -> str:
         """``name@version``: the directory of this model's cache."""
-        return schema.model_id(self.name, self.version)
+        return model_id(self.name, self.version)
 
 
-# ------------------------------------------------------------------------------------------ models
-def splice_model(ref: str | Path, annotation: str | Path, weights: str | Path | None = None, distance: int = 50,
-                 mask: bool = False, device: str = "auto", threads: int = 0, batch_size: int = 64,
-                 verify_weights: bool = True) -> ScoreModel:
-    """The SpliceAI model of a cohort's splice scores, every input checked before any model loads.
-
-    Args:
-        ref: reference FASTA the VCFs were called against (plain or bgzip, indexed).
-        annotation: "grch37" / "grch38" (the spliceai package's tables) or a table, GFF3 or GTF file.
-        weights: folder with spliceai1..5.h5 (default: $AISCI_SPLICEAI_WEIGHTS, else the spliceai package's).
-        distance: max distance between the variant and a gained or lost site (spliceai -D).
-        mask: masked scores (spliceai -M 1).
-        device: auto, cpu, cuda or cuda:N (checked for syntax only: workers may have GPUs the driver lacks).
-        threads: torch CPU threads per process (0: torch's default).
-        batch_size: variant windows per forward pass.
-        verify_weights: require the official spliceai 1.3.1 files (SHA-256).
-
-    Returns:
-        The model; its version changes with the weights, reference, annotation, distance and mask.
-
-    Raises:
-        InputError: naming the option and file: bad distance, device, threads or batch size, unreadable
-            reference, missing or malformed annotation, missing or altered weight file.
-    """
-    from aisci.splice.annotation import PACKAGED, packaged_table
-    from aisci.splice.scoring import check_distance
-    from aisci.splice.weights import FILES, INSTALL, SPLICEAI, weights_dir
-
-    check_distance(distance)
-    _check_runtime(device, threads, batch_size)
-    ref_path = _reference(ref)
-    spec = str(annotation) if str(annotation) in PACKAGED else str(_file(annotation, "--annotation"))
-    ann_path = packaged_table(spec) if spec in PACKAGED else Path(spec)
-    ann_sha = _sha256(_file(ann_path, "--annotation"))
-    _parsed("splice", spec, ann_sha)
-    folder = weights_dir(weights).resolve()
-    hashes = {}
-    for name in FILES:
-        path = folder / name
-        if not path.is_file():
-            raise InputError(f"--splice-weights {folder}: {name} missing (stage the weights with `{INSTALL}`)")
-        hashes[name] = _sha256(path)
-        if verify_weights and hashes[name] != SPLICEAI.sha256[name]:
-            raise InputError(f"--splice-weights {path}: SHA-256 differs from the official spliceai 1.3.1 release")
-    content = {"weights": hashes, "reference": _sha256(ref_path), "annotation": ann_sha,
-               "distance": int(distance), "mask": bool(mask)}
-    options = {"ref": str(ref_path), "annotation": spec, "weights": str(folder), "distance": int(distance),
-               "mask": bool(mask), "device": device, "threads": int(threads), "batch_size": int(batch_size),
-               "content": content}
-    return ScoreModel("splice", SPLICE_NAME, _version("splice", content), options)
-
-
-def protein_model(ref: str | Path, annotation: str | Path, model: str, store: str | Path | None = None,
-                  strategy: str = "masked-marginals", batch_size: int = 16, device: str = "auto",
-                  threads: int = 0) -> ScoreModel:
-    """The protein language model of a cohort's protein scores, every input checked before any model loads.
-
-    Args:
-        ref: reference FASTA (plain or bgzip, indexed).
-        annotation: GFF3 or GTF with exon and CDS lines.
-        model: model name in the model store.
-        store: the model store (default: $AISCI_MODELS).
-        strategy: masked-marginals, wt-marginals or pseudo-ppl (indels always use pseudo-ppl).
-        batch_size: sequences per forward pass.
-        device: auto, cpu, cuda or cuda:N (checked for syntax only).
-        threads: torch CPU threads per process (0: torch's default).
-
-    Returns:
-        The model; its version changes with the model files, reference, annotation and strategy.
-
-    Raises:
-        InputError: naming the option and file: unknown strategy, bad device, threads or batch size,
-            unreadable reference, malformed annotation, a model not staged or failing verification.
-    """
-    from aisci.protein.plm import STRATEGIES
-    from aisci.protein.store import check_model, read_manifest
-
-    if strategy not in STRATEGIES:
-        raise InputError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    _check_runtime(device, threads, batch_size)
-    ref_path = _reference(ref)
-    ann_path = _file(annotation, "--annotation")
-    ann_sha = _sha256(ann_path)
-    _parsed("protein", str(ann_path), ann_sha)
-    model_dir = check_model(store, model, where="--model")  # verified against the store's manifest
-    files = {k: v["sha256"] for k, v in read_manifest(model_dir.parent)["models"][model]["files"].items()}
-    content = {"weights": files, "reference": _sha256(ref_path), "annotation": ann_sha, "strategy": strategy}
-    options = {"ref": str(ref_path), "annotation": str(ann_path), "model": model, "model_dir": str(model_dir),
-               "strategy": strategy, "device": device, "threads": int(threads), "batch_size": int(batch_size),
-               "content": content}
-    return ScoreModel("protein", model, _version("protein", content), options)
-
-
-def _check_runtime(device: str, threads: int, batch_size: int) -> None:
+def check_runtime(device: str, threads: int, batch_size: int) -> None:
+    """The scoring options every model takes: a device spelling, torch threads and a batch size."""
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
     if threads < 0:
@@ -171,17 +139,19 @@ def _check_runtime(device: str, threads: int, batch_size: int) -> None:
         raise InputError(f"--batch-size {batch_size}: must be at least 1")
 
 
-def _file(path: str | Path, option: str) -> Path:
+def input_file(path: str | Path, option: str) -> Path:
+    """An input file of a model, made absolute; the message names the option."""
     p = Path(path).expanduser().resolve()
     if not p.is_file():
         raise InputError(f"{option} {path}: no such file")
     return p
 
 
-def _reference(ref: str | Path) -> Path:
+def reference_path(ref: str | Path) -> Path:
+    """The reference FASTA of a model, opened once to check that it is an indexed FASTA with sequences."""
     import pysam
 
-    path = _file(ref, "--ref")
+    path = input_file(ref, "--ref")
     try:
         with pysam.FastaFile(str(path)) as fasta:
             if not fasta.references:
@@ -191,10 +161,8 @@ def _reference(ref: str | Path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
+def cached_sha256(path: Path) -> str:
     """SHA-256 of a file, remembered in this process while its size, mtime and ctime stay the same."""
-    from aisci.splice.weights import sha256
-
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _HASHES:
@@ -202,27 +170,51 @@ def _sha256(path: Path) -> str:
     return _HASHES[key]
 
 
-def _version(stage: str, content: dict[str, Any]) -> str:
+def parsed_once(load: Callable[[str], Any], spec: str, sha: str) -> Any:
+    """``load(spec)`` once per process and content: a model checks its annotation parses, its runner reuses it."""
+    key = (f"{load.__module__}.{load.__qualname__}", spec, sha)
+    if key not in _PARSED:
+        _PARSED[key] = load(spec)
+    return _PARSED[key]
+
+
+def model_version(stage: str, content: dict[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of what a model's scores depend on (and `SCORER_REVISION`)."""
     text = json.dumps({"stage": stage, "revision": SCORER_REVISION, **content}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _parsed(kind: str, spec: str, sha: str) -> Any:
-    """The annotation parsed for ``kind`` (splice genes or protein transcripts), once per process and content."""
-    key = (kind, spec, sha)
-    if key not in _PARSED:
-        if kind == "splice":
-            from aisci.splice.annotation import load_annotation
-
-            _PARSED[key] = load_annotation(spec)
-        else:
-            from aisci.protein.transcripts import load_transcripts
-
-            _PARSED[key] = load_transcripts(spec)
-    return _PARSED[key]
+# ---------------------------------------------------------------------------------------- runners
+_LOADED: dict[str, Any] = {}  # model_id -> loaded scorer of this process
+MAX_LOADED = 2  # models kept loaded per process (a worker scoring splice then protein keeps both)
+_LOCK = threading.Lock()
 
 
-# ------------------------------------------------------------------------------------------- cache
+def loaded_runner(model: ScoreModel, runner_class: Callable[[dict[str, Any]], Any]) -> Any:
+    """The scorer of ``model`` in this process, built from its options by ``runner_class`` on first use.
+
+    A runner has a ``lock`` and ``score(chrom, variants) -> table of the stage's schema``; the stage
+    packages provide them (`aisci.splice.runner.SpliceRunner`, `aisci.protein.runner.ProteinRunner`).
+    """
+    with _LOCK:
+        runner = _LOADED.get(model.model_id)
+        if runner is None:
+            if not model.options:
+                raise InputError(f"{model.model_id}: no scoring options; build the model with splice_model() "
+                                 "or protein_model()")
+            if model.options.get("threads"):
+                import torch
+
+                torch.set_num_threads(model.options["threads"])
+            runner = runner_class(model.options)
+            while len(_LOADED) >= MAX_LOADED:  # a long-lived worker meeting a new version drops the oldest
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[model.model_id] = runner
+        return runner
+
+
+
+# ----------------------------------------------------------------------------------------- cache
 class ScoreCache:
     """The append-only score caches under ``root`` (the store's ``scores/`` or a cache shared by stores)."""
 
@@ -231,8 +223,8 @@ class ScoreCache:
 
     def model_dir(self, model: ScoreModel) -> Path:
         """``<root>/<stage>/<model_id>``."""
-        if model.stage not in schema.SCORE_SCHEMAS:
-            raise ValueError(f"unknown stage {model.stage!r}: expected one of {', '.join(schema.STAGES)}")
+        if model.stage not in SCORE_SCHEMAS:
+            raise ValueError(f"unknown stage {model.stage!r}: expected one of {', '.join(STAGES)}")
         return self.root / model.stage / model.model_id
 
     def chrom_dir(self, model: ScoreModel, chrom: str) -> Path:
@@ -249,11 +241,11 @@ class ScoreCache:
         """Add one part of scores of ``chrom`` (the stage's schema; absent nullable columns as nulls) atomically."""
         import pyarrow.parquet as pq
 
-        want = schema.SCORE_SCHEMAS[model.stage]
+        want = SCORE_SCHEMAS[model.stage]
         for f in want:  # absent nullable columns are null (e.g. no gene for a variant outside every gene)
             if f.nullable and f.name not in table.column_names:
                 table = table.append_column(f, pa.nulls(table.num_rows, f.type))
-        schema.check_schema(table.schema, want, f"{model.stage} scores of {chrom}")
+        check_schema(table.schema, want, f"{model.stage} scores of {chrom}")
         table = table.select(want.names).cast(want)
         info = self.model_dir(model) / "model.json"
         if not info.exists():  # provenance: what the version hash was computed from
@@ -269,7 +261,7 @@ class ScoreCache:
         """Every cached row of a model (of one chromosome); a variant found in several parts keeps one part's rows."""
         import pyarrow.parquet as pq
 
-        want = schema.SCORE_SCHEMAS[model.stage]
+        want = SCORE_SCHEMAS[model.stage]
         columns = list(columns or want.names)
         parts = self.parts(model, chrom)
         if not parts:
@@ -277,7 +269,7 @@ class ScoreCache:
         tables = []
         for i, part in enumerate(parts):
             t = pq.read_table(part, columns=list(dict.fromkeys(["variant_id", *columns])))
-            schema.check_schema(t.schema, want.empty_table().select(t.column_names).schema, str(part))
+            check_schema(t.schema, want.empty_table().select(t.column_names).schema, str(part))
             tables.append(t.append_column("_part", pa.array([i] * t.num_rows, pa.int32())))
         table = pa.concat_tables(tables)
         vid, part = table.column("variant_id").combine_chunks(), table.column("_part").combine_chunks()
@@ -383,8 +375,9 @@ def _distinct(chrom: str | None, tables: list[pa.Table]) -> pa.Table:
     return t.set_column(0, "chrom", pa.array([chrom] * t.num_rows, pa.string())).combine_chunks()
 
 
-# ------------------------------------------------------------------------------------------ scoring
-def score_chunk(model: ScoreModel, chrom: str, variants: pa.Table, cache_root: str | Path) -> int:
+# --------------------------------------------------------------------------------------- scoring
+def score_chunk(model: ScoreModel, chrom: str, variants: pa.Table, cache_root: str | Path,
+                runner_class: Callable[[dict[str, Any]], Any]) -> int:
     """Score ``variants`` of one chromosome with ``model`` and add them to the cache as one part.
 
     The unit of work of a Dask task or a Snakemake job. The model is loaded once per process (kept
@@ -396,6 +389,7 @@ def score_chunk(model: ScoreModel, chrom: str, variants: pa.Table, cache_root: s
         chrom: the chromosome of every variant.
         variants: a table with variant_id, pos, ref, alt (as `ScoreCache.missing` yields).
         cache_root: the ScoreCache root.
+        runner_class: builds the stage's scorer from the model's options (see `loaded_runner`).
 
     Returns:
         The number of distinct variants scored.
@@ -403,16 +397,13 @@ def score_chunk(model: ScoreModel, chrom: str, variants: pa.Table, cache_root: s
     Raises:
         InputError: the model has no options (a model rebuilt from a cache directory name cannot score).
     """
-    # imported here because scorers imports this module
-    from aisci.cohort.scorers import _runner
-
     if isinstance(variants, pa.RecordBatch):
         variants = pa.Table.from_batches([variants])
     if variants.num_rows == 0:
         return 0
     vid = variants.column("variant_id").combine_chunks()
     variants = variants.take(pc.index_in(pc.unique(vid), value_set=vid))
-    runner = _runner(model)
+    runner = loaded_runner(model, runner_class)
     t0 = time.perf_counter()
     with runner.lock:
         table = runner.score(chrom, variants)

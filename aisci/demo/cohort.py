@@ -257,7 +257,7 @@ def _header(contigs, reference: Path | None) -> str:
         '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Number of high-quality bases">',
         '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
         '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Phred-scaled genotype quality">',
-        "##source=aisci.cohort.synth",
+        "##source=aisci.demo.cohort",
     ]
     if reference is not None:
         lines.append(f"##reference=file://{Path(reference).resolve()}")

@@ -8,19 +8,8 @@ from pathlib import Path
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.reference import Contig, contigs_digest, read_contigs
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A 1-based, inclusive reference interval."""
-
-    chrom: str
-    start: int
-    end: int
-
-    def __str__(self) -> str:
-        return f"{self.chrom}:{self.start}-{self.end}"
+from aisci.gather import Interval
+from aisci.germline.reference import Contig, contigs_digest, read_contigs
 
 
 @dataclass(frozen=True)
@@ -162,7 +151,7 @@ def write_regions(reference: str | Path, chunk_size: int, expect: str, out_dir: 
     ``OUT_DIR/score/{group}.tsv`` for every scoring group (fewer, larger: each scoring job loads a model).
 
     The plan is made again from the index the pipeline built of the reference itself and must be the
-    one made at start-up (``expect``, :func:`aisci.reference.contigs_digest`): otherwise a region
+    one made at start-up (``expect``, :func:`aisci.germline.reference.contigs_digest`): otherwise a region
     would be missing, or a chunk would not be the one planned, and calls lost without a word.
 
     Raises:

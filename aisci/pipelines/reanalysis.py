@@ -8,33 +8,29 @@ staged protein model is verified as workflows/protein does it (hashed once, then
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 from typing import Any
 
+from aisci.cohort.manifest import n_shards, read_manifest, shard
 from aisci.errors import InputError
+from aisci.fileio import check_readable
+from aisci.layers import Sources
+from aisci.pipelines.glue import Glue, StagedModel, staged_model
+from aisci.schema import validate_config
+from aisci.splice.annotation import PACKAGED
+from aisci.splice.weights import FILES
 
 RESULTS = "results/reanalysis"
 # Conda environments of the scoring stages, relative to rules/ (Snakemake reads a rule's conda: path
 # relative to the file that defines the rule).
 STAGE_ENVS = {"splice": "../envs/spliceai.yaml", "protein": "../envs/esm.yaml"}
-PACKAGED_ANNOTATIONS = ("grch37", "grch38")  # aisci.splice.annotation.PACKAGED, not imported: it pulls in numpy
 
 
-def _check_file(value: str, where: str) -> Path:
-    path = Path(value)
-    if not path.is_file():
-        raise InputError(f"{where}: {'not a regular file' if path.exists() else 'file not found'}: {value}")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{where}: file not readable: {value}")
-    return path
-
-
-class ReanalysisPipeline:
+class ReanalysisPipeline(Glue):
     """The reanalysis workflow's plan for one config: shards of the manifest, targets and command options."""
 
-    def __init__(self, config: dict[str, Any], source: str = "config"):
+    def __init__(self, config: dict[str, Any], source: str | Sources = "config"):
         """Validate the config (schema, then the files and model it names), then every manifest row.
 
         Args:
@@ -44,19 +40,16 @@ class ReanalysisPipeline:
         Raises:
             InputError: naming the config key, or the manifest, its line and field.
         """
-        from aisci.cohort.manifest import n_shards, read_manifest, shard
-        from aisci.config import validate_config
-
         self.config = validate_config(config, source, schema="reanalysis")
+        self.configfiles = []
         self.source = source
         self.stages: list[str] = list(self.config["stages"])
         store = Path(self.config["store"])
         if store.exists() and not store.is_dir():
             raise InputError(f"{source}: store: {store} exists and is not a folder")
-        self.model_dir: Path | None = None
-        self.model_store: Path | None = None
+        self.model: StagedModel | None = None
         self._check_scoring()
-        _check_file(self.config["manifest"], f"{source}: manifest")
+        check_readable(self.config["manifest"], f"{source}: manifest")
         self.samples = read_manifest(self.config["manifest"])
         size = self.config["shard_size"]
         self.shards = [shard(self.samples, i, size) for i in range(n_shards(len(self.samples), size))]
@@ -68,37 +61,24 @@ class ReanalysisPipeline:
             return
         if cfg["reference"] is None:
             raise InputError(f"{source}: reference: required while stages is not empty ({', '.join(self.stages)})")
-        _check_file(cfg["reference"], f"{source}: reference")
+        check_readable(cfg["reference"], f"{source}: reference")
         if "splice" in self.stages:
             splice = cfg["splice"]
-            if splice["annotation"] not in PACKAGED_ANNOTATIONS:
-                _check_file(splice["annotation"], f"{source}: splice.annotation")
+            if splice["annotation"] not in PACKAGED:
+                check_readable(splice["annotation"], f"{source}: splice.annotation")
             weights = splice["weights"]
             if weights is not None:
-                missing = [f"spliceai{i}.h5" for i in range(1, 6) if not (Path(weights) / f"spliceai{i}.h5").is_file()]
+                missing = [name for name in FILES if not (Path(weights) / name).is_file()]
                 if missing:
                     raise InputError(f"{source}: splice.weights: {weights} has no {', '.join(missing)}")
         if "protein" in self.stages:
-            from aisci.protein.store import check_model, store_dir
-
             protein = cfg["protein"]
             if protein["annotation"] is None:
                 raise InputError(f"{source}: protein.annotation: required while stages holds protein "
                                  "(a GFF3 or GTF with CDS features)")
-            _check_file(protein["annotation"], f"{source}: protein.annotation")
-            try:
-                self.model_store = store_dir(protein["model_store"])
-            except InputError as exc:
-                raise InputError(f"{source}: protein.model_store: {exc}") from None
+            check_readable(protein["annotation"], f"{source}: protein.annotation")
             # Hashes the model's files once, then trusts their recorded size and times (aisci.protein.store).
-            self.model_dir = check_model(self.model_store, protein["model"], where=f"{source}: protein.model")
-
-    @classmethod
-    def from_snakemake(cls, config: dict[str, Any], workflow: Any) -> ReanalysisPipeline:
-        """Validate before any job is planned; errors become a WorkflowError Snakemake prints without a traceback."""
-        from aisci.config import for_snakemake
-
-        return for_snakemake(lambda sources: cls(config, sources), workflow)
+            self.model = staged_model(protein, f"{source}: protein.")
 
     # ------------------------------------------------------------------------------------- targets
     def targets(self) -> list[str]:
@@ -142,12 +122,12 @@ class ReanalysisPipeline:
         stage = self._stage(wildcards)
         cfg = self.config[stage]
         inputs: dict[str, Any] = {"ref": str(self.config["reference"])}
-        if cfg["annotation"] not in PACKAGED_ANNOTATIONS:
+        if cfg["annotation"] not in PACKAGED:
             inputs["annotation"] = str(cfg["annotation"])
         if stage == "splice" and cfg["weights"] is not None:
-            inputs["weights"] = [str(Path(cfg["weights"]) / f"spliceai{i}.h5") for i in range(1, 6)]
-        if stage == "protein" and self.model_dir is not None:
-            inputs["model"] = str(self.model_dir / "config.json")
+            inputs["weights"] = [str(Path(cfg["weights"]) / name) for name in FILES]
+        if stage == "protein" and self.model is not None:
+            inputs["model"] = self.model.config_json
         return inputs
 
     def score_options(self, wildcards: Any) -> str:
@@ -160,7 +140,8 @@ class ReanalysisPipeline:
                 options += ["--splice-weights", str(cfg["weights"])]
             options += ["--distance", str(cfg["distance"])] + (["--mask"] if cfg["mask"] else [])
         else:
-            options += ["--model", cfg["model"], "--model-store", str(self.model_store), "--strategy", cfg["strategy"]]
+            assert self.model is not None
+            options += ["--model", self.model.name, "--model-store", str(self.model.store), "--strategy", cfg["strategy"]]
         return shlex.join(options)
 
     def score_env(self, wildcards: Any) -> str:

@@ -136,10 +136,10 @@ def _group_of(name: str) -> str | None:
     """``align_align_reads_check_reads`` -> ``align`` when it is one of our profile groups.
 
     Snakemake names a group job ``<group>_<member rules, sorted>`` (the first five, then ``...``) and
-    the plugin comments it as ``rule_<that name>``; only the known groups (aisci.profile.GROUPS) can be
+    the plugin comments it as ``rule_<that name>``; only the known groups (aisci.slurm.profile.GROUPS) can be
     told apart safely.
     """
-    from aisci.profile import GROUPS
+    from aisci.slurm.profile import GROUPS
 
     for group in sorted(set(GROUPS.values()), key=len, reverse=True):
         members = name[len(group) + 1:].removesuffix("_...")
@@ -152,7 +152,7 @@ def _group_of(name: str) -> str | None:
 
 def _alone(name: str) -> str | None:
     """``align_reads_align_reads`` -> ``align_reads``: a grouped rule given a group of its own (aisci plan)."""
-    from aisci.profile import GROUPS
+    from aisci.slurm.profile import GROUPS
 
     rule = name[: len(name) // 2]
     return rule if rule in GROUPS and name == f"{rule}_{rule}" else None
@@ -160,7 +160,7 @@ def _alone(name: str) -> str | None:
 
 def _split_rules(members: str) -> list[str]:
     """Split ``align_reads_check_reads`` into known rule names, greedily from the left."""
-    from aisci.profile import GROUPS
+    from aisci.slurm.profile import GROUPS
 
     out, rest = [], members
     while rest:

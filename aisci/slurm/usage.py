@@ -13,7 +13,7 @@ from typing import TextIO
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
-from aisci.sacct import Job, load_jobs
+from aisci.slurm.sacct import Job, load_jobs
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def plot_gantt(jobs: list[Job], path: Path) -> None:
     Raises:
         InputError: when the suffix is neither .png nor .html/.htm.
     """
-    from aisci import usage_plot  # matplotlib is imported lazily there
+    from aisci.slurm import usage_plot  # matplotlib is imported lazily there
 
     usage_plot.plot_gantt(jobs, path)
 
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         plot_gantt(jobs, args.plot)
         log.info("Gantt chart written to %s", args.plot)
     if args.record is not None:
-        from aisci.placement.history import record, rows_from_sacct
+        from aisci.slurm.history import record, rows_from_sacct
 
         rows = rows_from_sacct(jobs)
         added = record(args.record, rows)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from aisci.config import load_schema
+from aisci.schema import load_schema
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.share import DEFAULT_PIPELINE, profile_template

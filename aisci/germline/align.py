@@ -17,7 +17,7 @@ from typing import Sequence
 
 from aisci.errors import InputError, ToolError
 from aisci.fileio import atomic_output
-from aisci.reads import Lane, ReadGroup, add_pair_options, bam_read_groups, check_lanes, lanes_from_args
+from aisci.germline.reads import Lane, ReadGroup, add_pair_options, bam_read_groups, check_lanes, lanes_from_args
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def input_read_groups(sample: str, groups: Sequence[ReadGroup], source: Path | s
 
     Args:
         sample: the sample-sheet name.
-        groups: the input's read groups (from `aisci.reads.bam_read_groups`).
+        groups: the input's read groups (from `aisci.germline.reads.bam_read_groups`).
         source: the BAM/CRAM they came from (for the log).
 
     Returns:

@@ -39,7 +39,7 @@ _MAX_NAME = 255  # a .mmi stores a name's length in one byte: longer names come 
 
 
 class _Contig(Protocol):
-    """A reference sequence as check_index needs it (aisci.reference.Contig is one)."""
+    """A reference sequence as check_index needs it (aisci.germline.reference.Contig is one)."""
 
     @property
     def name(self) -> str: ...
@@ -276,7 +276,7 @@ def check_index(aligner: str, index: str | os.PathLike, contigs: Sequence[_Conti
             path the index was built from, whose files are PREFIX.amb .ann .bwt .pac .sa).
         index: the index as the config gives it.
         contigs: the reference's contigs in order (objects with ``.name`` and ``.length``, such as
-            aisci.reference.Contig).
+            aisci.germline.reference.Contig).
         where: the config file and key, e.g. ``config.yaml: index.minimap2``; every message starts with it.
 
     Raises:

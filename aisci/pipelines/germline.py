@@ -1,4 +1,4 @@
-"""Glue between the Snakefiles and aisci: validated inputs plus the input functions rules call."""
+"""Glue of workflows/germline/Snakefile: validated inputs, the scatter plan, and the input functions its rules call."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from aisci.config import Inputs, Sample, validate_inputs
 from aisci.errors import InputError
-from aisci.reference import contigs_digest
-from aisci.regions import Chunk, Group, plan_chunks, plan_groups
+from aisci.germline.reference import contigs_digest
+from aisci.germline.regions import Chunk, Group, plan_chunks, plan_groups
+from aisci.layers import Sources
+from aisci.pipelines.glue import Glue, StagedModel
+from aisci.pipelines.inputs import validate_inputs
+from aisci.pipelines.sheet import Sample
 
 REFERENCE = "resources/reference/genome.fa"
 MINIMAP2_INDEX = "resources/reference/genome.mmi"
@@ -19,13 +22,15 @@ COHORT = "cohort"
 PIPELINE_INFO = "results/pipeline_info"
 
 
-class Pipeline:
+class GermlinePipeline(Glue):
     """The germline pipeline's plan for one config: samples, scatter chunks and targets.
 
     Methods taking ``wildcards`` are Snakemake input/params functions.
     """
 
-    def __init__(self, inputs: Inputs):
+    def __init__(self, config: dict[str, Any], source: str | Sources = "config"):
+        """Validate the config, the sample sheet, the reference and every input file (`validate_inputs`)."""
+        inputs = validate_inputs(config, source)
         self.config: dict[str, Any] = inputs.config
         self.samples: dict[str, Sample] = {s.name: s for s in inputs.samples}
         self.chunks: list[Chunk] = plan_chunks(inputs.contigs, self.config["calling"]["chunk_size"])
@@ -34,20 +39,12 @@ class Pipeline:
         self.contigs_digest = contigs_digest(inputs.contigs)
         # the run's config files (set by from_snakemake; recorded in results/pipeline_info)
         self.configfiles: list[str] = []
+        self.model: StagedModel | None = None
+        if self.config["protein"]["enabled"]:  # validate_inputs checked the model staged and intact
+            from aisci.protein.store import store_dir
 
-    @classmethod
-    def from_snakemake(cls, config: dict[str, Any], workflow: Any) -> "Pipeline":
-        """Validate ``config`` (as loaded by Snakemake) before any job is planned.
-
-        Raises:
-            snakemake.exceptions.WorkflowError: with the file, line and field at fault, so that
-                Snakemake prints the message without a traceback and submits nothing.
-        """
-        from aisci.config import for_snakemake
-
-        pipeline = for_snakemake(lambda sources: cls(validate_inputs(config, sources)), workflow)
-        pipeline.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
-        return pipeline
+            protein = self.config["protein"]
+            self.model = StagedModel(protein["model"], store_dir(protein["model_store"]).resolve())
 
     # --- targets -------------------------------------------------------------------------
     def callsets(self) -> list[str]:
@@ -246,18 +243,14 @@ class Pipeline:
 
     def protein_model_files(self, wildcards: Any = None) -> list[str]:
         """The staged model's config.json: re-adding (replacing) a model re-scores every callset."""
-        from aisci.protein.store import store_dir
-
-        p = self.config["protein"]
-        return [str(store_dir(p["model_store"]).resolve() / p["model"] / "config.json")]
+        assert self.model is not None, "protein.enabled is false"
+        return self.model.files
 
     def protein_model_options(self, wildcards: Any = None) -> str:
         """``--model NAME --store ABS --strategy S`` for `aisci plm score`."""
-        from aisci.protein.store import store_dir
-
-        p = self.config["protein"]
-        store = shlex.quote(str(store_dir(p["model_store"]).resolve()))
-        return f"--model {p['model']} --store {store} --strategy {p['strategy']}"
+        assert self.model is not None, "protein.enabled is false"
+        store = shlex.quote(str(self.model.store))
+        return f"--model {self.model.name} --store {store} --strategy {self.config['protein']['strategy']}"
 
     # --- provenance ------------------------------------------------------------------------
     def resolved_config(self, wildcards: Any = None) -> str:
@@ -271,10 +264,8 @@ class Pipeline:
         options: list[str] = []
         if self.config["splicing"]["enabled"]:
             options.append("--splice-weights")  # the weights the stage loads (the spliceai package's)
-        if self.config["protein"]["enabled"]:
-            from aisci.protein.store import store_dir
-
-            options += ["--model-manifest", str(store_dir(self.config["protein"]["model_store"]).resolve())]
+        if self.model is not None:
+            options += ["--model-manifest", str(self.model.store)]
         return options
 
     def reference_name(self, wildcards: Any = None) -> str:

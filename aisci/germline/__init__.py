@@ -1,0 +1,1 @@
+"""Germline small variants: reference preparation, read checks, alignment, calling, evaluation, sequence context."""

@@ -1,0 +1,1 @@
+"""Slurm operations: site profiles, job accounting (sacct), utilisation reports and the run history."""
