@@ -12,11 +12,13 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Sequence
 
 from aisci.errors import InputError, ToolError
 from aisci.fileio import atomic_output
+from aisci.progress import Progress, read_offsets
 from aisci.germline.reads import Lane, ReadGroup, add_pair_options, bam_read_groups, check_lanes, lanes_from_args
 
 log = logging.getLogger(__name__)
@@ -100,8 +102,12 @@ def libraries(groups: Sequence[ReadGroup]) -> dict[str, list[str]]:
     return out
 
 
-def _run_pipeline(commands: list[list[str]]) -> None:
-    """Run commands connected by pipes; stderr goes to ours (the rule's log). Fail if any fails."""
+def _run_pipeline(commands: list[list[str]], reads: Sequence[Path] = ()) -> None:
+    """Run commands connected by pipes; stderr goes to ours (the rule's log). Fail if any fails.
+
+    With ``reads`` (the files the first command, the aligner, reads), the log gets the aligner's
+    progress through them (`_watch_reads`).
+    """
     procs: list[subprocess.Popen] = []
     prev = None
     for i, cmd in enumerate(commands):
@@ -112,10 +118,42 @@ def _run_pipeline(commands: list[list[str]]) -> None:
             prev.close()  # so that the upstream process gets SIGPIPE if this one dies
         prev = p.stdout
         procs.append(p)
-    failed = [(p.args[0], rc) for p in procs if (rc := p.wait()) != 0]
+    stop = threading.Event()
+    watcher = None
+    if reads:
+        watcher = threading.Thread(target=_watch_reads, args=(procs[0].pid, list(reads), stop), daemon=True)
+        watcher.start()
+    try:
+        returncodes = [p.wait() for p in procs]
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+    failed = [(p.args[0], rc) for p, rc in zip(procs, returncodes) if rc != 0]
     if failed:
         name, rc = failed[0]
         raise ToolError(f"{name} exited with status {rc} (its messages are above in this log)")
+
+
+def _watch_reads(pid: int, reads: list[Path], stop: threading.Event, interval: float = 5.0) -> None:
+    """Log how far the aligner (process ``pid``) has read its FASTQ files, until ``stop`` is set.
+
+    Aligners say nothing until they finish a batch of reads and nothing about the whole; the kernel
+    knows each open file's offset (/proc/PID/fdinfo), so the share of the input bytes read (of the
+    compressed files, for gzipped FASTQ) is the share of the work done. Where /proc is missing, or a
+    file is, nothing is logged: progress never fails a job.
+    """
+    targets = {os.path.realpath(r) for r in reads}
+    try:
+        total = sum(os.path.getsize(r) for r in targets)
+    except OSError:  # a file gone: the aligner fails and says so; progress has nothing to add
+        return
+    progress = Progress(f"aligning {', '.join(Path(r).name for r in reads)}", total / 1e6, "MB")
+    while not stop.wait(interval):
+        done = read_offsets(pid, targets)
+        if done is not None and done / 1e6 > progress.done:
+            progress.update(done / 1e6 - progress.done)
+    progress.finish()
 
 
 def align(
@@ -211,18 +249,19 @@ def align(
 
         by_library = libraries(groups)
         if len(pairs) == 1 and len(by_library) <= 1:  # one pair streams from the aligner into markdup
-            _run_pipeline([*aligned_and_sorted(*pairs[0], "-u"), markdup])
+            _run_pipeline([*aligned_and_sorted(*pairs[0], "-u"), markdup], reads=pairs[0][1:])
         elif len(pairs) == 1:  # one pair of several libraries (from a BAM/CRAM): markdup per library
             # level 1: the sorted BAM is read once per library; fast compression keeps the temporary disk small
             sorted_bam = tmp / "sorted.bam"
-            _run_pipeline(aligned_and_sorted(*pairs[0], "-l", "1", "-o", str(sorted_bam)))
+            _run_pipeline(aligned_and_sorted(*pairs[0], "-l", "1", "-o", str(sorted_bam)), reads=pairs[0][1:])
             _mark_each_library(sorted_bam, by_library, tmp_bam, dup_stats, threads)
         else:
             parts = []
             for lane, lane_fq1, lane_fq2 in pairs:
                 part = tmp / f"lane.{lane}.bam"
                 # level 1: the part is read once, by merge; fast compression keeps the temporary disk small
-                _run_pipeline(aligned_and_sorted(lane, lane_fq1, lane_fq2, "-l", "1", "-o", str(part)))
+                _run_pipeline(aligned_and_sorted(lane, lane_fq1, lane_fq2, "-l", "1", "-o", str(part)),
+                              reads=(lane_fq1, lane_fq2))
                 parts.append(str(part))
             # merge keeps every lane's @RG (their IDs differ) and the coordinate order
             _run_pipeline([["samtools", "merge", "-u", "-@", str(threads), "-o", "-", *parts], markdup])

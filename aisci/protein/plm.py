@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aisci.errors import InputError
+from aisci.progress import Progress
 
 STRATEGIES = ("wt-marginals", "masked-marginals", "pseudo-ppl")
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
@@ -383,6 +384,7 @@ class _Engine:
         for letter, i in self.ids.items():
             lut[ord(letter)] = i
         dev = self.bundle.device
+        progress = Progress(f"{self.bundle.name} forward passes", len(keys), "sequences")
         by_width: dict[int, list] = {}
         for key in keys:
             by_width.setdefault(padded_width(len(key if hidden_states else key[0])), []).append(key)
@@ -406,4 +408,6 @@ class _Engine:
                 self.stats.forwards += len(chunk)
                 self.stats.filler += batch_size - len(chunk)
                 self.stats.batches += 1
+                progress.update(len(chunk))
                 yield chunk, hidden
+        progress.finish()

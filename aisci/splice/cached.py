@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aisci.errors import InputError
+from aisci.progress import Progress
 from aisci.splice.scoring import info_text
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def fill(model: Any, cache_root: str | Path, vcfs: Iterable[str], regions: Any =
     from aisci.vcfcheck import check_vcf
 
     cache, counts, t0 = ScoreCache(cache_root), FillCounts(), time.perf_counter()
+    # how many alleles the cache lacks is known one chromosome at a time: lines by time
+    progress = Progress(f"{model.model_id} cache", None, "alleles scored")
     for vcf in vcfs:
         scan = check_vcf(vcf, require_sorted=True)
         counts.vcfs += 1
@@ -104,8 +107,10 @@ def fill(model: Any, cache_root: str | Path, vcfs: Iterable[str], regions: Any =
         for missing in cache.missing(model, read()):
             chrom = missing.column("chrom")[0].as_py()
             for lo in range(0, missing.num_rows, PART_VARIANTS):
-                counts.scored += score_chunk(model, chrom, missing.slice(lo, PART_VARIANTS), cache_root,
-                                              SpliceRunner)
+                scored = score_chunk(model, chrom, missing.slice(lo, PART_VARIANTS), cache_root, SpliceRunner)
+                counts.scored += scored
+                progress.update(scored)
+    progress.finish()
     counts.seconds = round(time.perf_counter() - t0, 3)
     log.info("%s: %d VCFs, %d alleles, %d not in the cache before, scored in %.1f s", model.model_id, counts.vcfs,
              counts.alleles, counts.scored, counts.seconds)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
+from aisci.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,10 @@ def score(args: argparse.Namespace) -> None:
     with atomic_output(args.out) as tmp:
         with pysam.VariantFile(str(tmp), "wz", header=header) as out:
             records = regions.records(vcf, args.vcf, scan.contigs) if regions else iter_records(vcf, args.vcf)
+            # a regions file's share of the records is not known before they are read: lines by time then
+            progress = Progress(f"SpliceAI {Path(args.vcf).name}", None if regions else scan.records, "records")
             for rec, entries in scored(records):
+                progress.update()
                 if entries:
                     rec.info["SpliceAI"] = [text for _, _, _, text, _ in entries]
                 elif "SpliceAI" in rec.info:
@@ -249,6 +253,7 @@ def score(args: argparse.Namespace) -> None:
         except OSError as exc:  # the sort order was checked up front; this is what remains (e.g. POS > 512 Mbp)
             raise InputError(f"{args.vcf}: the scored VCF cannot be tabix-indexed ({exc})") from None
     os.replace(f"{tmp}.tbi", f"{args.out}.tbi")
+    progress.finish()
     vcf.close()
     if args.parquet:
         write_parquet(rows, args.parquet)
