@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo demo-reanalysis test lint bench bench-splice bench-plm bench-placement bench-cohort bench-dag bench-slurm clean
+.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-cohort bench-dag bench-slurm clean
 
 install: system-tools $(VENV)/.installed
 
@@ -77,6 +77,10 @@ test: install
 # reference is unset, and inputs are checked at parse time); its paths are relative to its folder.
 lint: install
 	cd tests/configs/na12878 && snakemake --lint --snakefile $(CURDIR)/workflows/germline/Snakefile --configfile config.yaml
+
+# docs/parameters.md from the packaged schemas (tests/unit/test_schema.py keeps the two equal)
+docs: install
+	$(VENV)/bin/python -c 'from aisci.schema import parameters_page; print(parameters_page(), end="")' > docs/parameters.md
 
 bench: install
 	python benchmarks/germline_overhead/run.py

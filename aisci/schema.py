@@ -149,3 +149,75 @@ def validate_config(config: dict[str, Any], source: "str | Sources" = "config", 
     apply_defaults(load_schema(schema), config)
     return config
 
+
+# --------------------------------------------------------------------------- the parameters page
+# The pages of docs/parameters.md, in order: (schema, what it configures). `make docs` writes the page
+# and tests/unit/test_schema.py keeps it equal to the schemas.
+DOCUMENTED = (
+    ("config", "the germline pipeline's `config.yaml` (`workflows/germline`, the default of `aisci init`)"),
+    ("samples", "the germline pipeline's sample sheet (one row per FASTQ pair or BAM/CRAM)"),
+    ("protein", "the protein pipeline's `config.yaml` (`workflows/protein`)"),
+    ("reanalysis", "the reanalysis pipeline's `config.yaml` (`workflows/reanalysis`)"),
+    ("site", "a site description for `aisci profile new` (a Slurm profile's partitions)"),
+    ("sites", "the sites for `aisci plan` (centres, partitions, transfers)"),
+)
+
+
+def parameters_page() -> str:
+    """docs/parameters.md: every key of every schema in `DOCUMENTED`, with type, default and description."""
+    out = ["# Parameters", "",
+           "Every key that aisci reads from a config, sample sheet or site file, generated from the packaged",
+           "JSON schemas (`aisci/schemas/`) by `make docs`; a test keeps this page equal to them. Unknown keys",
+           "are refused (every object is closed), with the allowed keys named.", ""]
+    out += [f"- [{load_schema(name)['title']}](#{_slug(load_schema(name)['title'])}): {what}" for name, what in DOCUMENTED]
+    for name, what in DOCUMENTED:
+        schema = load_schema(name)
+        out += ["", f"## {schema['title']}", "", f"`aisci/schemas/{name}.schema.yaml`: {what}.", "",
+                " ".join(str(schema.get("description", "")).split()), "",
+                "| key | type | default | description |", "|---|---|---|---|"]
+        out += [f"| `{key}` | {kind} | {default} | {text} |" for key, kind, default, text in _rows(schema, "")]
+    return "\n".join(out) + "\n"
+
+
+def _rows(schema: dict[str, Any], prefix: str) -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, description) of every property under ``schema``, depth first."""
+    rows = []
+    required = set(schema.get("required", []))
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        rows.append((path, _type(sub), "required" if key in required else _default(sub),
+                     " ".join(str(sub.get("description", "")).split()).replace("|", "\\|")))
+        rows += _rows(sub, f"{path}.")
+        items = sub.get("items")
+        if isinstance(items, dict) and "properties" in items:
+            rows += _rows(items, f"{path}[].")
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        name = prefix.rstrip(".").rsplit(".", 1)[-1].rstrip("s") or "name"
+        rows += _rows(extra, f"{prefix}<{name}>.")
+    return rows
+
+
+def _type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "any")
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " or ".join(str(k) for k in kinds)
+    if "enum" in schema:
+        text += ": " + ", ".join(f"`{_yaml_word(v)}`" for v in schema["enum"])
+    return text
+
+
+def _default(schema: dict[str, Any]) -> str:
+    if "default" not in schema:
+        return ""
+    value = schema["default"]
+    if value is None:
+        return "`null`"
+    if isinstance(value, (dict, list)) and not value:
+        return ""
+    return f"`{_yaml_word(value)}`" if not isinstance(value, (dict, list)) else f"`{yaml.safe_dump(value, default_flow_style=True).strip()}`"
+
+
+def _slug(title: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")

@@ -11,7 +11,7 @@ writing them); the summaries, the score caches and `SCORED_CALLS` carry it.
 AI scores are properties of a variant, not of a sample: they live once per variant in the score
 caches, never copied into the per-sample calls files, so re-scoring with a new model rewrites no
 sample's file. `SCORED_CALLS` is the joined view (calls + cohort summaries + best scores) that
-`aisci cohort query` returns and that the README's DuckDB queries build.
+`aisci cohort query` returns and that the DuckDB queries of docs/reanalysis.md build.
 """
 
 from __future__ import annotations

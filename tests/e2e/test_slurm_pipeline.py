@@ -254,7 +254,7 @@ def test_killed_driver_restarts_without_recomputing(sim_data, tmp_path):
               ("reads.json", "markdup.txt", "stats.txt", "flagstat.txt"))]
     finished = {p: p.stat().st_mtime_ns for p in done}
     run = run_id(driver_log.read_text())
-    # the killed driver's jobs run on in Slurm: cancel them, as the README tells users to
+    # the killed driver's jobs run on in Slurm: cancel them, as docs/slurm.md tells users to
     subprocess.run(["scancel", "--name", run], check=True)
     wait_for(lambda: not subprocess.run(["squeue", "-h", "--name", run], capture_output=True, text=True).stdout.strip(),
              120, "the old run's jobs to leave the queue")

