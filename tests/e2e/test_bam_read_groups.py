@@ -12,7 +12,7 @@ import pysam
 import pytest
 
 from tests.conftest import run_snakemake, write_config
-from tests.unit.test_align import TWO_LIBRARIES, fastq_pairs, write_unaligned_bam
+from tests.unit.germline.test_align import TWO_LIBRARIES, fastq_pairs, write_unaligned_bam
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-from tests.unit.test_cohort_store import expected_counts as count_records
-from tests.unit.test_cohort_store import store_counts as summary_counts
+from tests.unit.cohort.test_store import expected_counts as count_records
+from tests.unit.cohort.test_store import store_counts as summary_counts
 
 REPO = Path(__file__).resolve().parents[2]
 

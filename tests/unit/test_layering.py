@@ -159,3 +159,23 @@ def test_each_layer_exists(rooms):
     """The table above stays true to the tree: no layer names a package that is gone."""
     present = {room(m) for m in MODS}
     assert rooms <= present
+
+
+# Tests of the whole repository rather than of one module.
+CROSS_CUTTING = {"test_docs", "test_envs", "test_fuzz_inputs", "test_layering"}
+
+
+def test_unit_tests_mirror_the_tree():
+    """tests/unit/<room>/test_<module>[_<aspect>].py tests aisci/<room>/<module>.py; base modules at the top."""
+    unit = Path(__file__).resolve().parent
+    strays = []
+    for path in sorted(unit.rglob("test_*.py")):
+        rel = path.relative_to(unit)
+        if rel.parts[0] == "data" or (len(rel.parts) == 1 and path.stem in CROSS_CUTTING):
+            continue
+        folder = PACKAGE.joinpath(*rel.parts[:-1])
+        words = path.stem.removeprefix("test_").split("_")
+        if not any((folder / f"{'_'.join(words[:n])}.py").is_file() for n in range(len(words), 0, -1)):
+            strays.append(str(rel))
+    assert strays == []
+

@@ -51,7 +51,7 @@ def test_lint_clean(proteins, esm_store, tmp_path):
     assert "Lints for" not in res.stdout + res.stderr
 
 
-# More FASTA and schema cases, without Snakemake: tests/unit/test_proteins.py and test_config.py.
+# More FASTA and schema cases, without Snakemake: tests/unit/protein/test_proteins.py and tests/unit/pipelines/test_inputs.py.
 BAD = {
     "residue letters": (">p1\nMKTAYJ1K\n", {}, "proteins.fa line 1: p1: letters that are not residues: 1J"),
     "config typo": (">p1\nMKT\n", {"mutagensis": {"enabled": False}}, "unknown key 'mutagensis'"),

@@ -2,7 +2,7 @@
 """Make the SpliceAI exactness fixtures with the official Keras package (run once, in a throwaway venv).
 
 This is the only place the official implementation runs; aisci itself never imports TensorFlow.
-What it wrote is committed beside it, and tests/unit/test_splice_*.py compare aisci against it.
+What it wrote is committed beside it, and tests/unit/splice/test_*.py compare aisci against it.
 
 Set-up used (Python 3.11, this repository's machine, 2026-11):
 

@@ -11,7 +11,7 @@ from aisci.errors import InputError
 from aisci.placement.ilp import plan, rule_edges
 from aisci.placement.model import Job, Partition, Sites, Transfer
 from aisci.placement.plan import ordered, profile_config, read_plan, write_plan
-from tests.unit.test_profile import snakemake_reads
+from tests.unit.slurm.test_profile import snakemake_reads
 
 
 def part(name, nodes=1, cores=2, mem_mb=64000, gpus=0, centre="home", **kw):

@@ -27,7 +27,7 @@ from aisci.cohort.schema import CALLS, SCORED_CALLS
 from aisci.cohort.layout import OWNER, STAGING_MAX_AGE
 from aisci.cohort.store import CohortStore
 from aisci.errors import InputError
-from tests.unit.test_cohort_store import HAND, HEADER, expected_counts, store_counts, write_vcf
+from tests.unit.cohort.test_store import HAND, HEADER, expected_counts, store_counts, write_vcf
 
 
 def tree(root: Path, skip: Path | None = None) -> dict[str, tuple[str, int]]:

@@ -13,7 +13,7 @@ import pytest
 from aisci.errors import InputError
 from aisci.protein.consequence import annotate_variant
 from aisci.protein.transcripts import Transcript, TranscriptSet, load_transcripts
-from tests.unit.test_consequence import GENOME, write_gff3, write_gtf
+from tests.unit.protein.test_consequence import GENOME, write_gff3, write_gtf
 
 HEADER = "##gff-version 3\n"
 

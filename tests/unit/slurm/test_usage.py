@@ -26,7 +26,7 @@ from aisci.slurm.usage import summarise, write_report
 #   104 embed_variants on the gpu partition (gres/gpu=1); 105 a grouped job with an srun step 105.0
 #   106 call_variants TIMEOUT after 1-03:46:40; 107 PENDING (Start/End Unknown, no steps)
 #   108 an interactive job without the plugin's comment, "CANCELLED by 1000"
-FIXTURE = Path(__file__).parent / "data" / "usage" / "run.sacct"
+FIXTURE = Path(__file__).parents[1] / "data" / "usage" / "run.sacct"
 RUN_ID = "6c1f4a8e-3b2d-4e5f-9a10-2b3c4d5e6f70"
 MIB, GIB = 1024**2, 1024**3
 

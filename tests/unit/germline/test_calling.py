@@ -12,7 +12,7 @@ from aisci.errors import InputError, ToolError
 from aisci.germline.reference import contigs_digest, read_contigs
 from aisci.germline.regions import write_regions
 
-from tests.unit.test_regions import NAMES, _tiny_genome
+from tests.unit.germline.test_regions import NAMES, _tiny_genome
 
 
 def records(path):

@@ -16,7 +16,7 @@ import pytest
 from aisci.errors import InputError, ToolError
 from aisci.germline.evaluate import _read_bed, configure_parser, evaluate, evaluate_detailed, run, write_reports
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO.parent / "shared" / "data" / "na12878_chr20"
 METRIC_KEYS = {"tp", "fp", "fn", "precision", "recall", "f1",
                "gt_tp", "gt_fp", "gt_fn", "gt_precision", "gt_recall", "gt_f1"}

@@ -91,7 +91,7 @@ def read_all(path: Path, sample: str = "S1", batch_rows: int = 65536) -> pa.Tabl
 
 
 def minimal(ref: str, alt: str, pos: int) -> tuple[str, str, int]:
-    """The spelling read_calls gives a split allele: upper case, trimmed unless symbolic (tested in test_cohort_normalize)."""
+    """The spelling read_calls gives a split allele: upper case, trimmed unless symbolic (tested in cohort/test_normalize.py)."""
     ref, alt = ref.upper(), alt.upper()
     return (ref, alt, pos) if "<" in alt or "*" in alt else trim(ref, alt, pos)
 

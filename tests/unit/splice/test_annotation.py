@@ -16,7 +16,7 @@ from aisci.splice import annotation as ann
 from aisci.splice import package
 from aisci.splice.annotation import Annotation, Gene, load_annotation, write_table
 
-DATA = Path(__file__).parent / "data" / "splice"
+DATA = Path(__file__).parents[1] / "data" / "splice"
 
 
 def _have_spliceai() -> bool:

@@ -471,7 +471,7 @@ def test_the_readme_duckdb_queries_run_on_a_store(tmp_path, monkeypatch):
     """docs/reanalysis.md's DuckDB block, as written there, against a real store and a protein score cache."""
     from aisci.cohort.schema import PROTEIN_SCORES
 
-    readme = (Path(__file__).resolve().parents[2] / "docs" / "reanalysis.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "reanalysis.md").read_text()
     block = readme.split("```python\nimport duckdb", 1)[1].split("```", 1)[0]
     store = build(tmp_path / "cohort-store", tmp_path, HAND, [["S1", "S2"], ["S3"]])
     part = store.root / "scores/protein/esm2-demo@c53e72931ba1/chrom=chr1/part-0.parquet"

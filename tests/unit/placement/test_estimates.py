@@ -30,7 +30,7 @@ from aisci.slurm.sacct import Job as SacctJob
 from aisci.slurm.sacct import parse_sacct
 
 GB = 10**9
-SACCT_FIXTURE = Path(__file__).parent / "data" / "usage" / "run.sacct"
+SACCT_FIXTURE = Path(__file__).parents[1] / "data" / "usage" / "run.sacct"
 PLAIN_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
 
 
