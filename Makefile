@@ -28,7 +28,7 @@ $(DEMO_DIR)/samples.tsv: | install
 
 # A small randomly initialised ESM-2 for the protein stages (no weights can be downloaded here).
 $(DEMO_DIR)/models/manifest.json: | install
-	aisci models demo esm2-demo --store $(DEMO_DIR)/models
+	aisci models demo esm2-demo --model-store $(DEMO_DIR)/models
 
 # Proteins of the first DEMO_PROTEINS demo genes, input of workflows/protein (each protein is a job of
 # ~10 s here, most of it loading torch and transformers).
@@ -44,16 +44,8 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	snakemake --profile profiles/local --configfile $(DEMO_CONFIG)
 	snakemake --profile profiles/local --snakefile workflows/protein/Snakefile
 	@echo
-	@echo "Demo finished. Results:"
-	@echo "  alignments  results/align/{sample}.bam (+.bai)"
-	@echo "  calls       results/calls/{sample}.vcf.gz (+.tbi), cohort: results/calls/cohort.vcf.gz"
-	@echo "  QC          results/qc/{sample}.*"
-	@echo "  accuracy    results/eval/{sample}.json (vs the simulator's truth)"
-	@echo "  SpliceAI    results/splice/{callset}.vcf.gz (INFO/SpliceAI) and .parquet"
-	@echo "  proteins    results/protein/{callset}.vcf.gz (INFO/AISCI_CSQ, PLM_SCORE, SpliceAI) and .parquet"
-	@echo "  protein LM  results/plm/embeddings.parquet, results/plm/mutagenesis/{protein}.parquet and .png"
-	@echo "  score cache resources/scores/ (each allele and protein change scored once: results/{splice,protein}/cache/*.json)"
-	@echo "  provenance  results/pipeline_info/ (versions, resolved config, sample sheet, command, run id, model hashes)"
+	@echo "Demo finished. Results, as drawn atop each pipeline's Snakefile (and docs/output.md):"
+	@sed -n '/^# results\//,/^# logs\//s/^#/ /p' workflows/germline/Snakefile workflows/protein/Snakefile
 	@ls -1 results/calls/*.vcf.gz results/splice/*.vcf.gz
 	@echo; aisci splice summary results/splice/*.parquet --min-ds 0.5 --top 12
 	@# a shell glob, not make's $(wildcard): make expands that when the recipe starts, before the pipeline wrote anything

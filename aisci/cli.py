@@ -10,6 +10,7 @@ from typing import Sequence
 
 from aisci import __version__
 from aisci.errors import AisciError
+from aisci.options import renamed
 
 # subcommand -> (module, one-line help). Each module provides
 # `configure_parser(parser)` and `run(args) -> int`, and calls a core function with explicit
@@ -50,15 +51,33 @@ def create_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisci", description=__doc__)
     parser.add_argument("--version", action="version", version=f"aisci {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # -v also after the subcommand (`aisci splice score -v ...`); SUPPRESS keeps a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     named = [a for a in (argv or []) if not a.startswith("-")][:1]
     only = named[0] if named and named[0] in SUBCOMMANDS else None
     for name, (module, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         sp.set_defaults(_module=module)
         if only in (None, name):
             importlib.import_module(module).configure_parser(sp)
+            _describe_leaves(sp, verbose)
     return parser
+
+
+def _describe_leaves(parser: argparse.ArgumentParser, verbose: argparse.ArgumentParser) -> None:
+    """Give each nested subcommand (`aisci plm score`) its help line as description, and -v."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, leaf in action.choices.items():
+                if leaf.description is None:
+                    leaf.description = helps.get(name)
+                if not any("--verbose" in a.option_strings for a in leaf._actions):
+                    leaf.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                      help="debug logging")
+                _describe_leaves(leaf, verbose)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aisci` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    named = [a for a in argv if not a.startswith("-")][:1]
+    if named and (problem := renamed(named[0], argv)):  # an old spelling: say the new one, run nothing
+        print(f"aisci {named[0]}: error: {problem}", file=sys.stderr)
+        return 2
     args = create_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

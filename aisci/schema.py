@@ -15,6 +15,9 @@ from aisci.layers import Sources
 
 T = TypeVar("T")
 
+# Keys a pipeline's config once spelled otherwise: the old spelling gets a one-line error naming the new one.
+RENAMED_KEYS: dict[str, dict[str, str]] = {"config": {"splicing": "splice"}}
+
 
 def as_sources(source: "str | Sources") -> Sources:
     """A config's name, or its layers, as layers."""
@@ -137,6 +140,9 @@ def validate_config(config: dict[str, Any], source: "str | Sources" = "config", 
     if not isinstance(config, dict):
         raise InputError(f"{source}: must be a mapping of keys to values")
     yamlfile.check_plain(config, source)  # before deepcopy, which recurses: depth, size, aliases, NaN/infinity
+    for key, new in RENAMED_KEYS.get(schema, {}).items():
+        if key in config:
+            raise InputError(f"{sources.where(key)}: renamed '{new}' (the same keys below it)")
     config = copy.deepcopy(config)
     coerce_scalars(load_schema(schema), config)
     yamlfile.check_plain(config, source)  # --config values parsed just now (.nan, .inf)

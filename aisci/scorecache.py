@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aisci.errors import InputError
-from aisci.fileio import atomic_output, sha256
+from aisci.fileio import atomic_output, check_readable, sha256
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,7 @@ def check_runtime(device: str, threads: int, batch_size: int) -> None:
 
 def input_file(path: str | Path, option: str) -> Path:
     """An input file of a model, made absolute; the message names the option."""
-    p = Path(path).expanduser().resolve()
-    if not p.is_file():
-        raise InputError(f"{option} {path}: no such file")
-    return p
+    return check_readable(Path(path).expanduser(), option).resolve()
 
 
 def reference_path(ref: str | Path) -> Path:

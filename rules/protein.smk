@@ -7,7 +7,7 @@
 #           the score cache (config score_cache: read and added to)
 # Outputs:  results/protein/{callset}.consequences.parquet  one row per record x ALT x transcript (aisci annotate)
 #           results/protein/{callset}.vcf.gz (+ .tbi)        + INFO/AISCI_CSQ and INFO/PLM_SCORE (on top of
-#                                                            INFO/SpliceAI when splicing.enabled)
+#                                                            INFO/SpliceAI when splice.enabled)
 #           results/protein/{callset}.parquet               consequences + model, strategy, score
 #           results/protein/cache/{group}.json             protein changes read and newly scored per group
 # Runtime:  annotate_coding, score_missense: CPU class. cache_missense: GPU class (resources: gpu=1): CUDA

@@ -27,5 +27,5 @@ rule pipeline_info:
         models=pipeline.provenance_options,
     shell:
         # the command line is read from the Snakemake process (a param would re-run this rule on `-n`)
-        "aisci provenance info --out {output.info:q} --config-json {params.config:q} --samples {input.samples:q}"
+        "aisci provenance info --out {output.info:q} --resolved-config-json {params.config:q} --samples {input.samples:q}"
         " --configfile {params.configfiles:q} {params.models:q} > {log:q} 2>&1"

@@ -1,7 +1,7 @@
 # rules/splice.smk — GPU-class stage: SpliceAI delta scores of every call (official models in PyTorch).
 #
 # Provides: cache_splicing, score_splicing, gather_splicing
-# Inputs:   results/calls/{callset}.vcf.gz (+ .tbi), the prepared reference, config splicing.annotation,
+# Inputs:   results/calls/{callset}.vcf.gz (+ .tbi), the prepared reference, config splice.annotation,
 #           the scoring groups' regions files (resources/reference/regions/score/{group}.tsv),
 #           the score cache (config score_cache: read and added to)
 # Outputs:  results/splice/{callset}.vcf.gz (+ .tbi)  input records + INFO/SpliceAI, official format

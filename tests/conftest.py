@@ -66,7 +66,7 @@ def esm_store(tmp_path_factory) -> EsmStore:
     from aisci.cli import main
 
     path = tmp_path_factory.mktemp("models")
-    assert main(["models", "demo", "esm2-test", "--store", str(path), "--seed", "11"]) == 0
+    assert main(["models", "demo", "esm2-test", "--model-store", str(path), "--seed", "11"]) == 0
     return EsmStore(path, "esm2-test")
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from aisci import options
 from aisci.errors import AisciError, InputError
 
 log = logging.getLogger(__name__)
@@ -374,15 +375,15 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scoring models")
     g.add_argument("--ref", help="reference FASTA the VCFs were called against (plain or bgzip, with .fai)")
     g.add_argument("--annotation", help="gene annotation: GFF3/GTF (both stages) or grch37/grch38 (splice only)")
-    g.add_argument("--splice-weights", help="folder with spliceai1..5.h5 (default: the spliceai package's)")
+    options.add_splice_weights(g)
     g.add_argument("--distance", type=int, default=50, help="SpliceAI max distance to a gained/lost site (default 50)")
     g.add_argument("--mask", action="store_true", help="SpliceAI masked scores")
     g.add_argument("--model", help="protein language model name in the model store")
-    g.add_argument("--model-store", help="the model store (default $AISCI_MODELS)")
+    options.add_model_store(g)
     g.add_argument("--strategy", choices=["masked-marginals", "wt-marginals", "pseudo-ppl"], default="masked-marginals",
                    help="protein substitution scoring (default masked-marginals)")
-    g.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda, cuda:N")
-    g.add_argument("--threads", type=int, default=1, help="torch threads per scoring task (default 1)")
+    options.add_device(g)
+    options.add_threads(g, "torch threads per scoring task")
 
 
 def build_models(args: argparse.Namespace, stages: list[str]) -> list[Any]:

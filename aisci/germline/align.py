@@ -18,8 +18,8 @@ from typing import Sequence
 
 from aisci.errors import InputError, ToolError
 from aisci.fileio import atomic_output
-from aisci.progress import Progress, read_offsets
 from aisci.germline.reads import Lane, ReadGroup, add_pair_options, bam_read_groups, check_lanes, lanes_from_args
+from aisci.progress import Progress, read_offsets
 
 log = logging.getLogger(__name__)
 

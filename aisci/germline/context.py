@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aisci import options
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 
@@ -161,14 +162,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ref", required=True, type=Path, help="indexed reference FASTA")
     parser.add_argument("--out", required=True, type=Path, help="output Parquet")
     parser.add_argument("--flank", type=int, default=50, help="bases each side of the variant (default 50)")
-    parser.add_argument("--batch", type=int, default=65536, help="variants per device batch")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    options.add_batch_size(parser, 65536, "variants per device batch")
+    options.add_device(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Annotate a VCF's variants with their sequence context."""
     if args.flank < 1:
         raise InputError(f"--flank must be >= 1, got {args.flank}")
-    n = annotate(args.vcf, args.ref, args.out, flank=args.flank, batch=args.batch, device=args.device)
+    n = annotate(args.vcf, args.ref, args.out, flank=args.flank, batch=args.batch_size, device=args.device)
     print(f"{n} variants annotated -> {args.out}")
     return 0

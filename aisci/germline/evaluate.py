@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from aisci.errors import InputError, ToolError
-from aisci.fileio import atomic_output, is_gzipped, open_text
+from aisci.fileio import atomic_output, check_readable, is_gzipped, open_text
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,7 @@ class Discordance:
 
 
 def _require_file(path: PathLike, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file() or not os.access(p, os.R_OK):
-        raise InputError(f"{what} {p}: file not found or not readable")
-    return p
+    return check_readable(Path(path), what)
 
 
 def _reference_contigs(reference: Path) -> dict[str, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Collection, Iterator, Sequence
 
 from aisci.errors import InputError
-from aisci.fileio import GZIP_MAGIC, atomic_output
+from aisci.fileio import GZIP_MAGIC, atomic_output, check_readable
 from aisci.names import check_name
 
 _BUFFER = 1 << 20
@@ -312,10 +312,9 @@ def check_pair(sample: str, fq1: Path, fq2: Path, read_groups_from: Path | None 
 
 
 def _require_files(*paths: Path) -> None:
-    """Refuse a path that is not a file, naming it (before any tool or reader opens it)."""
+    """Refuse a path that is not a readable file, naming it (before any tool or reader opens it)."""
     for p in paths:
-        if not p.is_file():
-            raise InputError(f"{p}: file not found")
+        check_readable(p, Path(p).name)
 
 
 def total(sample: str, parts: Sequence[ReadStats]) -> ReadStats:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aisci.errors import InputError
-from aisci.fileio import GZIP_MAGIC, open_text
+from aisci.fileio import GZIP_MAGIC, check_readable, open_text
 
 # SAM v1.6 §1.2.1, the rule for reference sequence names: no whitespace, quotes, commas, brackets,
 # braces, parentheses or '<>', and never '*' or '=' first. One change: no '#' first either, because
@@ -280,11 +280,7 @@ def read_contigs(path: str | os.PathLike) -> list[Contig]:
         InputError: the file is missing or unreadable, is not FASTA, holds no sequence, has a name
             outside the SAM rule, or has an index that does not match it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"reference {path}: file not found")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"reference {path}: file not readable")
+    path = check_readable(path, "reference")
     fai = Path(f"{path}.fai")
     contigs = None
     if fai.is_file() and fai.stat().st_mtime >= path.stat().st_mtime:

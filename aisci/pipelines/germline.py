@@ -67,13 +67,13 @@ class GermlinePipeline(Glue):
                 f"results/align/{name}.bam",
                 f"results/qc/{name}.stats.txt",
                 f"results/qc/{name}.flagstat.txt",
-                f"results/annotate/{name}.context.parquet",
+                f"results/context/{name}.context.parquet",
             ]
             if sample.truth is not None:
                 out.append(f"results/eval/{name}.json")
         for callset in self.callsets():
             out += [f"results/calls/{callset}.vcf.gz", f"results/calls/{callset}.vcf.gz.tbi"]
-            if self.config["splicing"]["enabled"]:
+            if self.config["splice"]["enabled"]:
                 out += [f"results/splice/{callset}.vcf.gz", f"results/splice/{callset}.vcf.gz.tbi",
                         f"results/splice/{callset}.parquet"]
             if self.config["protein"]["enabled"]:
@@ -190,15 +190,16 @@ class GermlinePipeline(Glue):
         """The gene annotation file as a rule input (none for the packaged grch37/grch38 tables)."""
         from aisci.splice.annotation import PACKAGED
 
-        annotation = self.config["splicing"]["annotation"]
+        annotation = self.config["splice"]["annotation"]
         return [] if annotation in PACKAGED else [annotation]
 
     def splice_options(self, wildcards: Any = None) -> str:
-        """``--annotation ... --distance N [--mask]`` for `aisci splice score`."""
-        s = self.config["splicing"]
+        """``--annotation ... --distance N [--mask] [--splice-weights DIR]`` for `aisci splice score` and `cache`."""
+        s = self.config["splice"]
         annotation = s["annotation"] if not self.splice_annotation_file() else str(Path(s["annotation"]).resolve())
         mask = " --mask" if s["mask"] else ""
-        return f"--annotation {shlex.quote(annotation)} --distance {int(s['distance'])}{mask}"
+        weights = f" --splice-weights {shlex.quote(str(Path(s['weights']).resolve()))}" if s["weights"] else ""
+        return f"--annotation {shlex.quote(annotation)} --distance {int(s['distance'])}{mask}{weights}"
 
     # --- protein ---------------------------------------------------------------------------
     def protein_annotation_file(self, wildcards: Any = None) -> list[str]:
@@ -236,7 +237,7 @@ class GermlinePipeline(Glue):
         """The VCF a score_missense job annotates: its group's SpliceAI part when that stage runs (so that
         results/protein/{callset}.vcf.gz carries every annotation, and no job waits for the splice
         gather), else the calls."""
-        if self.config["splicing"]["enabled"]:
+        if self.config["splice"]["enabled"]:
             part = f"results/splice/groups/{wildcards.callset}/{wildcards.group}.vcf.gz"
             return {"vcf": part, "tbi": f"{part}.tbi"}
         return {"vcf": f"results/calls/{wildcards.callset}.vcf.gz", "tbi": f"results/calls/{wildcards.callset}.vcf.gz.tbi"}
@@ -247,10 +248,9 @@ class GermlinePipeline(Glue):
         return self.model.files
 
     def protein_model_options(self, wildcards: Any = None) -> str:
-        """``--model NAME --store ABS --strategy S`` for `aisci plm score`."""
+        """``--model NAME --model-store ABS --strategy S`` for `aisci plm score`."""
         assert self.model is not None, "protein.enabled is false"
-        store = shlex.quote(str(self.model.store))
-        return f"--model {self.model.name} --store {store} --strategy {self.config['protein']['strategy']}"
+        return f"{self.model.options()} --strategy {shlex.quote(self.config['protein']['strategy'])}"
 
     # --- provenance ------------------------------------------------------------------------
     def resolved_config(self, wildcards: Any = None) -> str:
@@ -262,8 +262,9 @@ class GermlinePipeline(Glue):
     def provenance_options(self, wildcards: Any = None) -> list[str]:
         """What `aisci provenance info` records besides the config: the models the run uses."""
         options: list[str] = []
-        if self.config["splicing"]["enabled"]:
-            options.append("--splice-weights")  # the weights the stage loads (the spliceai package's)
+        if self.config["splice"]["enabled"]:
+            weights = self.config["splice"]["weights"]  # the weights the stage loads (default: the spliceai package's)
+            options += ["--splice-weights", str(Path(weights).resolve())] if weights else ["--splice-weights"]
         if self.model is not None:
             options += ["--model-manifest", str(self.model.store)]
         return options

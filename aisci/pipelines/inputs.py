@@ -33,7 +33,7 @@ def validate_inputs(config: dict[str, Any], source: "str | Sources" = "config") 
         source: the config's name, or its layers, for messages.
 
     Returns:
-        The validated inputs; ``config`` resolved (``splicing.annotation`` from ``genome``).
+        The validated inputs; ``config`` resolved (``splice.annotation`` from ``genome``).
 
     Raises:
         InputError: one line per problem found (every one, not only the first), each naming the
@@ -56,7 +56,7 @@ def validate_inputs(config: dict[str, Any], source: "str | Sources" = "config") 
     bed = config["evaluation"]["bed"]
     if bed is not None:
         problems.check(check_readable, Path(bed), sources.where("evaluation.bed"))
-    splicing = config["splicing"]
+    splicing = config["splice"]
     if splicing["enabled"]:
         if splicing["annotation"] is None:
             splicing["annotation"] = problems.check(_genome_annotation, config["genome"], sources)
@@ -81,8 +81,8 @@ def _sample_sheet(path: str, sources: Sources) -> list[Sample]:
 def _genome_annotation(genome: str, sources: Sources) -> str:
     """The SpliceAI gene table of a known assembly (the tables shipped with the spliceai package)."""
     if genome == "custom":
-        raise InputError(f"{sources.where('splicing.annotation')}: required with genome: custom "
-                         "(a gene table, GFF3 or GTF of your genome), or set splicing.enabled: false")
+        raise InputError(f"{sources.where('splice.annotation')}: required with genome: custom "
+                         "(a gene table, GFF3 or GTF of your genome), or set splice.enabled: false")
     return genome
 
 
@@ -91,9 +91,12 @@ def _check_splicing(splicing: dict[str, Any], sources: Sources) -> None:
     from aisci.splice.annotation import PACKAGED, load_annotation, packaged_table
     from aisci.splice.weights import verify_weights
 
-    verify_weights()
+    try:
+        verify_weights(splicing["weights"])
+    except InputError as exc:
+        raise (exc if splicing["weights"] is None else InputError(f"{sources.where('splice.weights')}: {exc}")) from None
     annotation = splicing["annotation"]
-    field = sources.where("splicing.annotation")
+    field = sources.where("splice.annotation")
     if annotation in PACKAGED:
         packaged_table(annotation)  # present; the tables themselves are the release's
         return
@@ -140,27 +143,24 @@ def check_annotation_contigs(names: set[str], contigs: list[Contig], field: str)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Options of `aisci validate`."""
-    parser.add_argument("--config", default="config.yaml",
-                        help="the base config, the Snakefile's own (default: config.yaml; skipped when "
-                             "missing and --configfile is given)")
+    """Options of `aisci validate`: Snakemake's own, so that it checks what `snakemake` would run."""
     parser.add_argument("--configfile", action="append", default=[], metavar="FILE",
-                        help="a config layered over it, as snakemake --configfile does (repeatable, later wins)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override a top-level key, as snakemake --config does (repeatable)",
-    )
+                        help="a config over the Snakefile's own config.yaml (taken when there is one here), as "
+                             "snakemake --configfile (repeatable, later wins)")
+    parser.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override keys, as snakemake --config does")
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate a config and its sample sheet; print a summary."""
     overrides: dict[str, Any] = {}
-    for item in args.set:
+    for item in args.config:
         key, sep, value = item.partition("=")
         if not sep:
-            raise InputError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key] = yamlfile.loads(value, f"--set {key}")
-    config, sources = load_layers(Path(args.config), [Path(f) for f in args.configfile], overrides)
+            raise InputError(f"--config {item!r}: expected KEY=VALUE, as snakemake --config (a config file goes "
+                             "with --configfile)")
+        overrides[key] = yamlfile.loads(value, f"--config {key}")
+    config, sources = load_layers(Path("config.yaml"), [Path(f) for f in args.configfile], overrides)
     inputs = validate_inputs(config, sources)
     total = sum(c.length for c in inputs.contigs)
     print(f"{sources.names()}: valid")

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from aisci.schema import load_schema
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
+from aisci.fileio import atomic_output, check_readable
+from aisci.schema import load_schema
 from aisci.share import DEFAULT_PIPELINE, profile_template
 
 GENOMES = ("grch38", "grch37", "custom")
@@ -131,15 +131,15 @@ def plan_project(directory: Path, genome: str, reference: Path | None, samples: 
     values: dict[str, Any] = {"genome": genome}
     for flag, path, key in (("--reference", reference, "reference"), ("--samples", samples, "samples"),
                             ("--annotation", annotation, "annotation")):
-        if path is not None and not Path(path).is_file():
-            raise InputError(f"{flag} {path}: file not found")
+        if path is not None:
+            check_readable(path, flag)
     if reference is not None:
         values["reference"] = str(Path(reference).resolve())
     values["samples"] = str(Path(samples).resolve()) if samples is not None else "samples.tsv"
     if annotation is not None:
-        values["splicing"] = {"annotation": str(Path(annotation).resolve())}
+        values["splice"] = {"annotation": str(Path(annotation).resolve())}
     elif genome == "custom":
-        values["splicing"] = {"enabled": False}  # no packaged gene table for an unknown assembly
+        values["splice"] = {"enabled": False}  # no packaged gene table for an unknown assembly
     if profile in PACKAGED_PROFILES:
         profile_dir = profile_template(profile)
     else:

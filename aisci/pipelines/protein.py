@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from aisci.errors import InputError
@@ -38,5 +37,5 @@ class ProteinPipeline(Glue):
         return self.model.files
 
     def model_options(self, wildcards: Any = None) -> str:
-        """``--model NAME --store ABS`` for `aisci plm`."""
-        return f"--model {self.config['model']} --store {shlex.quote(str(self.store))}"
+        """``--model NAME --model-store ABS`` for `aisci plm`."""
+        return self.model.options()

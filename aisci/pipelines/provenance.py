@@ -331,8 +331,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     i = sub.add_parser("info", help="write what a run is made of into a folder (results/pipeline_info)")
     i.add_argument("--out", required=True, help="folder to write")
     source = i.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="the resolved config (YAML or JSON file)")
-    source.add_argument("--config-json", help="the resolved config as JSON text (what a rule passes)")
+    source.add_argument("--resolved-config", metavar="FILE", help="the resolved config (YAML or JSON file)")
+    source.add_argument("--resolved-config-json", metavar="JSON",
+                        help="the resolved config as JSON text (what a rule passes)")
     i.add_argument("--configfile", nargs="*", action="extend", default=[], metavar="FILE",
                    help="the config files given to the run (one or more; repeatable)")
     i.add_argument("--samples", help="the sample sheet (copied byte for byte)")
@@ -359,9 +360,10 @@ def run(args: argparse.Namespace) -> int:
         from aisci import yamlfile
         from aisci.splice.weights import weights_dir
 
-        config = json.loads(args.config_json) if args.config_json is not None else yamlfile.load(args.config)
+        config = (json.loads(args.resolved_config_json) if args.resolved_config_json is not None
+                  else yamlfile.load(args.resolved_config))
         if not isinstance(config, dict):
-            raise InputError(f"{args.config}: not a config (a mapping of keys to values)")
+            raise InputError(f"{args.resolved_config}: not a config (a mapping of keys to values)")
         weights = weights_dir(None) if args.splice_weights == "" else args.splice_weights
         out = write_pipeline_info(args.out, config=config, configfiles=args.configfile, samples_sheet=args.samples,
                                   command=args.command if args.command is not None else snakemake_command(),

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aisci.errors import InputError
-from aisci.slurm.history import HistoryRow, latest
 from aisci.placement.model import CPU, GPU, Job
+from aisci.slurm.history import HistoryRow, latest
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from aisci import yamlfile
-from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
 from aisci.errors import InputError
+from aisci.fileio import check_readable
 from aisci.placement.model import Partition, Sites, Transfer
+from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
 
 _SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -120,6 +121,5 @@ def load_sites(path: Path) -> tuple[Sites, dict[str, Any]]:
     Raises:
         InputError: naming the file and the key at fault (aliases, non-UTF-8 text and bad YAML too).
     """
-    if not path.is_file():
-        raise InputError(f"site description {path}: file not found")
+    check_readable(path, "site description")
     return parse_sites(yamlfile.load(path), path.name)

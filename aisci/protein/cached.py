@@ -6,7 +6,7 @@ the strategy. `PairCache` keeps those scores, ``<root>/protein-pairs/<model>@<ve
 (columns key, strategy, score), where the version hashes the model's files (their SHA-256 in the
 model store's manifest) and the requested strategy: a re-staged model or another strategy starts
 afresh. A key is the SHA-256 of the two sequences. Each part is written whole under a temporary
-name; parts only grow. fp16 scores (--half) are not cached.
+name; parts only grow. fp16 scores (--precision fp16) are not cached.
 
 `fill` scores what the cache lacks of some consequence tables, each pair once; `aisci.protein.variants`
 ``score_rows(..., cache=...)`` takes every score it can from the cache.
@@ -168,7 +168,7 @@ def write_summary(path: str | Path, cache: PairCache, counts: FillCounts) -> Non
     write_json(path, {"model": cache.model, "version": cache.version, **asdict(counts)})
 
 
-def refuse_half(half: bool) -> None:
+def refuse_reduced_precision(precision: str) -> None:
     """The cache holds fp32 scores only."""
-    if half:
-        raise InputError("--half: the score cache holds fp32 scores only; drop --cache or score in fp32")
+    if precision != "fp32":
+        raise InputError(f"--precision {precision}: the score cache holds fp32 scores only; drop --cache or score in fp32")

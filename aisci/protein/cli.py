@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aisci import options
 from aisci.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name in the store (`aisci models list`)")
-    p.add_argument("--store", help="model store (default: $AISCI_MODELS)")
+    options.add_model_store(p)
     p.add_argument("--model-dir", help="load this directory instead of a store entry (config.json, weights, vocab.txt)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N")
-    p.add_argument("--half", action="store_true", help="fp16 weights and activations (CUDA only)")
-    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    options.add_device(p)
+    options.add_precision(p, ("fp32", "fp16"))
+    options.add_batch_size(p, 16, "sequences per forward pass")
+    options.add_threads(p, "torch CPU threads")
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The ESM model named by --model/--store (checked intact first) or --model-dir, on its device."""
+    """The ESM model named by --model/--model-store (checked intact first) or --model-dir, on its device."""
     from aisci.protein.esm import load_esm
 
     if args.batch_size < 1:
@@ -85,25 +86,25 @@ def load_model(args: argparse.Namespace) -> Any:
 
         torch.set_num_threads(args.threads)
     if args.model_dir:
-        return load_esm(Path(args.model_dir), device=args.device, half=args.half, name=args.model)
+        return load_esm(Path(args.model_dir), device=args.device, half=args.precision == "fp16", name=args.model)
     if not args.model:
         raise InputError("give --model NAME (a model of the store) or --model-dir DIR")
     from aisci.protein.store import check_model, store_dir
 
-    path = check_model(store_dir(args.store), args.model, where="--model")
-    return load_esm(path, device=args.device, half=args.half, name=args.model)
+    path = check_model(store_dir(args.model_store), args.model, where="--model")
+    return load_esm(path, device=args.device, half=args.precision == "fp16", name=args.model)
 
 
 def pair_cache(args: argparse.Namespace) -> Any:
     """The score cache of --model (from the store), --strategy and --cache; fp32 only."""
     from aisci.protein import cached
 
-    cached.refuse_half(args.half)
+    cached.refuse_reduced_precision(args.precision)
     if args.model_dir or not args.model:
         raise InputError("--cache needs --model NAME of a model store (its manifest's hashes version the cache)")
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size}: must be at least 1")
-    return cached.PairCache.for_model(args.cache, args.store, args.model, args.strategy)
+    return cached.PairCache.for_model(args.cache, args.model_store, args.model, args.strategy)
 
 
 def run(args: argparse.Namespace) -> int:

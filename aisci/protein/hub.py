@@ -68,9 +68,9 @@ def offline_message(repo_id: str, name: str, root: Path, why: str) -> str:
     """What to do when the hub cannot be reached: pull on a connected machine, copy, add here."""
     licence = next((lic for repo, lic in KNOWN_MODELS.values() if repo == repo_id), "LICENCE")
     return (f"{repo_id}: this machine cannot reach the Hugging Face hub ({why}). Stage the model through a "
-            f"machine that can: (1) there, `aisci models pull {repo_id} --store DIR --name {name}` (or "
+            f"machine that can: (1) there, `aisci models pull {repo_id} --model-store DIR --name {name}` (or "
             f"`hf download {repo_id} --local-dir {name}`); (2) copy DIR/{name}/ (or {name}/) to this machine, "
-            f"e.g. to /path/to/{name}; (3) here, `aisci models add {name} /path/to/{name} --store "
+            f"e.g. to /path/to/{name}; (3) here, `aisci models add {name} /path/to/{name} --model-store "
             f"{shlex.quote(str(root))} --licence {shlex.quote(licence)} --source hf:{repo_id}`")
 
 

@@ -49,12 +49,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help=f"model store directory (default: ${ms.STORE_ENV})")
+    p.add_argument("--model-store", help=f"the site's model store (default: ${ms.STORE_ENV})")
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the action; `verify` returns 1 when a model has problems."""
-    root = ms.store_dir(args.store)
+    root = ms.store_dir(args.model_store)
     action = args.models_command
     if action == "list":
         print_table(ms.list_models(root), root)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from aisci.errors import InputError
-from aisci.fileio import atomic_output, is_gzipped
+from aisci.fileio import atomic_output, check_readable, is_gzipped
 from aisci.names import NAME_MAX, name_problem
 
 # Residue letters an ESM vocabulary holds (the 20 standard, X unknown, B/Z/U/O).
@@ -48,9 +48,7 @@ def read_proteins(path: str | os.PathLike[str]) -> list[Protein]:
             internal stop, a letter that is not a residue, an id that gives no valid key, or two ids sharing a
             key (both lines named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: protein FASTA not found")
+    path = check_readable(path, "protein FASTA")
     records: list[tuple[str, int, list[str]]] = []
     for n, raw in _lines(path):
         line = raw.strip()

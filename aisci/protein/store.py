@@ -34,10 +34,10 @@ from typing import Any
 
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
+from aisci.fileio import sha256 as file_sha256
 from aisci.names import check_name, check_stored_name
 from aisci.protein.layout import STORED_FILES, inspect_model_dir
 from aisci.protein.stamps import read_stamp, stamp_path, write_stamp
-from aisci.fileio import sha256 as file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,14 @@ class ModelEntry:
 
 
 def store_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The store: ``explicit`` (--store), else $AISCI_MODELS, as an absolute path.
+    """The store: ``explicit`` (--model-store), else $AISCI_MODELS, as an absolute path.
 
     Raises:
         InputError: neither is set.
     """
     value = explicit or os.environ.get(STORE_ENV)
     if not value:
-        raise InputError(f"no model store: pass --store DIR or set {STORE_ENV}=DIR "
+        raise InputError(f"no model store: pass --model-store DIR or set {STORE_ENV}=DIR "
                          "(the pipelines take it from protein.model_store in config.yaml)")
     return absolute(value)
 
@@ -224,7 +224,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
     root = absolute(value)
     command = staging_command(name, root)
     demo = "" if name in KNOWN_MODELS else (
-        f" (or, for a test run with random weights, `aisci models demo {name} --store {shlex.quote(str(root))}`)")
+        f" (or, for a test run with random weights, `aisci models demo {name} --model-store {shlex.quote(str(root))}`)")
     if not (root / MANIFEST).is_file():
         why = "does not exist" if not root.exists() else f"has no {MANIFEST}"
         raise InputError(f"{where}: model {name!r} is not staged: the model store {root} {why}; "
@@ -238,7 +238,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
     problems = _verify_files(entry, use_stamp=True)
     if problems:
         raise InputError(f"{where}: model {name!r} failed verification: {'; '.join(problems)}; check it with "
-                         f"`aisci models verify {name} --store {shlex.quote(str(root))}` and re-stage it with "
+                         f"`aisci models verify {name} --model-store {shlex.quote(str(root))}` and re-stage it with "
                          f"`{command} --force`")
     return entry.path
 
@@ -258,8 +258,8 @@ def staging_command(name: str, root: Path) -> str:
     """The command that puts ``name`` into the store ``root``: pull for a known hub model, else add."""
     quoted = shlex.quote(str(root))
     if name in KNOWN_MODELS:
-        return f"aisci models pull {KNOWN_MODELS[name][0]} --store {quoted} --name {name}"
-    return f"aisci models add {name} /path/to/{name} --store {quoted}"
+        return f"aisci models pull {KNOWN_MODELS[name][0]} --model-store {quoted} --name {name}"
+    return f"aisci models add {name} /path/to/{name} --model-store {quoted}"
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 
 from aisci import yamlfile
-from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
+from aisci.fileio import atomic_output, check_readable
+from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
 
 # Rules grouped into one Slurm job each, so that a cohort of N samples submits a few jobs per sample
 # instead of one per rule and chunk, and a chain of rules waits for one status check, not one per
@@ -114,8 +114,7 @@ def load_site(path: Path) -> dict[str, Any]:
     Raises:
         InputError: naming the file and the key at fault (aliases, non-UTF-8 text and bad YAML too).
     """
-    if not path.is_file():
-        raise InputError(f"site description {path}: file not found")
+    check_readable(path, "site description")
     site = yamlfile.load(path)
     if not isinstance(site, dict):
         raise InputError(f"{path}: must be a mapping")

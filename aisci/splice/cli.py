@@ -11,8 +11,9 @@ from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
+from aisci import options
 from aisci.errors import InputError
-from aisci.fileio import atomic_output
+from aisci.fileio import atomic_output, check_readable
 from aisci.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", help="folder with spliceai1..5.h5 (default: $AISCI_SPLICEAI_WEIGHTS, else the spliceai package)")
+    options.add_splice_weights(p)
     p.add_argument("--no-verify-weights", action="store_true", help="skip the SHA-256 check of the weight files")
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="fp32 everywhere; bf16/fp16 only on CUDA (checked against fp32 in benchmarks/splice_speed)")
-    p.add_argument("--batch-size", type=int, default=64, help="variant windows per forward pass")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    options.add_device(p)
+    options.add_precision(p)  # bf16/fp16 are checked against fp32 in benchmarks/splice_speed
+    options.add_batch_size(p, 64, "variant windows per forward pass")
+    options.add_threads(p, "torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +126,7 @@ def make_engine(args: argparse.Namespace) -> Any:
         raise InputError(f"--precision {args.precision} needs a CUDA device (this run is on {device})")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    ensemble = load_ensemble(args.weights, verify=not args.no_verify_weights)
+    ensemble = load_ensemble(args.splice_weights, verify=not args.no_verify_weights)
     log.info("torch %s, %d CPU threads, precision %s", torch.__version__, torch.get_num_threads(), args.precision)
     return Engine(ensemble, device, batch_size=args.batch_size, dtype=dtype)
 
@@ -190,8 +190,7 @@ def score(args: argparse.Namespace) -> None:
         raise InputError(f"--out {args.out}: must end in .vcf.gz (the output is bgzipped and indexed)")
     check_distance(args.distance)  # before the models load
     regions = read_regions(args.regions_file) if args.regions_file else None
-    if not Path(args.vcf).is_file():
-        raise InputError(f"--vcf {args.vcf}: no such file")
+    check_readable(args.vcf, "--vcf")
     # One pass over the VCF before anything loads: a bad record, or an order tabix cannot index, fails
     # now with its line instead of as an htslib error after hours of scoring.
     scan = check_vcf(args.vcf, require_sorted=True)
@@ -271,7 +270,7 @@ def cache_model(args: argparse.Namespace) -> Any:
                          "or score in fp32")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    return splice_model(args.ref, args.annotation, args.weights, distance=args.distance, mask=args.mask,
+    return splice_model(args.ref, args.annotation, args.splice_weights, distance=args.distance, mask=args.mask,
                         device=args.device, threads=args.threads, batch_size=args.batch_size,
                         verify_weights=not args.no_verify_weights)
 
@@ -285,8 +284,7 @@ def fill_cache(args: argparse.Namespace) -> None:
     check_distance(args.distance)
     regions = read_regions(args.regions_file) if args.regions_file else None
     for vcf in args.vcf:
-        if not Path(vcf).is_file():
-            raise InputError(f"{vcf}: no such file")
+        check_readable(vcf, "VCF")
     model = cache_model(args)
     counts = cached.fill(model, args.cache, args.vcf, regions)
     if args.summary:

@@ -129,7 +129,7 @@ def dry_run(work: Path, n: int) -> dict:
             (folder / "vcfs" / f"S{i:05d}.vcf.gz").touch()
         for name in ("reference.fa", "genes.gff3"):
             (folder / name).touch()
-        subprocess.run([sys.executable, "-m", "aisci.cli", "models", "demo", "esm2-demo", "--force", "--store",
+        subprocess.run([sys.executable, "-m", "aisci.cli", "models", "demo", "esm2-demo", "--force", "--model-store",
                         str(folder / "models")], check=True, capture_output=True, env=ENV)
         write_manifest(folder / "samples.tmp", [f"S{i:05d}\tvcfs/S{i:05d}.vcf.gz" for i in range(n)]).rename(manifest)
     config = yaml.safe_load((REPO / "workflows/reanalysis/config.yaml").read_text())

@@ -50,7 +50,7 @@ def make_inputs(tmp: Path, samples: int, chunks: int) -> dict:
     data = tmp / "data"
     subprocess.run([sys.executable, "-m", "aisci.cli", "simulate", "--out", str(data), "--genome-size", "200000", "--samples", "1",
                     "--depth", "2", "--seed", "3"], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "aisci.cli", "models", "demo", "esm2-demo", "--store", str(data / "models")], check=True,
+    subprocess.run([sys.executable, "-m", "aisci.cli", "models", "demo", "esm2-demo", "--model-store", str(data / "models")], check=True,
                    capture_output=True)
     (tmp / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's configfile
     row = (data / "samples.tsv").read_text().splitlines()[1].split("\t")
@@ -58,7 +58,7 @@ def make_inputs(tmp: Path, samples: int, chunks: int) -> dict:
     return {
         "samples": str(data / "many.tsv"), "reference": str(data / "reference.fa.gz"),
         "genome": "custom", "calling": {"joint": False, "chunk_size": 200000 // chunks, "groups": chunks},
-        "splicing": {"annotation": str(data / "genes.gff3")},
+        "splice": {"annotation": str(data / "genes.gff3")},
         "protein": {"enabled": True, "annotation": str(data / "genes.gff3"), "model": "esm2-demo",
                     "model_store": str(data / "models")},
     }

@@ -1,6 +1,6 @@
 """Benchmark: ESM saturation mutagenesis scored by aisci.protein.plm (batched, deduplicated) vs a naive per-variant loop.
 
-Run with `python benchmarks/plm_speed/run.py [--device cpu|cuda] [--half] [--layers 6] [--length 300]`.
+Run with `python benchmarks/plm_speed/run.py [--device cpu|cuda] [--precision fp32|fp16|bf16] [--layers 6] [--length 300]`.
 Not part of the tests; nothing is downloaded.
 
 The model has the shape of ESM-2 8M (facebook/esm2_t6_8M_UR50D: hidden 320, 20 heads, intermediate 1280,
@@ -11,7 +11,7 @@ loop runs one unbatched forward pass per variant (the wild type, with the varian
 masked-marginals) and reads the score off the log-softmax; it is timed on a random subsample of variants
 (--naive-sample) and its rate extrapolated to all variants. Prints variants/s, the speed-up (goal >= 50x for
 wt-marginals) and the largest difference between the batched and naive scores, and writes the results to
-benchmarks/plm_speed/results-<device>.json (results-<device>-<half dtype>.json with --half).
+benchmarks/plm_speed/results-<device>.json (results-<device>-<precision>.json with --precision fp16 or bf16).
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def naive(bundle, protein: str, variants: list[tuple[int, str]], masked: bool) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--half", nargs="?", const="fp16", default=None, choices=("fp16", "bf16"),
-                    help="half precision on CUDA (fp16 when given without a value)")
+    ap.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                    help="fp32, or a half precision on CUDA (default fp32)")
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--length", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -96,7 +96,7 @@ def main() -> None:
     pairs = [(protein, protein[:i] + aa + protein[i + 1:]) for i, aa in variants]
     with tempfile.TemporaryDirectory(prefix="plm_bench.") as tmp:
         bundle = load_esm(write_model(Path(tmp) / "esm2_random_8M", args.layers, args.seed), device=args.device,
-                          half=args.half or False)
+                          half=False if args.precision == "fp32" else args.precision)
     device = torch.device(bundle.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPUs, " \
         f"{torch.get_num_threads()} torch threads"
@@ -131,7 +131,7 @@ def main() -> None:
               f"extrapolated from the sample)")
         print(f"  speed-up {batched_rate / naive_rate:,.0f}x (goal >= 50x); max |batched - naive| = {diff:.2e} "
               f"(scores' sd {ours.std():.3f})")
-    suffix = f"-{args.half}" if args.half else ""
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
     out = HERE / f"results-{device.type}{suffix}.json"
     with atomic_output(out) as tmp_out:
         tmp_out.write_text(json.dumps(results, indent=2) + "\n")
@@ -143,5 +143,5 @@ if __name__ == "__main__":
 
     try:
         main()
-    except AisciError as exc:  # e.g. --half on a CPU, --device cuda without a GPU
+    except AisciError as exc:  # e.g. --precision fp16 on a CPU, --device cuda without a GPU
         sys.exit(f"error: {exc}")

@@ -51,7 +51,8 @@ def scored(vcf_gz: Path) -> int:
 
 def ours(vcf: Path, ref: Path, out: Path, *extra: str) -> float:
     return timed([sys.executable, "-m", "aisci.cli", "splice", "score", "--vcf", str(vcf), "--ref", str(ref),
-                  "--annotation", "grch37", "--skip-mismatch", "--out", str(out), *extra])
+                  "--annotation", "grch37", "--skip-mismatch", "--threads", str(os.cpu_count() or 1), "--out", str(out),
+                  *extra])
 
 
 def official(python: str, vcf: Path, ref: Path, out: Path) -> float:

@@ -60,7 +60,7 @@ def test_outputs_are_complete_and_consistent(sim_run, sim_data):
             order = {c: i for i, c in enumerate(vcf.header.contigs)}
             assert keys == sorted(keys, key=lambda k: (order[k[0]], k[1]))
         # GPU-class stage: one row per call, exact schema, features in range
-        table = pq.read_table(res / "annotate" / f"{sample}.context.parquet")
+        table = pq.read_table(res / "context" / f"{sample}.context.parquet")
         assert tuple(table.column_names) == COLUMNS and table.num_rows == len(recs)
         assert table.column("pos").to_pylist() == [r.pos for r in recs]
         gc = table.column("gc").to_pylist()

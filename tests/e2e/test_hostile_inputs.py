@@ -74,7 +74,7 @@ def hostile_run(hostile_project, esm_store):
         workdir / "config.yaml", samples=str(data / "samples.tsv"), reference=str(data / "genome.fa"),
         evaluation={"bed": str(data / "confident regions.bed")},
         calling={"chunk_size": 100_000},
-        splicing={"annotation": str(data / "genes.gff3")},
+        splice={"annotation": str(data / "genes.gff3")},
         protein={"enabled": True, "annotation": str(data / "genes.gff3"), "model": esm_store.model,
                  "model_store": str(data / "model store")},
     )

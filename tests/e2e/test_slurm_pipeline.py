@@ -75,7 +75,7 @@ def check_results(workdir: Path, samples) -> None:
     for sample in samples:
         m = json.loads((workdir / "results" / "eval" / f"{sample}.json").read_text())
         assert m["snv"]["recall"] >= 0.97 and m["snv"]["precision"] >= 0.98, m["snv"]
-        assert (workdir / "results" / "annotate" / f"{sample}.context.parquet").exists()
+        assert (workdir / "results" / "context" / f"{sample}.context.parquet").exists()
     assert not list((workdir / "results").rglob("*.tmp*"))
 
 
@@ -101,7 +101,7 @@ def slurm_run(demo_data, esm_store, tmp_path_factory):
     # stack their chunks in series to fit (the profile's `cores`)
     genes = str(first_genes(demo_data.annotation, 8, workdir / "genes.gff3"))
     cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
-                       calling={"joint": True, "chunk_size": 250000, "scoring_groups": 1}, splicing={"annotation": genes},
+                       calling={"joint": True, "chunk_size": 250000, "scoring_groups": 1}, splice={"annotation": genes},
                        protein={"enabled": True, "annotation": genes, "model_store": str(esm_store.path),
                                 "model": esm_store.model})
     t0 = time.time()
@@ -194,7 +194,7 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
 def test_scancelled_job_is_retried_and_the_run_completes(sim_data, tmp_path):
     # the SpliceAI stage's placement is tested above; here it would only add minutes of CPU inference
     cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                       splicing={"enabled": False})
+                       splice={"enabled": False})
     workdir = tmp_path / "run"
     workdir.mkdir()
     proc = popen_snakemake(workdir, *slurm_args(cfg))
@@ -236,7 +236,7 @@ def finished_align_sample(driver_log: Path) -> str | None:
 def test_killed_driver_restarts_without_recomputing(sim_data, tmp_path):
     # the SpliceAI stage's placement is tested above; here it would only add minutes of CPU inference
     cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                       splicing={"enabled": False})
+                       splice={"enabled": False})
     workdir = tmp_path / "run"
     workdir.mkdir()
     driver_log = tmp_path / "run.driver.log"
@@ -324,7 +324,7 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
     # the small simulated data set (the history was measured on the demo data: estimates scale with size)
     genes = str(first_genes(sim_data.annotation, 4, tmp_path / "genes.gff3"))
     cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                       calling={"joint": False, "chunk_size": 1000000}, splicing={"annotation": genes})
+                       calling={"joint": False, "chunk_size": 1000000}, splice={"annotation": genes})
     profile = tmp_path / "planned"
     out = subprocess.run(
         [sys.executable, "-m", "aisci.cli", "plan", "--sites", str(tmp_path / "sites.yaml"),

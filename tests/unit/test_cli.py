@@ -21,18 +21,19 @@ def test_console_script_runs():
 
 
 def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
-    assert main(["validate", "--config", str(tmp_path / "nope.yaml")]) == 1
+    assert main(["validate", "--configfile", str(tmp_path / "nope.yaml")]) == 1
     err = capsys.readouterr().err
     assert "aisci validate: error: config: file not found" in err and "Traceback" not in err
 
 
-def test_validate_prints_summary(sim_data, capsys, tmp_path):
+def test_validate_prints_summary(sim_data, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no config.yaml here: c.yaml is the whole config
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"samples: {sim_data.sample_sheet}\nreference: {sim_data.reference}\n")
-    assert main(["validate", "--config", str(cfg), "--set", "aligner=bwa"]) == 0
+    assert main(["validate", "--configfile", str(cfg), "--config", "aligner=bwa"]) == 0
     out = capsys.readouterr().out
     assert "valid" in out and "sample S1: fq1=" in out and "2 contigs, 300,000 bp" in out
-    assert main(["validate", "--config", str(cfg), "--set", "aligner=bowtie"]) == 1
+    assert main(["validate", "--configfile", str(cfg), "--config", "aligner=bowtie"]) == 1
 
 
 def test_validate_layers_configfiles_like_snakemake(sim_data, capsys, tmp_path, monkeypatch):
@@ -46,14 +47,14 @@ def test_validate_layers_configfiles_like_snakemake(sim_data, capsys, tmp_path, 
     assert main(["validate", "--configfile", "mine.yaml"]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        "aisci validate: error: config.yaml: splicing.annotation: required with "
-        "genome: custom (a gene table, GFF3 or GTF of your genome), or set splicing.enabled: false"]
-    assert main(["validate", "--configfile", "mine.yaml", "--set", "splicing={enabled: false}",
-                 "--set", "calling={joint: maybe}"]) == 1
+        "aisci validate: error: config.yaml: splice.annotation: required with "
+        "genome: custom (a gene table, GFF3 or GTF of your genome), or set splice.enabled: false"]
+    assert main(["validate", "--configfile", "mine.yaml", "--config", "splice={enabled: false}",
+                 "calling={joint: maybe}"]) == 1
     err = capsys.readouterr().err
-    assert err.splitlines() == ["aisci validate: error: --set: calling.joint: 'maybe' is not one of true, false, auto"]
-    assert main(["validate", "--configfile", "mine.yaml", "--set", "splicing={enabled: false}"]) == 0
-    assert "config.yaml, mine.yaml, --set: valid" in capsys.readouterr().out
+    assert err.splitlines() == ["aisci validate: error: --config: calling.joint: 'maybe' is not one of true, false, auto"]
+    assert main(["validate", "--configfile", "mine.yaml", "--config", "splice={enabled: false}"]) == 0
+    assert "config.yaml, mine.yaml, --config: valid" in capsys.readouterr().out
 
 
 def test_a_subcommand_imports_only_its_own_module():
@@ -78,3 +79,32 @@ def test_every_subcommand_module_loads_and_describes_itself(name, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([name, "--help"])
     assert exit_.value.code == 0 and SUBCOMMANDS[name][1] in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("argv, new", [
+    (["plm", "score", "--store", "s"], "--store is now --model-store"),
+    (["plm", "mutagenesis", "--half"], "--half is now --precision fp16"),
+    (["models", "list", "--store=s"], "--store is now --model-store"),
+    (["splice", "score", "--weights", "w"], "--weights is now --splice-weights"),
+    (["context", "--batch", "9"], "--batch is now --batch-size"),
+    (["validate", "--set", "aligner=bwa"], "--set is now --config KEY=VALUE"),
+])
+def test_an_old_spelling_names_the_new_one(argv, new, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"aisci {argv[0]}: error: {new}\n"
+
+
+def test_validate_config_takes_overrides_not_a_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "--config", "mine.yaml"]) == 1
+    assert ("--config 'mine.yaml': expected KEY=VALUE, as snakemake --config (a config file goes with --configfile)"
+            in capsys.readouterr().err)
+
+
+def test_verbose_after_the_subcommand_and_device_spellings():
+    args = create_parser(["context"]).parse_args(["context", "--vcf", "v", "--ref", "r", "--out", "o", "-v",
+                                                    "--device", "cuda:1"])
+    assert args.verbose and args.device == "cuda:1"
+    assert not create_parser(["context"]).parse_args(["context", "--vcf", "v", "--ref", "r", "--out", "o"]).verbose
+    with pytest.raises(SystemExit):
+        create_parser(["context"]).parse_args(["context", "--vcf", "v", "--ref", "r", "--out", "o", "--device", "gpu"])

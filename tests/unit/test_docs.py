@@ -59,3 +59,18 @@ def test_a_broken_link_is_caught(tmp_path):
     page.write_text("# Top\n\n[a](nope.md) [b](#top) [c](#nowhere)\n")
     assert links(page) == ["nope.md", "#top", "#nowhere"]
     assert "top" in anchors(page) and "nowhere" not in anchors(page)
+
+
+def test_the_output_tree_is_told_the_same_in_the_snakefile_and_the_guide():
+    """Every results/ folder a germline rule writes is drawn atop the Snakefile and in docs/output.md (the demo
+    prints the Snakefile's drawing), so a new output cannot be missing from either."""
+    snakefile = (REPO / "workflows" / "germline" / "Snakefile").read_text()
+    included = re.findall(r'^include: "\.\./\.\./rules/(\w+)\.smk"', snakefile, re.M)
+    rules = "".join((REPO / "rules" / f"{name}.smk").read_text() for name in included)
+    # outputs only: folders of temp() intermediates (results/reads/) are not part of the tree
+    written = set(re.findall(r'^\s+\w+=(?:temp\()?"results/(\w+)/', rules, re.M)) - {"reads"}
+    tree = snakefile.split("\n# results/\n", 1)[1].split("\n# logs/", 1)[0]  # what `make demo` prints
+    drawn = set(re.findall(r"^#\s+(\w+)/", tree, re.M))
+    guide = (REPO / "docs" / "output.md").read_text()
+    assert written and written <= drawn
+    assert [f for f in sorted(drawn) if f"results/{f}/" not in guide] == []

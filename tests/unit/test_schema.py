@@ -41,3 +41,13 @@ def test_every_schema_key_has_a_description_and_a_type():
     for name, _ in DOCUMENTED:
         walk(name, load_schema(name))
     assert missing == []
+
+
+def test_an_old_config_key_names_the_new_one():
+    import pytest
+
+    from aisci.errors import InputError
+    from aisci.schema import validate_config
+
+    with pytest.raises(InputError, match=r"^config.yaml: splicing: renamed 'splice' \(the same keys below it\)$"):
+        validate_config({"samples": "s.tsv", "reference": "r.fa", "splicing": {"enabled": False}}, "config.yaml")

@@ -160,9 +160,9 @@ def test_bad_inputs_fail_before_any_model_loads(sim_data, esm_store, tmp_path, m
     weights = tmp_path / "weights"
     weights.mkdir()
     cases = [
-        (lambda: splice_model(tmp_path / "nope.fa", gff), r"--ref .*nope\.fa: no such file"),
+        (lambda: splice_model(tmp_path / "nope.fa", gff), r"--ref: file not found: .*nope\.fa"),
         (lambda: splice_model(gff, gff), r"--ref .*genes\.gff3: cannot open as an indexed FASTA"),
-        (lambda: splice_model(ref, tmp_path / "none.gff3"), r"--annotation .*none\.gff3: no such file"),
+        (lambda: splice_model(ref, tmp_path / "none.gff3"), r"--annotation: file not found: .*none\.gff3"),
         (lambda: splice_model(ref, bad_gff), r"bad\.gff3.* line 2"),
         (lambda: splice_model(ref, gff, distance=6000), r"--distance"),
         (lambda: splice_model(ref, gff, device="gpu"), r"--device 'gpu'"),
@@ -204,7 +204,7 @@ def protein_run(sim_data, truth, esm_store, tmp_path_factory):
     assert main(["annotate", "--vcf", str(vcf), "--ref", ref, "--annotation", gff, "--skip-mismatch",
                  "--out", str(tmp / "csq.parquet")]) == 0
     assert main(["plm", "score", "--vcf", str(vcf), "--consequences", str(tmp / "csq.parquet"), "--model",
-                 esm_store.model, "--store", str(esm_store.path), "--device", "cpu", "--out",
+                 esm_store.model, "--model-store", str(esm_store.path), "--device", "cpu", "--out",
                  str(tmp / "plm.vcf.gz"), "--parquet", str(tmp / "plm.parquet")]) == 0
     return model, cache, chosen, pq.read_table(tmp / "plm.parquet")
 

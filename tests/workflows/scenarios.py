@@ -26,7 +26,7 @@ def scenario_config(name: str, sim_data, out_dir: Path, esm_store=None) -> Path:
             cfg[key] = str((base / cfg[key]).resolve())
     cfg.setdefault("samples", str(sim_data.sample_sheet))
     cfg.setdefault("reference", str(sim_data.reference))
-    splicing = cfg.setdefault("splicing", {})
+    splicing = cfg.setdefault("splice", {})
     if "annotation" not in splicing:  # score the simulated genome's own genes
         splicing["annotation"] = str(sim_data.annotation)
     elif splicing["annotation"] not in ("grch37", "grch38"):

@@ -66,7 +66,7 @@ def test_command_line_overrides_of_the_repo_config(sim_data, esm_store, tmp_path
     res = run_snakemake(
         tmp_path, "--dry-run", "--cores", "2", "--config",
         f"samples={sim_data.sample_sheet}", f"reference={sim_data.reference}", "aligner=bwa",
-        f"splicing={{'annotation': '{sim_data.annotation}', 'distance': 100}}",
+        f"splice={{'annotation': '{sim_data.annotation}', 'distance': 100}}",
         f"protein={{'enabled': True, 'annotation': '{sim_data.annotation}', 'model_store': '{esm_store.path}', "
         f"'model': '{esm_store.model}'}}",
         snakefile=REPO / "Snakefile",
@@ -108,10 +108,10 @@ BAD_INPUTS = {
     "BAM contigs not in reference": ("sample\tbam\nS1\t{na12878_bam}\n", {},
                                      "has reads on contigs not in the reference: chr20"),
     "splicing annotation missing": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n",
-                                    {"splicing": {"annotation": "/nonexistent/genes.gff3"}},
-                                    "splicing.annotation: file not found: /nonexistent/genes.gff3"),
-    "splicing annotation malformed": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splicing": {"annotation": "BADGFF"}},
-                                      "splicing.annotation: "),
+                                    {"splice": {"annotation": "/nonexistent/genes.gff3"}},
+                                    "splice.annotation: file not found: /nonexistent/genes.gff3"),
+    "splicing annotation malformed": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splice": {"annotation": "BADGFF"}},
+                                      "splice.annotation: "),
     "SpliceAI weights not staged": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"weights": "EMPTYDIR"},
                                     "spliceai1.h5: SpliceAI weight file missing; stage the weights with "
                                     "`pip install spliceai==1.3.1`"),
@@ -125,8 +125,8 @@ BAD_INPUTS = {
                                                  {"protein": {"enabled": True, "annotation": "OTHERNAMES",
                                                               "model_store": "EMPTYDIR"}},
                                                  "annotation and reference use different names"),
-    "splicing distance out of range": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splicing": {"distance": 5000}},
-                                       "splicing.distance"),
+    "splicing distance out of range": ("sample\tfq1\tfq2\nS1\t{fq1}\t{fq2}\n", {"splice": {"distance": 5000}},
+                                       "splice.distance"),
 }
 
 
@@ -137,11 +137,11 @@ def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path, monke
         (tmp_path / "weights").mkdir()
         monkeypatch.setenv("AISCI_SPLICEAI_WEIGHTS", str(tmp_path / "weights"))
         extra = {}
-    if extra.get("splicing", {}).get("annotation") == "BADGFF":
+    if extra.get("splice", {}).get("annotation") == "BADGFF":
         bad = tmp_path / "genes.gff3"
         bad.write_text("##gff-version 3\nchr1\tx\texon\t10\tnine\t.\t+\t.\tParent=t1\n")
-        extra = {"splicing": {"annotation": str(bad)}}
-        message = f"splicing.annotation: {bad} line 2"
+        extra = {"splice": {"annotation": str(bad)}}
+        message = f"splice.annotation: {bad} line 2"
     protein = extra.get("protein", {})
     if protein.get("annotation") == "SIMGFF":
         protein["annotation"] = str(sim_data.annotation)
@@ -155,7 +155,7 @@ def test_bad_input_stops_before_any_job(case, sim_data, na12878, tmp_path, monke
         protein["model_store"] = str(tmp_path / "models")
         if case == "protein model not staged":  # the exact command that stages it
             message += (f"model 'esm2_t6_8M' is not staged: the model store {tmp_path / 'models'} has no "
-                        f"manifest.json; stage it with `aisci models pull facebook/esm2_t6_8M_UR50D --store {tmp_path / 'models'} "
+                        f"manifest.json; stage it with `aisci models pull facebook/esm2_t6_8M_UR50D --model-store {tmp_path / 'models'} "
                         "--name esm2_t6_8M`")
     fq1, fq2 = sim_data.reads["S1"]
     sheet = _sheet(tmp_path, text.format(fq1=fq1, fq2=fq2, na12878_bam=na12878 / "NA12878_S1.chr20.10_10p1mb.bam"))
@@ -192,7 +192,7 @@ def test_prebuilt_index_is_used_and_a_foreign_one_refused(aligner, sim_data, tmp
             subprocess.run(["bwa", "index", str(fa)], check=True, capture_output=True)
     index = {"minimap2": f"{fasta}.mmi", "bwa": str(fasta)}[aligner]
     cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                       aligner=aligner, index={aligner: index}, splicing={"enabled": False})
+                       aligner=aligner, index={aligner: index}, splice={"enabled": False})
     res = run_snakemake(tmp_path / "run", "--dry-run", "--cores", "2", "--configfile", str(cfg), "--printshellcmds")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
@@ -200,7 +200,7 @@ def test_prebuilt_index_is_used_and_a_foreign_one_refused(aligner, sim_data, tmp
     assert f"--index {index}" in res.stdout
     foreign = {"minimap2": f"{other}.mmi", "bwa": str(other)}[aligner]
     cfg = write_config(tmp_path / "c2.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                       aligner=aligner, index={aligner: foreign}, splicing={"enabled": False})
+                       aligner=aligner, index={aligner: foreign}, splice={"enabled": False})
     res = run_snakemake(tmp_path / "run2", "--dry-run", "--cores", "2", "--configfile", str(cfg))
     assert res.returncode != 0
     out = res.stdout + res.stderr
@@ -215,7 +215,7 @@ def test_lane_rows_align_in_one_job_with_a_read_group_each(sim_data, tmp_path):
     sheet = tmp_path / "lanes.tsv"
     sheet.write_text(f"sample\tlane\tfq1\tfq2\nS1\tL001\t{a1}\t{a2}\nS1\tL002\t{b1}\t{b2}\n")
     cfg = write_config(tmp_path / "c.yaml", samples=str(sheet), reference=str(sim_data.reference),
-                       splicing={"enabled": False})
+                       splice={"enabled": False})
     res = run_snakemake(tmp_path / "run", "--dry-run", "--cores", "2", "--configfile", str(cfg), "--printshellcmds")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     counts = job_counts(res.stdout)

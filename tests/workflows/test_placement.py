@@ -36,7 +36,7 @@ slurm: {max_jobs: 50, latency_wait: 5}
 @pytest.fixture
 def config(sim_data, tmp_path) -> Path:
     return write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                        calling={"joint": True, "chunk_size": 100000}, splicing={"annotation": str(sim_data.annotation)})
+                        calling={"joint": True, "chunk_size": 100000}, splice={"annotation": str(sim_data.annotation)})
 
 
 def aisci(*args: str) -> subprocess.CompletedProcess:

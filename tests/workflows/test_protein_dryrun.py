@@ -70,7 +70,7 @@ def test_bad_input_stops_before_any_job(case, esm_store, tmp_path, monkeypatch):
               **extra}
     if case == "model not staged":  # the message gives the exact command that stages it
         message += (f"model 'esm2_t33_650M' is not in the model store {esm_store.path} (it holds: esm2-test); "
-                    f"stage it with `aisci models pull facebook/esm2_t33_650M_UR50D --store {esm_store.path} "
+                    f"stage it with `aisci models pull facebook/esm2_t33_650M_UR50D --model-store {esm_store.path} "
                     "--name esm2_t33_650M`")
     cfg = write_config(tmp_path / "config.yaml", **values)
     workdir = tmp_path / "run"

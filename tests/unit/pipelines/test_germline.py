@@ -59,3 +59,21 @@ def test_aligner_index_follows_config(pipeline):
     assert pipeline.aligner_index_arg() == "resources/reference/genome.fa"
     assert pipeline.aligner_index()[2] == "resources/reference/genome.fa.bwt"
     assert pipeline.bed_option() == ""
+
+
+def test_splice_weights_are_checked_before_any_job_and_passed_to_the_stage(sim_data, tmp_path):
+    """`splice.weights`: a folder without the five files is refused naming the key; a good one reaches the rules."""
+    from aisci.errors import InputError
+    from aisci.splice.weights import weights_dir
+
+    cfg = {"samples": str(sim_data.sample_sheet), "reference": str(sim_data.reference),
+           "splice": {"annotation": str(sim_data.annotation), "weights": str(tmp_path / "nowhere")}}
+    with pytest.raises(InputError, match=r"^config: splice.weights: \S*nowhere/spliceai1.h5: SpliceAI weight file missing"):
+        GermlinePipeline(cfg)
+    real = weights_dir(None).resolve()  # the spliceai package's own files
+    cfg["splice"]["weights"] = str(real)
+    pipeline = GermlinePipeline(cfg)
+    assert pipeline.splice_options().endswith(f"--splice-weights {real}")
+    assert pipeline.provenance_options()[:2] == ["--splice-weights", str(real)]
+    del cfg["splice"]["weights"]
+    assert "--splice-weights" not in GermlinePipeline(cfg).splice_options()

@@ -60,7 +60,8 @@ def test_repo_config_yaml_is_the_template_and_the_demo_completes_it():
     cfg = validate_config({**template, **demo, "calling": {**template["calling"], **demo["calling"]}})
     assert cfg["genome"] == "custom" and cfg["protein"]["enabled"] and cfg["calling"]["joint"] is True
     # real-genome defaults: SpliceAI on the genome's packaged table, no protein model, joint only with >= 2 samples
-    assert template["genome"] == "grch38" and template["splicing"] == {"enabled": True, "annotation": None, "distance": 50, "mask": False}
+    assert template["genome"] == "grch38" and template["splice"] == {"enabled": True, "annotation": None, "distance": 50, "mask": False,
+                                                                 "weights": None}
     assert template["protein"]["enabled"] is False and template["calling"]["joint"] == "auto"
 
 
@@ -69,10 +70,10 @@ def test_layered_configs_name_the_file_that_set_each_key(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text("samples: s.tsv\nreference: r.fa\ncalling: {joint: auto, chunk_size: 100000}\n")
-    (tmp_path / "mine.yaml").write_text("calling: {joint: maybe}\nsplicing: {annotaton: x}\n")
+    (tmp_path / "mine.yaml").write_text("calling: {joint: maybe}\nsplice: {annotaton: x}\n")
     sources = Sources.from_files([tmp_path / "config.yaml", tmp_path / "mine.yaml"], {"aligner": "bowtie"})
     merged = {"samples": "s.tsv", "reference": "r.fa", "calling": {"joint": "maybe", "chunk_size": 100000},
-              "splicing": {"annotaton": "x"}, "aligner": "bowtie"}
+              "splice": {"annotaton": "x"}, "aligner": "bowtie"}
     with pytest.raises(InputError) as err:
         validate_config(merged, sources)
     lines = str(err.value).splitlines()
@@ -80,7 +81,7 @@ def test_layered_configs_name_the_file_that_set_each_key(tmp_path, monkeypatch):
     assert lines == [
         "--config: aligner: 'bowtie' is not one of minimap2, bwa",
         "mine.yaml: calling.joint: 'maybe' is not one of true, false, auto",
-        "mine.yaml: unknown key 'splicing.annotaton' (allowed: annotation, distance, enabled, mask)",
+        "mine.yaml: unknown key 'splice.annotaton' (allowed: annotation, distance, enabled, mask, weights)",
     ]
     assert sources.of("calling.chunk_size") == "config.yaml" and sources.of("evaluation.bed") == "config.yaml, mine.yaml, --config"
 
@@ -181,7 +182,7 @@ def test_every_problem_is_reported_at_once(files):
     with pytest.raises(InputError) as err:
         validate_inputs(cfg, "my.yaml")
     assert [line.split(":")[:2] for line in str(err.value).splitlines()] == [
-        ["my.yaml", " reference"], ["my.yaml", " samples"], ["my.yaml", " evaluation.bed"], ["my.yaml", " splicing.annotation"]]
+        ["my.yaml", " reference"], ["my.yaml", " samples"], ["my.yaml", " evaluation.bed"], ["my.yaml", " splice.annotation"]]
     assert "required with genome: custom" in str(err.value)
 
 

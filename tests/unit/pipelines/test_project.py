@@ -44,8 +44,8 @@ def test_plan_refuses_bad_arguments_before_writing(tmp_path):
     ref.write_text(">chr1\nACGT\n")
     cases = [
         (dict(genome="hg19"), "--genome 'hg19': not one of grch38, grch37, custom"),
-        (dict(reference=tmp_path / "nope.fa"), "--reference .*nope.fa: file not found"),
-        (dict(samples=tmp_path / "nope.tsv"), "--samples .*nope.tsv: file not found"),
+        (dict(reference=tmp_path / "nope.fa"), "--reference: file not found: .*nope.fa"),
+        (dict(samples=tmp_path / "nope.tsv"), "--samples: file not found: .*nope.tsv"),
         (dict(profile=str(tmp_path / "no-profile")), "--profile .*no-profile: no such profile"),
     ]
     for change, message in cases:
@@ -89,11 +89,11 @@ def test_init_never_overwrites_and_refuses_another_project(tmp_path):
 def test_custom_genome_without_annotation_turns_splicing_off(tmp_path):
     plan = plan_project(tmp_path / "p", "custom", None, None, "local")
     cfg = yaml.safe_load(plan.files["config.yaml"])
-    assert cfg["splicing"]["enabled"] is False and cfg["genome"] == "custom"
+    assert cfg["splice"]["enabled"] is False and cfg["genome"] == "custom"
     gff = tmp_path / "genes.gff3"
     gff.write_text("##gff-version 3\n")
     cfg = yaml.safe_load(plan_project(tmp_path / "p", "custom", None, None, "local", annotation=gff).files["config.yaml"])
-    assert cfg["splicing"]["enabled"] is True and cfg["splicing"]["annotation"] == str(gff)
+    assert cfg["splice"]["enabled"] is True and cfg["splice"]["annotation"] == str(gff)
 
 
 def test_run_uses_the_projects_snakefile_for_germline_and_the_packaged_ones_otherwise(tmp_path):

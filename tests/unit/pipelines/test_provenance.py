@@ -210,7 +210,7 @@ def test_cli(tmp_path, genome, capsys):
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("sample,fq1\nS1,a.fq\n")
     info = tmp_path / "pipeline_info"
-    assert main(["info", "--out", str(info), "--config", str(cfg), "--configfile", str(cfg),
+    assert main(["info", "--out", str(info), "--resolved-config", str(cfg), "--configfile", str(cfg),
                  "--samples", str(sheet), "--run-id", "abc", "--command", "snakemake", "-n", "--cores", "2"]) == 0
     assert (info / "command.txt").read_text() == "snakemake -n --cores 2\n"
     assert (info / "sheet.csv").read_bytes() == sheet.read_bytes()

@@ -287,7 +287,7 @@ def test_plm_score_scattered_over_three_groups_equals_unscattered(sim_data, esm_
     from aisci.gather import gather_parquet, gather_vcfs
 
     vcf = str(sim_data.truth_vcfs["S1"])
-    model = ["--model", esm_store.model, "--store", str(esm_store.path), "--device", "cpu", "--batch-size", "4"]
+    model = ["--model", esm_store.model, "--model-store", str(esm_store.path), "--device", "cpu", "--batch-size", "4"]
     annotate = ["annotate", "--vcf", vcf, "--ref", str(sim_data.reference), "--annotation", str(sim_data.annotation)]
     assert main([*annotate, "--out", str(tmp_path / "csq.parquet")]) == 0
     score = ["plm", "score", "--vcf", vcf, *model]

@@ -42,7 +42,7 @@ def test_read_proteins_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         read_proteins(path)
-    with pytest.raises(InputError, match="protein FASTA not found"):
+    with pytest.raises(InputError, match="protein FASTA: file not found"):
         read_proteins(tmp_path / "missing.fa")
 
 

@@ -194,8 +194,8 @@ def test_corruption_detected_by_verify_and_check(src, store):
         ms.check_model(store, "small", where=where)
     text = str(err.value)
     assert text.startswith(f"{where}: model 'small' failed verification: {weights}: SHA-256 differs")
-    assert f"`aisci models verify small --store {store}`" in text
-    assert f"`aisci models add small /path/to/small --store {store} --force`" in text
+    assert f"`aisci models verify small --model-store {store}`" in text
+    assert f"`aisci models add small /path/to/small --model-store {store} --force`" in text
 
 
 def test_deleted_changed_and_extra_files(src, store):
@@ -221,22 +221,22 @@ def test_check_model_missing_gives_the_staging_command(tmp_path, monkeypatch):
         ms.check_model("models", "esm2_t6_8M", where=where)
     assert str(err.value) == (
         f"{where}: model 'esm2_t6_8M' is not staged: the model store {tmp_path / 'models'} does not exist; "
-        f"stage it with `aisci models pull facebook/esm2_t6_8M_UR50D --store {tmp_path / 'models'} --name esm2_t6_8M`")
+        f"stage it with `aisci models pull facebook/esm2_t6_8M_UR50D --model-store {tmp_path / 'models'} --name esm2_t6_8M`")
     fake_esm(tmp_path / "x")
     ms.add_model("models", "other", tmp_path / "x")
     with pytest.raises(InputError) as err:
         ms.check_model("models", "mine", where=where)
     assert str(err.value).startswith(
         f"{where}: model 'mine' is not in the model store {tmp_path / 'models'} (it holds: other); "
-        f"stage it with `aisci models add mine /path/to/mine --store {tmp_path / 'models'}` "
-        f"(or, for a test run with random weights, `aisci models demo mine --store {tmp_path / 'models'}`)")
+        f"stage it with `aisci models add mine /path/to/mine --model-store {tmp_path / 'models'}` "
+        f"(or, for a test run with random weights, `aisci models demo mine --model-store {tmp_path / 'models'}`)")
     with pytest.raises(InputError, match=r"^w: model name '\.\./x' must match"):
         ms.check_model("models", "../x", where="w")
 
 
 def test_store_from_environment(src, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(ms.STORE_ENV, raising=False)
-    with pytest.raises(InputError, match="no model store: pass --store DIR or set AISCI_MODELS"):
+    with pytest.raises(InputError, match="no model store: pass --model-store DIR or set AISCI_MODELS"):
         ms.store_dir()
     with pytest.raises(InputError, match="^w: model 'm' needs a model store"):
         ms.check_model(None, "m", where="w")
@@ -283,9 +283,9 @@ def test_pull_offline_fails_clearly_and_leaves_store_untouched(src, store, monke
         pull_model(store, "facebook/esm2_t6_8M_UR50D")
     text = str(err.value)
     assert "this machine cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)" in text
-    assert "`aisci models pull facebook/esm2_t6_8M_UR50D --store DIR --name esm2_t6_8M`" in text
+    assert "`aisci models pull facebook/esm2_t6_8M_UR50D --model-store DIR --name esm2_t6_8M`" in text
     assert "`hf download facebook/esm2_t6_8M_UR50D --local-dir esm2_t6_8M`" in text
-    assert (f"`aisci models add esm2_t6_8M /path/to/esm2_t6_8M --store {store} --licence MIT "
+    assert (f"`aisci models add esm2_t6_8M /path/to/esm2_t6_8M --model-store {store} --licence MIT "
             "--source hf:facebook/esm2_t6_8M_UR50D`") in text
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(InputError, match=r"cannot reach the Hugging Face hub \((ConnectError|OfflineModeIsEnabled)"):
@@ -344,7 +344,7 @@ def test_concurrent_adds_all_land(src, store):
 
 
 def test_cli_list_add_verify(src, store, capsys):
-    s = ["--store", str(store)]
+    s = ["--model-store", str(store)]
     assert run_cli("list", *s) == 0
     assert capsys.readouterr().out == f"0 models in {store}\n"
     assert run_cli("add", "small", str(src), "--licence", "MIT", "--source", "hf:me/small", *s) == 0
@@ -372,7 +372,7 @@ def test_cli_list_add_verify(src, store, capsys):
 
 def test_cli_pull_offline(store, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert run_cli("pull", "facebook/esm2_t12_35M_UR50D", "--store", str(store)) == 1
+    assert run_cli("pull", "facebook/esm2_t12_35M_UR50D", "--model-store", str(store)) == 1
     err = capsys.readouterr().err
     assert "cannot reach the Hugging Face hub" in err and "aisci models add esm2_t12_35M" in err
     assert not store.exists()
@@ -385,11 +385,11 @@ def test_demo_model_is_deterministic_and_loads(store, capsys, tmp_path):
     from aisci.protein.demo_model import write_random_esm
 
     state = torch.random.get_rng_state()
-    assert run_cli("demo", "d0", "--store", str(store)) == 0
+    assert run_cli("demo", "d0", "--model-store", str(store)) == 0
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's random state is untouched
-    assert run_cli("demo", "d0b", "--store", str(store), "--seed", "0") == 0
-    assert run_cli("demo", "d1", "--store", str(store), "--seed", "1") == 0
-    assert run_cli("demo", "d1", "--store", str(store)) == 1
+    assert run_cli("demo", "d0b", "--model-store", str(store), "--seed", "0") == 0
+    assert run_cli("demo", "d1", "--model-store", str(store), "--seed", "1") == 0
+    assert run_cli("demo", "d1", "--model-store", str(store)) == 1
     entries = {e.name: e for e in ms.list_models(store)}
     assert entries["d0"].licence == "none (random weights, demo only)" and entries["d0"].source == "demo:random-seed0"
     sha = {n: e.files["model.safetensors"]["sha256"] for n, e in entries.items()}
@@ -476,7 +476,7 @@ def test_bad_model_names_refused_everywhere(src, store, name, capsys):
         ms.verify_model(store, name)
     with pytest.raises(InputError, match=r"^config\.yaml: protein\.model: model name "):
         ms.check_model(store, name, where="config.yaml: protein.model")
-    assert run_cli("demo", "--store", str(store), "--", name) == 1  # '--': '-x' as the name, not as an option
+    assert run_cli("demo", "--model-store", str(store), "--", name) == 1  # '--': '-x' as the name, not as an option
     assert capsys.readouterr().err.startswith("aisci models: error: model name ")
     assert snapshot(store) == before
     assert sorted(os.listdir(store)) == [".manifest.lock", "kept", "manifest.json"]
@@ -545,7 +545,7 @@ def test_manifest_not_utf8_is_a_one_line_error(src, store, capsys):
     with pytest.raises(InputError) as err:
         ms.check_model(store, "small", where="w")
     assert str(err.value) == message
-    assert run_cli("list", "--store", str(store)) == 1
+    assert run_cli("list", "--model-store", str(store)) == 1
     assert capsys.readouterr().err == f"aisci models: error: {message}\n"
 
 
@@ -627,7 +627,7 @@ def test_add_refuses_a_pickle_that_runs_code_without_running_it(src, store, tmp_
     (src / "model.safetensors").unlink()
     torch.save({"esm.embeddings.word_embeddings.weight": torch.zeros(33, 8), "x": RunsCode(marker, how)},
                src / "pytorch_model.bin")
-    assert run_cli("add", "evil", str(src), "--store", str(store)) == 1
+    assert run_cli("add", "evil", str(src), "--model-store", str(store)) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"aisci models: error: {src / 'pytorch_model.bin'}: cannot read the weights (not plain "
                           "tensors, refused without running anything in it: ")

@@ -158,7 +158,7 @@ def test_cache_scores_each_protein_change_once_and_outputs_stay_the_same(annotat
     table = pq.read_table(consequences)
     half = tmp_path / "half.parquet"
     pq.write_table(table.slice(0, table.num_rows // 2), half)
-    model = ["--model", esm_store.model, "--store", str(esm_store.path), "--device", "cpu", "--batch-size", "5"]
+    model = ["--model", esm_store.model, "--model-store", str(esm_store.path), "--device", "cpu", "--batch-size", "5"]
     cache = tmp_path / "scores"
     assert _plm("cache", str(half), str(consequences), "--cache", str(cache), "--summary", str(tmp_path / "s.json"),
                 *model) == 0
@@ -185,8 +185,8 @@ def test_cache_refuses_half_precision_and_a_bare_model_dir(annotated, esm_store,
     vcf, consequences = annotated
     common = ["score", "--vcf", str(vcf), "--consequences", str(consequences), "--out", str(tmp_path / "o.vcf.gz"),
               "--cache", str(tmp_path / "scores")]
-    assert _plm(*common, "--model", esm_store.model, "--store", str(esm_store.path), "--half") == 1
-    assert "--half: the score cache holds fp32 scores only" in capsys.readouterr().err
+    assert _plm(*common, "--model", esm_store.model, "--model-store", str(esm_store.path), "--precision", "fp16") == 1
+    assert "--precision fp16: the score cache holds fp32 scores only" in capsys.readouterr().err
     assert _plm(*common, "--model-dir", str(esm_store.path / esm_store.model)) == 1
     assert "--cache needs --model NAME of a model store" in capsys.readouterr().err
     assert not (tmp_path / "scores").exists() and not (tmp_path / "o.vcf.gz").exists()

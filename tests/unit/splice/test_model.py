@@ -175,7 +175,7 @@ def test_malformed_model_graph_stops_splice_score_with_one_line(na12878, tmp_pat
     _set_config(folder / "spliceai1.h5", "not json")
     out = tmp_path / "out" / "x.vcf.gz"
     argv = ["splice", "score", "--vcf", str(DATA / "distance.vcf"), "--ref", str(na12878 / NA12878_FASTA),
-            "--annotation", str(DATA / "custom.gff3"), "--weights", str(folder), "--no-verify-weights",
+            "--annotation", str(DATA / "custom.gff3"), "--splice-weights", str(folder), "--no-verify-weights",
             "--out", str(out), "--parquet", str(tmp_path / "out" / "x.parquet")]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()

@@ -1,8 +1,8 @@
-# rules/annotate.smk — GPU-class stage: sequence-context features of every call, computed in torch.
+# rules/context.smk — GPU-class stage: sequence-context features of every call, computed in torch.
 #
 # Provides: annotate_context
 # Inputs:   results/calls/{sample}.vcf.gz
-# Outputs:  results/annotate/{sample}.context.parquet (chrom, pos, ref, alt, gc, cpg, homopolymer, entropy, n_fraction)
+# Outputs:  results/context/{sample}.context.parquet (chrom, pos, ref, alt, gc, cpg, homopolymer, entropy, n_fraction)
 # Runtime:  GPU class (resources: gpu=1): the Slurm profile sends it to the GPU partition; it runs on
 #           CUDA when the job's CUDA_VISIBLE_DEVICES names a real device, else on the CPU, and logs which.
 
@@ -12,7 +12,7 @@ rule annotate_context:
         vcf="results/calls/{sample}.vcf.gz",
         ref="resources/reference/genome.fa",
     output:
-        parquet="results/annotate/{sample}.context.parquet",
+        parquet="results/context/{sample}.context.parquet",
     log:
         "logs/annotate_context/{sample}.log",
     benchmark:
