@@ -93,7 +93,7 @@ def fill(model: Any, cache_root: str | Path, vcfs: Iterable[str], regions: Any =
 
     cache, counts, t0 = ScoreCache(cache_root), FillCounts(), time.perf_counter()
     # how many alleles the cache lacks is known one chromosome at a time: lines by time
-    progress = Progress(f"{model.model_id} cache", None, "alleles scored")
+    progress = Progress(f"{model.model_id} cache fill", None, "alleles")
     for vcf in vcfs:
         scan = check_vcf(vcf, require_sorted=True)
         counts.vcfs += 1
