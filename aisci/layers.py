@@ -106,7 +106,10 @@ def load_layers(base: Path, configfiles: list[Path], overrides: dict[str, Any]) 
     Raises:
         InputError: a file missing, unreadable, not YAML or not a mapping.
     """
-    files = ([base] if base.exists() or not configfiles else []) + configfiles
+    files = [base] if base.exists() or not configfiles else []
+    for path in configfiles:  # the base named again (`--configfile config.yaml`) is one layer, not two
+        if not any(os.path.realpath(path) == os.path.realpath(f) for f in files):
+            files.append(path)
     merged: dict[str, Any] = {}
     for path in files:
         check_readable(path, "config")

@@ -55,6 +55,9 @@ def test_validate_layers_configfiles_like_snakemake(sim_data, capsys, tmp_path, 
     assert err.splitlines() == ["aisci validate: error: --config: calling.joint: 'maybe' is not one of true, false, auto"]
     assert main(["validate", "--configfile", "mine.yaml", "--config", "splice={enabled: false}"]) == 0
     assert "config.yaml, mine.yaml, --config: valid" in capsys.readouterr().out
+    assert main(["validate", "--configfile", "config.yaml", "--configfile", "mine.yaml", "--config",
+                 "splice={enabled: false}"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "config.yaml, mine.yaml, --config: valid"  # config.yaml once
 
 
 def test_a_subcommand_imports_only_its_own_module():
