@@ -131,8 +131,13 @@ class BinnedIndex(Generic[T]):
         if not bins:
             return []
         first, last = start >> BIN_SHIFT, end >> BIN_SHIFT
-        if first == last:  # a point or a short span: one bin, no duplicates possible
-            return [x for x in bins.get(first, ()) if self._span(x)[1] <= end and self._span(x)[2] >= start]
+        if first == last:  # a point or a short span: one bin, no duplicates possible (SpliceAI's per-variant lookup)
+            found = []
+            for x in bins.get(first, ()):
+                _, s, e = self._span(x)
+                if s <= end and e >= start:
+                    found.append(x)
+            return found
         seen: dict[int, T] = {}
         for b in range(first, last + 1):
             for x in bins.get(b, ()):
