@@ -23,6 +23,9 @@ RENAMED: dict[str, dict[str, str]] = {
     "context": {"--batch": "--batch-size"},
     "validate": {"--set": "--config KEY=VALUE"},
     "provenance": {"--config-json": "--resolved-config-json"},
+    "profile": {"--partitions": "--site"},
+    "plan": {"--sites": "--site"},
+    "simulate-cluster": {"--sites": "--site"},
 }
 
 

@@ -164,8 +164,8 @@ DOCUMENTED = (
     ("samples", "the germline pipeline's sample sheet (one row per FASTQ pair or BAM/CRAM)"),
     ("protein", "the protein pipeline's `config.yaml` (`workflows/protein`)"),
     ("reanalysis", "the reanalysis pipeline's `config.yaml` (`workflows/reanalysis`)"),
-    ("site", "a site description for `aisci profile new` (a Slurm profile's partitions)"),
-    ("sites", "the sites for `aisci plan` (centres, partitions, transfers)"),
+    ("site", "a site description (`site.yaml`): centres, partitions, transfers and profile settings, "
+             "for `aisci profile new`, `aisci plan` and `aisci simulate-cluster`"),
 )
 
 

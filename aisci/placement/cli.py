@@ -40,7 +40,7 @@ def _config_pair(text: str) -> tuple[str, Any]:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options naming the workflow run, the sites and the runtime estimates (plan and simulate-cluster)."""
-    parser.add_argument("--sites", required=True, type=Path, help="site description (sites.yaml)")
+    parser.add_argument("--site", required=True, type=Path, help="site description (site.yaml): centres, partitions, transfers")
     parser.add_argument("--snakefile", type=Path, default=Path("Snakefile"), help="pipeline (default: Snakefile)")
     parser.add_argument("--configfile", type=Path, action="append", default=[], help="config file(s), as for snakemake")
     parser.add_argument("--config", type=_config_pair, nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -60,10 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Run:
-    """A run ready to place: the sites, the profile's Slurm settings, the jobs with runtimes."""
+    """A run ready to place: the site (aisci.slurm.site.Site), the jobs with runtimes."""
 
     sites: Any
-    slurm: dict[str, Any]
     jobs: list[Any]
     estimates: list[dict[str, Any]]
 
@@ -89,7 +88,7 @@ def _runtime_table(path: Path) -> dict[str, dict[str, float]]:
 
 
 def load_run(args: argparse.Namespace) -> Run:
-    """Sites, then the workflow's DAG, then runtime estimates from benchmarks and history.
+    """The site description, then the workflow's DAG, then runtime estimates from benchmarks and history.
 
     The site description is read first so that a bad one fails before the (slower) DAG is built.
     """
@@ -102,9 +101,9 @@ def load_run(args: argparse.Namespace) -> Run:
         with_runtimes,
     )
     from aisci.slurm.history import load_history
-    from aisci.placement.sites import load_sites
+    from aisci.slurm.site import load_site
 
-    sites, slurm = load_sites(args.sites)
+    sites = load_site(args.site)
     runtimes = _runtime_table(args.runtimes) if args.runtimes else {}
     if args.gpu_speedup <= 0:
         raise InputError("--gpu-speedup must be positive")
@@ -122,7 +121,7 @@ def load_run(args: argparse.Namespace) -> Run:
     table = estimator.table({j.rule: j.classes for j in jobs})
     log.info("%d jobs; runtime estimates from %d measured jobs (%s)", len(jobs), len(obs),
              ", ".join(f"{r['rule']}/{r['class']}: {r['how']}" for r in table))
-    return Run(sites, slurm, jobs, table)
+    return Run(sites, jobs, table)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--objective cost needs --deadline")
     r = load_run(args)
     result = plan(r.jobs, r.sites, objective=args.objective, deadline_s=args.deadline, time_limit_s=args.time_limit)
-    files = write_plan(result, r.jobs, r.sites, r.slurm, args.out)
+    files = write_plan(result, r.jobs, r.sites, args.out)
     print(table_text(result))
     print(f"profile written to {args.out} ({', '.join(f.name for f in files)}); run: snakemake --profile {args.out}")
     return 0

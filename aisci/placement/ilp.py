@@ -31,7 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aisci.errors import InputError
-from aisci.placement.model import CPU, GPU, Job, Partition, Sites, static_placement
+from aisci.placement.model import CPU, GPU, Job, static_placement
+from aisci.slurm.site import Partition, Site
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def priorities(jobs: Sequence[Job]) -> dict[str, int]:
     return {r: NICE_STEP * (deepest - level[r]) for r in rules}
 
 
-def stages(jobs: Sequence[Job], sites: Sites) -> dict[str, Stage]:
+def stages(jobs: Sequence[Job], sites: Site) -> dict[str, Stage]:
     """Aggregate jobs by rule: per partition the mean and longest runtime, slots and price."""
     by_rule: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
@@ -219,7 +220,7 @@ def rule_edges(jobs: Sequence[Job]) -> tuple[set[tuple[str, str]], set[tuple[str
     return barriers, edges - barriers
 
 
-def _check_fits(stage_map: dict[str, Stage], sites: Sites) -> None:
+def _check_fits(stage_map: dict[str, Stage], sites: Site) -> None:
     for st in stage_map.values():
         if not any(st.fits(p.id, p.max_walltime_s) for p in sites.partitions):
             biggest = max(sites.partitions, key=lambda p: (p.cores, p.mem_mb, p.gpus))
@@ -236,7 +237,7 @@ def _check_fits(stage_map: dict[str, Stage], sites: Sites) -> None:
 
 def plan(
     jobs: Sequence[Job],
-    sites: Sites,
+    sites: Site,
     *,
     objective: str = "makespan",
     deadline_s: float | None = None,
@@ -380,11 +381,11 @@ def _solve(prob, solver, deadline_s: float | None = None, fastest=None) -> str:
     raise InputError(f"no plan found within the solver's time limit ({status}): raise --time-limit")
 
 
-def _fastest(jobs: Sequence[Job], sites: Sites, time_limit_s: float) -> float:
+def _fastest(jobs: Sequence[Job], sites: Site, time_limit_s: float) -> float:
     return plan(jobs, sites, objective="makespan", time_limit_s=time_limit_s).makespan_s
 
 
-def _why(s: Stage, p: Partition, n: int, static: tuple[str, ...], parts: dict[str, Partition], sites: Sites) -> str:
+def _why(s: Stage, p: Partition, n: int, static: tuple[str, ...], parts: dict[str, Partition], sites: Site) -> str:
     """One line on why these jobs went to p."""
     waves = math.ceil(n / s.slots[p.id])
     reasons = [f"{n} × {s.seconds[p.id] / 60:.1f} min, {min(n, s.slots[p.id])} at once ({waves} wave{'s' * (waves > 1)})"]

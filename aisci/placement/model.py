@@ -1,89 +1,12 @@
-"""Placement data model: sites (centres, partitions, transfers), jobs of a workflow run, placements."""
+"""Placement data model: jobs of a workflow run and their placements on a site's partitions (aisci.slurm.site)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aisci.resources import CPU, GPU  # noqa: F401 - the classes a job runs in, named here with the model
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One partition of one centre. Sizes are per node; costs per core-hour and GPU-hour."""
-
-    centre: str
-    name: str  # the Slurm partition name
-    nodes: int
-    cores: int
-    mem_mb: int
-    gpus: int = 0
-    gpu_model: str | None = None
-    max_walltime_s: float = math.inf
-    core_hour_cost: float = 0.0
-    gpu_hour_cost: float = 0.0
-    queue_wait_s: float = 0.0  # expected wait before its first job starts (the backlog)
-    slurm_cluster: str | None = None  # sbatch --clusters, for a partner centre reached by multi-cluster Slurm
-
-    @property
-    def id(self) -> str:
-        """``centre/name``: unique across centres."""
-        return f"{self.centre}/{self.name}"
-
-    @property
-    def total_cores(self) -> int:
-        return self.nodes * self.cores
-
-    @property
-    def total_gpus(self) -> int:
-        return self.nodes * self.gpus
-
-    def per_node(self, threads: int, mem_mb: int, gpus: int) -> int:
-        """How many jobs of this shape fit on one node at once (0: it fits nowhere here)."""
-        fits = [self.cores // max(threads, 1), self.mem_mb // max(mem_mb, 1)]
-        if gpus:
-            fits.append(self.gpus // gpus)
-        return max(0, min(fits))
-
-    def slots(self, threads: int, mem_mb: int, gpus: int) -> int:
-        """How many jobs of this shape the partition runs at once."""
-        return self.nodes * self.per_node(threads, mem_mb, gpus)
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """Moving job inputs from the home centre to another centre: price and bandwidth."""
-
-    cost_per_gb: float = 0.0
-    gbit_s: float = math.inf
-
-    def seconds(self, nbytes: float) -> float:
-        return 0.0 if math.isinf(self.gbit_s) else nbytes * 8 / (self.gbit_s * 1e9)
-
-    def cost(self, nbytes: float) -> float:
-        return self.cost_per_gb * nbytes / 1e9
-
-
-@dataclass(frozen=True)
-class Sites:
-    """Every partition of every centre; the data lives at ``home``."""
-
-    home: str
-    partitions: tuple[Partition, ...]
-    transfers: Mapping[str, Transfer] = field(default_factory=dict)  # centre -> from home to it
-
-    def partition(self, pid: str) -> Partition:
-        for p in self.partitions:
-            if p.id == pid:
-                return p
-        raise KeyError(pid)
-
-    def transfer(self, centre: str) -> Transfer:
-        """Transfer from home to ``centre`` (free and instant at home)."""
-        if centre == self.home:
-            return Transfer()
-        return self.transfers.get(centre, Transfer())
+from aisci.slurm.site import Partition, Site
 
 
 @dataclass(frozen=True)
@@ -117,18 +40,18 @@ class Job:
     def resource_class(self, partition: Partition) -> str:
         return GPU if self.gpus_in(partition) else CPU
 
-    def seconds_on(self, partition: Partition, sites: Sites) -> float:
+    def seconds_on(self, partition: Partition, sites: Site) -> float:
         """Runtime on ``partition``, moving the inputs there included."""
         return self.runtime_s[self.resource_class(partition)] + sites.transfer(partition.centre).seconds(self.input_bytes)
 
-    def fits(self, partition: Partition, sites: Sites) -> bool:
+    def fits(self, partition: Partition, sites: Site) -> bool:
         gpus = self.gpus_in(partition)
         return (
             partition.per_node(self.threads, self.mem_mb, gpus) > 0
             and self.seconds_on(partition, sites) <= partition.max_walltime_s
         )
 
-    def cost_on(self, partition: Partition, sites: Sites) -> float:
+    def cost_on(self, partition: Partition, sites: Site) -> float:
         """Price of running the job on ``partition``: core-hours, GPU-hours and moving its inputs."""
         hours = self.seconds_on(partition, sites) / 3600
         return (
@@ -142,7 +65,7 @@ class Job:
 Placement = Mapping[str, tuple[str, ...]]
 
 
-def static_placement(jobs: list[Job] | tuple[Job, ...], sites: Sites) -> dict[str, tuple[str, ...]]:
+def static_placement(jobs: list[Job] | tuple[Job, ...], sites: Site) -> dict[str, tuple[str, ...]]:
     """The mapping without a plan: GPU-class rules on the home GPU partitions, the rest on the home CPU
     ones (GPU-class rules too when home has no GPUs; CPU rules on the GPU nodes when home has only those)."""
     home = [p for p in sites.partitions if p.centre == sites.home]

@@ -13,7 +13,8 @@ from typing import Any
 from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.placement.ilp import Decision, Plan
-from aisci.placement.model import CPU, Job, Sites
+from aisci.placement.model import CPU, Job
+from aisci.slurm.site import Site
 from aisci.slurm.profile import GROUPS, Entry, profile_text, resource_literal
 
 TABLE_COLUMNS = ("rule", "class", "partition", "jobs", "min_per_job", "at_once", "start_h", "end_h", "cost", "why")
@@ -68,7 +69,7 @@ def _literal(value: Any) -> Any:
 
 
 def _rule_resources(
-    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Sites, gpus: int, nice: int
+    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Site, gpus: int, nice: int
 ) -> dict[str, Any]:
     """Resources of one rule: its partition (per job when the plan splits it), clusters, GPUs, runtime.
 
@@ -101,7 +102,7 @@ def _rule_resources(
     return res
 
 
-def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[str, Any]) -> str:
+def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
     """The planned profile's config.yaml."""
     by_rule: dict[str, list[Decision]] = {}
     for d in plan.decisions:
@@ -138,16 +139,14 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
             # the rules declare their group (`group:`): a group of one each keeps them apart
             groups.update({r: r for r in members})
             dropped.append(group)
-    home_parts = {p.name: p for p in sites.partitions if p.centre == sites.home}
-    site = {**slurm, "partitions": {n: {"cpus": p.cores, "mem_gb": p.mem_mb / 1024} for n, p in home_parts.items()}}
     header = [
-        f"# Snakemake profile planned by `aisci plan` for {slurm.get('name', 'sites')} ({plan.objective}"
+        f"# Snakemake profile planned by `aisci plan` for {sites.name} ({plan.objective}"
         + ("" if plan.deadline_s is None else f", deadline {plan.deadline_s / 3600:g} h") + ").",
         f"# Expected makespan {plan.makespan_s / 3600:.2f} h, cost {plan.cost:.2f}; every decision is explained in plan.tsv.",
         "# Plan again rather than editing this file. Usage: snakemake --profile <this directory>",
     ]
     defaults = []
-    cpu_home = [p for p in sites.partitions if p.centre == sites.home and not p.gpus]
+    cpu_home = [p for p in sites.home_partitions if not p.gpus]
     if cpu_home:  # a rule the plan did not place (e.g. planned with --needed) runs on the home CPU partition
         defaults.append(Entry("slurm_partition", resource_literal(cpu_home[0].name),
                               ("partition of any rule the plan does not place",)))
@@ -161,7 +160,7 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[st
         "A rule the plan splits names each job's value by its wildcards (a Python expression of",
         "`wildcards`, which Snakemake evaluates per job; listed jobs differ from the default).",
     )
-    return profile_text(site, None, groups=groups, header=header, cores=max(p.cores for p in sites.partitions),
+    return profile_text(sites, None, groups=groups, header=header, cores=max(p.cores for p in sites.partitions),
                         defaults=defaults, extra=[Entry("set-resources", resources, comment)])
 
 
@@ -204,13 +203,13 @@ def ordered(counts: dict[str, dict[str, int]]) -> dict[str, tuple[str, ...]]:
     return {r: tuple(sorted(c, key=lambda p: (-c[p], p))) for r, c in counts.items()}
 
 
-def write_plan(plan: Plan, jobs: Sequence[Job], sites: Sites, slurm: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_plan(plan: Plan, jobs: Sequence[Job], sites: Site, out_dir: Path) -> list[Path]:
     """Write ``config.yaml`` (the profile), ``plan.tsv`` (decisions) and ``plan.json`` into ``out_dir``.
 
     Returns:
         The files written.
     """
-    config = profile_config(plan, jobs, sites, slurm)
+    config = profile_config(plan, jobs, sites)
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, delimiter="\t", lineterminator="\n")

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"plan {args.plan}: no placement for rule(s) {', '.join(missing)} (plan again)")
         unknown = sorted({pid for c in counts.values() for pid in c} - {p.id for p in r.sites.partitions})
         if unknown:
-            raise InputError(f"plan {args.plan}: partition(s) {', '.join(unknown)} are not in {args.sites}")
+            raise InputError(f"plan {args.plan}: partition(s) {', '.join(unknown)} are not in {args.site}")
         results = {
             "static": _simulate("the static mapping", r.jobs, r.sites, static_placement(r.jobs, r.sites)),
             "plan": _simulate(f"plan {args.plan}", r.jobs, r.sites, ordered(counts), deal(counts, r.jobs), nice),

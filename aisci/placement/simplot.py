@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aisci.fileio import atomic_output
-from aisci.placement.model import Sites
+from aisci.slurm.site import Site
 from aisci.placement.simresult import SimResult
 
 #: Above this many runs in a scenario, partitions are plotted as means over this many bins.
 _MAX_EXACT_RUNS, _BINS = 5000, 2000
 
 
-def plot_utilisation(results: Mapping[str, SimResult], sites: Sites, path: Path) -> None:
+def plot_utilisation(results: Mapping[str, SimResult], sites: Site, path: Path) -> None:
     """Plot each partition's busy fraction of its primary resource (GPUs, else cores) over time.
 
     One panel per scenario, stacked, sharing the x axis in hours; one step line per partition of

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aisci.placement.model import Job, Sites
+from aisci.placement.model import Job
+from aisci.slurm.site import Site
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _binned(times: list[float], fracs: list[float], end: float, step: float) -> 
     return out_t, out_f
 
 
-def summarise(jobs: Sequence[Job], sites: Sites, runs: tuple[JobRun, ...], where: list[int]) -> SimResult:
+def summarise(jobs: Sequence[Job], sites: Site, runs: tuple[JobRun, ...], where: list[int]) -> SimResult:
     """Per-partition and overall figures of the runs (``where``: each job's partition index)."""
     parts = sites.partitions
     makespan = max((r.end_s for r in runs), default=0.0)

@@ -35,7 +35,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aisci.placement.model import Job, Partition, Placement, Sites
+from aisci.placement.model import Job, Placement
+from aisci.slurm.site import Partition, Site
 from aisci.placement.simresult import JobRun, SimResult, summarise
 
 
@@ -96,7 +97,7 @@ def _describe(job: Job) -> str:
 
 
 def _usable(
-    jobs: Sequence[Job], sites: Sites, placement: Placement, assignment: Mapping[int, str] | None = None
+    jobs: Sequence[Job], sites: Site, placement: Placement, assignment: Mapping[int, str] | None = None
 ) -> list[tuple[int, ...]]:
     """For each job, the indices (in sites order) of its partitions it fits, in placement order
     (its own partition when ``assignment`` names one, else its rule's)."""
@@ -167,7 +168,7 @@ def _dependants(jobs: Sequence[Job]) -> tuple[list[list[int]], list[int]]:
 
 def simulate(
     jobs: Sequence[Job],
-    sites: Sites,
+    sites: Site,
     placement: Placement,
     assignment: Mapping[int, str] | None = None,
     nice: Mapping[str, int] | None = None,

@@ -1,8 +1,9 @@
-"""Site profiles: write a commented Snakemake Slurm profile from a short description of a site's partitions."""
+"""Site profiles: write a commented Snakemake Slurm profile for the home centre of a site description."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,10 +12,9 @@ from typing import Any
 
 import yaml
 
-from aisci import yamlfile
 from aisci.errors import InputError
-from aisci.fileio import atomic_output, check_readable
-from aisci.schema import apply_defaults, describe_error, load_schema, schema_validator
+from aisci.fileio import atomic_output
+from aisci.slurm.site import Site, load_site
 
 # Rules grouped into one Slurm job each, so that a cohort of N samples submits a few jobs per sample
 # instead of one per rule and chunk, and a chain of rules waits for one status check, not one per
@@ -108,51 +108,43 @@ def render_profile(header: Sequence[str], entries: Sequence[Entry]) -> str:
     return "\n".join([*header, "", *lines(entries, ""), ""])
 
 
-def load_site(path: Path) -> dict[str, Any]:
-    """Read and validate a site description (schema: aisci/schemas/site.schema.yaml).
+def load_home_site(path: Path) -> Site:
+    """A site description (aisci/schemas/site.schema.yaml) whose home centre a profile can be written for.
 
     Raises:
-        InputError: naming the file and the key at fault (aliases, non-UTF-8 text and bad YAML too).
+        InputError: naming the file and the key at fault; or when no home partition has GPUs.
     """
-    check_readable(path, "site description")
-    site = yamlfile.load(path)
-    if not isinstance(site, dict):
-        raise InputError(f"{path}: must be a mapping")
-    errors = sorted(schema_validator("site").iter_errors(site), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise InputError(describe_error(errors[0], path.name))
-    apply_defaults(load_schema("site"), site)
-    for part in site["partitions"].values():
-        part.setdefault("gpus", 0)
-    if not any(p["gpus"] for p in site["partitions"].values()):
-        raise InputError(f"{path.name}: no partition has gpus > 0; GPU-class rules would have nowhere to run")
+    site = load_site(path)
+    if not any(p.gpus for p in site.home_partitions):
+        raise InputError(f"{path.name}: centres.{site.home}.partitions: none has gpus > 0; GPU-class rules "
+                         "would have nowhere to run")
     return site
 
 
-def partition_limits(site: dict[str, Any]) -> dict[str, Any]:
-    """The plugin's partition file (`--slurm-partition-config`): limits it matches jobs against.
+def partition_limits(site: Site) -> dict[str, Any]:
+    """The plugin's partition file (`--slurm-partition-config`) for the home centre: limits it matches jobs against.
 
     A GPU job only fits partitions with max_gpu > 0, and the plugin penalises GPU partitions for
     CPU-only jobs, so each class lands on its own partitions without naming rules.
     """
     out = {}
-    for name, p in site["partitions"].items():
+    for p in site.home_partitions:
         limits: dict[str, Any] = {
-            "max_threads": p["cpus"],
-            "max_cpus_per_task": p["cpus"],
-            "max_mem_mb": int(p["mem_gb"] * 1024),
-            "max_gpu": p["gpus"],
+            "max_threads": p.cores,
+            "max_cpus_per_task": p.cores,
+            "max_mem_mb": p.mem_mb,
+            "max_gpu": p.gpus,
         }
-        if "max_runtime" in p:
-            limits["max_runtime"] = p["max_runtime"]
-        if p.get("gpu_models"):
-            limits["available_gpu_models"] = list(p["gpu_models"])
-        out[name] = limits
+        if not math.isinf(p.max_walltime_s):
+            limits["max_runtime"] = math.floor(p.max_walltime_s / 60)  # minutes
+        if p.gpu_models:
+            limits["available_gpu_models"] = list(p.gpu_models)
+        out[p.name] = limits
     return {"partitions": out}
 
 
 def profile_text(
-    site: dict[str, Any],
+    site: Site,
     partitions_file: str | None,
     *,
     groups: dict[str, str] | None = None,
@@ -164,7 +156,7 @@ def profile_text(
     """The profile's config.yaml, every entry commented, every value written by the YAML writer.
 
     Args:
-        site: a validated site description (defaults filled).
+        site: a validated site description; the profile is its home centre's.
         partitions_file: the plugin's partition limits, or None when every rule names its partition.
         groups: rule -> group (default: GROUPS).
         header: comment lines opening the file (default: written by `aisci profile new`).
@@ -172,7 +164,8 @@ def profile_text(
         defaults: more default resources (string values as resource_literal()).
         extra: entries after the groups (e.g. the plan's set-resources).
     """
-    name = site.get("name", "site")
+    name = site.name
+    settings = site.settings
     groups = GROUPS if groups is None else groups
     header = header or [
         f"# Snakemake profile for {name}, written by `aisci profile new` (edit the site description and",
@@ -180,8 +173,8 @@ def profile_text(
     ]
     entries = [
         Entry("executor", "slurm", ("Submit every job through Slurm (snakemake-executor-plugin-slurm).",)),
-        Entry("jobs", site["max_jobs"], ("Jobs queued or running at once.",)),
-        Entry("cores", cores or max(p["cpus"] for p in site["partitions"].values()), (
+        Entry("jobs", settings["max_jobs"], ("Jobs queued or running at once.",)),
+        Entry("cores", cores or max(p.cores for p in site.home_partitions), (
             "Most cores one job may request (the largest partition's): a group job whose parallel",
             "parts (e.g. dozens of calling groups) would need more runs them in series instead.")),
     ]
@@ -189,22 +182,22 @@ def profile_text(
         entries.append(Entry("slurm-partition-config", partitions_file, (
             "Partition limits; the plugin picks, per job, the partition that fits it best: GPU-class",
             "rules (resources: gpu) go to partitions with GPUs, CPU-class rules to the others.")))
-    resources = [Entry("runtime", site["default_runtime"], ("wall time in minutes",))]
-    if site["account"]:
-        resources.append(Entry("slurm_account", resource_literal(site["account"]), ("account charged for every job",)))
+    resources = [Entry("runtime", settings["default_runtime"], ("wall time in minutes",))]
+    if settings["account"]:
+        resources.append(Entry("slurm_account", resource_literal(settings["account"]), ("account charged for every job",)))
     entries += [
-        Entry("slurm-status-command", site["status_command"], (
+        Entry("slurm-status-command", settings["status_command"], (
             "How job states are read. squeue: finished jobs stay visible for MinJobAge (>= 3x the first",
             "status delay). sacct: needs accounting, and plugin 2.8 does not recognise sacct's",
             "'CANCELLED by <uid>', so a cancelled job would leave the workflow waiting forever.")),
-        Entry("slurm-init-seconds-before-status-checks", site["first_status_check"], (
+        Entry("slurm-init-seconds-before-status-checks", settings["first_status_check"], (
             "Seconds to the first status query, and between queries after one that saw a job end; after",
             "each query that saw none end, the plugin (2.8) waits 10 s longer (at most 180 s), so a job",
             "is seen done x, 2x + 10, 3x + 30, ... s after its submission. The plugin ignores",
             "Snakemake's seconds-between-status-checks.")),
-        Entry("latency-wait", site["latency_wait"],
+        Entry("latency-wait", settings["latency_wait"],
               ("Wait this long (s) for outputs to appear: shared file systems cache directory listings.",)),
-        Entry("retries", site["retries"], (
+        Entry("retries", settings["retries"], (
             "Resubmit a failed job this often; each rule's mem_mb grows with the attempt number, so a",
             "job killed for running out of memory comes back with more.")),
         Entry("rerun-incomplete", True,
@@ -214,9 +207,9 @@ def profile_text(
         # values Snakemake evaluates as Python: strings go in as resource_literal()
         Entry("default-resources", [*resources, *defaults], ("Defaults for what a rule does not declare.",)),
     ]
-    if site["qos"]:
+    if settings["qos"]:
         # an executor setting, passed to sbatch as it is (not evaluated): a plain string
-        entries.append(Entry("slurm-qos", site["qos"], ("Quality of service for every job.",)))
+        entries.append(Entry("slurm-qos", settings["qos"], ("Quality of service for every job.",)))
     if groups:
         entries.append(Entry("groups", dict(groups), (
             "Rules run together as one Slurm job per group (few, larger jobs instead of thousands of",
@@ -230,17 +223,17 @@ def profile_text(
     return render_profile(header, [*entries, *extra])
 
 
-def sizing_entries(site: dict[str, Any]) -> list[Entry]:
-    """Threads and memory of the heavy rules, sized to the site's largest CPU partition.
+def sizing_entries(site: Site) -> list[Entry]:
+    """Threads and memory of the heavy rules, sized to the home centre's largest CPU partition.
 
     The rules declare what a laptop has (2 threads); a cluster's profile scales the rules whose
     tools use many cores: alignment and calling (a group's chunks run `threads` at a time). Memory
     grows with threads and doubles on each retry, never past the partition's.
     """
-    cpu_parts = [p for p in site["partitions"].values() if not p["gpus"]] or list(site["partitions"].values())
-    largest = max(cpu_parts, key=lambda p: (p["cpus"], p["mem_gb"]))
-    threads = max(1, min(16, largest["cpus"]))
-    cap = largest["mem_gb"] * 1000
+    home = site.home_partitions
+    largest = max([p for p in home if not p.gpus] or home, key=lambda p: (p.cores, p.mem_mb))
+    threads = max(1, min(16, largest.cores))
+    cap = largest.mem_mb * 1000 // 1024
 
     def mem(base_mb: int) -> str:
         return f"min({min(base_mb, cap)} * 2 ** (attempt - 1), {cap})"
@@ -265,7 +258,7 @@ def write_profile(site_path: Path, out_dir: Path) -> list[Path]:
     Returns:
         The files written.
     """
-    site = load_site(site_path)
+    site = load_home_site(site_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     partitions = out_dir / "partitions.yaml"
     config = out_dir / "config.yaml"
@@ -283,12 +276,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of `aisci profile`."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     new = sub.add_parser("new", help="write a Slurm profile from a site description")
-    new.add_argument("--partitions", required=True, type=Path, help="site description YAML")
+    new.add_argument("--site", required=True, type=Path, help="site description (site.yaml); the profile is its home centre's")
     new.add_argument("--out", required=True, type=Path, help="profile directory, e.g. profiles/mysite")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write a site profile."""
-    for path in write_profile(args.partitions, args.out):
+    for path in write_profile(args.site, args.out):
         print(f"wrote {path}")
     return 0

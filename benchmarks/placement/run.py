@@ -9,7 +9,7 @@ Not part of the tests.
 2. Builds the real DAG of the default pipeline with Snakemake's API (aisci.placement.dag).
 3. Runtimes: benchmarks/placement/runtimes.yaml (assumed per-job times of a 30x genome; see its header);
    each sample's jobs move 60 GB to the partner centre.
-4. Plans with `--objective makespan` on benchmarks/placement/sites.yaml (home: 512 CPU cores, 4 GPUs;
+4. Plans with `--objective makespan` on benchmarks/placement/site.yaml (home: 512 CPU cores, 4 GPUs;
    partner: 512 cores, 8 GPUs, with backlogs), then simulates the static mapping (CPU rules -> home CPU,
    GPU rules -> home GPU) and the plan.
 5. Times the ILP alone on 10,000 jobs x 20 partitions (5 centres x 4 partitions).
@@ -37,10 +37,9 @@ from aisci.placement.cli import _runtime_table
 from aisci.placement.dag import workflow_jobs
 from aisci.placement.estimates import Estimator, with_runtimes
 from aisci.placement.ilp import plan
-from aisci.placement.model import Partition, Sites, Transfer
 from aisci.placement.simcli import compare, report_text
 from aisci.placement.simplot import plot_utilisation
-from aisci.placement.sites import load_sites
+from aisci.slurm.site import Partition, Site, Transfer, load_site
 from tests.workflows.grch38 import many_samples
 
 SAMPLE_BYTES = 60 * 10**9
@@ -77,7 +76,7 @@ def ilp_scale(n_jobs: int = 10_000) -> tuple[float, int, int]:
                   Partition(centre, "short", 8, 64, 256 * 1024, max_walltime_s=4 * 3600)]
         if c:
             transfers[centre] = Transfer(cost_per_gb=0.01, gbit_s=10)
-    sites = Sites("c0", tuple(parts), transfers)
+    sites = Site("c0", tuple(parts), transfers)
     per_sample = [("align", 2, 8000, 0, {"cpu": 20000}), ("call", 1, 2000, 0, {"cpu": 9000}),
                   ("call", 1, 2000, 0, {"cpu": 9000}), ("filter", 1, 1000, 0, {"cpu": 600}),
                   ("splice", 2, 6000, 1, {"cpu": 30000, "gpu": 2400}), ("missense", 2, 8000, 1, {"cpu": 20000, "gpu": 1200}),
@@ -100,7 +99,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=8)
     args = parser.parse_args()
-    sites, _ = load_sites(HERE / "sites.yaml")
+    sites = load_site(HERE / "site.yaml")
     runtimes = _runtime_table(HERE / "runtimes.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         config = make_inputs(Path(tmp), args.samples, args.chunks)

@@ -298,20 +298,10 @@ def test_out_of_memory_job_is_retried_with_more(tmp_path):
     assert re.search(r"^\d+\.0\|CANCELLED", log, re.M), log  # the over-memory step was killed
 
 
-LOCAL_SITES = """
-name: slurm-local
-home: local
-centres:
-  local:
-    partitions:
-      cpu: {nodes: 1, cores: 2, mem_gb: 20}
-      gpu: {nodes: 1, cores: 2, mem_gb: 20, gpus: 2}
-slurm: {max_jobs: 20, latency_wait: 5, first_status_check: 2, retries: 1, default_runtime: 30}
-"""
-
-
 def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_run, sim_data, tmp_path):
-    """Closing the loop: sacct data of the last run -> history -> plan -> a profile that runs."""
+    """Closing the loop: sacct data of the last run -> history -> plan -> a profile that runs.
+
+    The plan reads the same site description that `aisci profile new` wrote profiles/slurm from."""
     _, run, _ = slurm_run
     history = tmp_path / "history.tsv"
     out = subprocess.run([sys.executable, "-m", "aisci.cli", "usage", "--run-id", run, "--record", str(history)],
@@ -320,14 +310,13 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
     recorded = history.read_text().splitlines()[1:]
     # single-rule jobs only: the group jobs (reference, align, calls, splice, protein) hold several rules' times
     assert {line.split("\t")[0] for line in recorded} >= {"annotate_context", "cache_splicing", "cache_missense"}
-    (tmp_path / "sites.yaml").write_text(LOCAL_SITES)
     # the small simulated data set (the history was measured on the demo data: estimates scale with size)
     genes = str(first_genes(sim_data.annotation, 4, tmp_path / "genes.gff3"))
     cfg = write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
                        calling={"joint": False, "chunk_size": 1000000}, splice={"annotation": genes})
     profile = tmp_path / "planned"
     out = subprocess.run(
-        [sys.executable, "-m", "aisci.cli", "plan", "--sites", str(tmp_path / "sites.yaml"),
+        [sys.executable, "-m", "aisci.cli", "plan", "--site", str(REPO / "profiles/slurm/site.yaml"),
          "--snakefile", str(REPO / "workflows/germline/Snakefile"), "--configfile", str(cfg),
          "--directory", str(tmp_path / "run"), "--history", str(history), "--gpu-speedup", "1",
          "--out", str(profile)],

@@ -91,6 +91,9 @@ def test_every_subcommand_module_loads_and_describes_itself(name, capsys):
     (["splice", "score", "--weights", "w"], "--weights is now --splice-weights"),
     (["context", "--batch", "9"], "--batch is now --batch-size"),
     (["validate", "--set", "aligner=bwa"], "--set is now --config KEY=VALUE"),
+    (["profile", "new", "--partitions", "site.yaml", "--out", "p"], "--partitions is now --site"),
+    (["plan", "--sites", "site.yaml"], "--sites is now --site"),
+    (["simulate-cluster", "--sites=site.yaml"], "--sites is now --site"),
 ])
 def test_an_old_spelling_names_the_new_one(argv, new, capsys):
     assert main(argv) == 2

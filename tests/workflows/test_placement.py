@@ -14,7 +14,7 @@ import yaml
 
 from tests.conftest import GERMLINE, write_config
 
-SITES = """
+SITE = """
 name: test
 home: home
 centres:
@@ -29,7 +29,8 @@ centres:
       big: {nodes: 4, cores: 16, mem_gb: 64, core_hour_cost: 0.02, queue_wait: 5}
 transfers:
   - {from: home, to: partner, cost_per_gb: 0.01, gbit_s: 1}
-slurm: {max_jobs: 50, latency_wait: 5}
+max_jobs: 50
+latency_wait: 5
 """
 
 
@@ -75,8 +76,8 @@ def test_job_profile_from_snakemakes_dag(sim_data, config, tmp_path):
 
 
 def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
-    (tmp_path / "sites.yaml").write_text(SITES)
-    common = ["--sites", str(tmp_path / "sites.yaml"), "--snakefile", str(GERMLINE), "--configfile", str(config),
+    (tmp_path / "site.yaml").write_text(SITE)
+    common = ["--site", str(tmp_path / "site.yaml"), "--snakefile", str(GERMLINE), "--configfile", str(config),
               "--directory", str(tmp_path / "run")]
     out = aisci("plan", *common, "--out", str(tmp_path / "planned"))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -112,17 +113,17 @@ def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
 
 
 def test_bad_input_stops_before_any_job(config, tmp_path):
-    bad = yaml.safe_load(SITES)
+    bad = yaml.safe_load(SITE)
     bad["centres"]["home"]["partitions"]["cpu"]["cores"] = "two"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     common = ["--snakefile", str(GERMLINE), "--configfile", str(config), "--directory", str(tmp_path / "run")]
-    out = aisci("plan", "--sites", str(tmp_path / "bad.yaml"), *common, "--out", str(tmp_path / "p"))
+    out = aisci("plan", "--site", str(tmp_path / "bad.yaml"), *common, "--out", str(tmp_path / "p"))
     assert out.returncode == 1 and "bad.yaml: centres.home.partitions.cpu.cores" in out.stderr, out.stderr
     # nodes too small for align_reads (8000 MB) and index_minimap2
-    small = yaml.safe_load(SITES)
+    small = yaml.safe_load(SITE)
     small["centres"] = {"home": {"partitions": {"tiny": {"nodes": 4, "cores": 2, "mem_gb": 4}}}}
     small["transfers"] = []
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))
-    out = aisci("plan", "--sites", str(tmp_path / "small.yaml"), *common, "--out", str(tmp_path / "p"))
+    out = aisci("plan", "--site", str(tmp_path / "small.yaml"), *common, "--out", str(tmp_path / "p"))
     assert out.returncode == 1 and "fits nowhere: its jobs need 2 threads, 8000 MB" in out.stderr, out.stderr
     assert not (tmp_path / "p").exists() and not (tmp_path / "run" / "results").exists()

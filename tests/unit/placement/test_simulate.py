@@ -6,7 +6,8 @@ from collections import defaultdict
 
 import pytest
 
-from aisci.placement.model import Job, Partition, Sites, Transfer, static_placement
+from aisci.placement.model import Job, static_placement
+from aisci.slurm.site import Partition, Site, Transfer
 from aisci.placement.simplot import plot_utilisation
 from aisci.placement.simulate import simulate
 
@@ -16,7 +17,7 @@ def part(name, nodes=1, cores=4, mem_mb=1000, gpus=0, centre="home", **kw):
 
 
 def sites_of(*parts, transfers=None):
-    return Sites(home="home", partitions=tuple(parts), transfers=transfers or {})
+    return Site(home="home", partitions=tuple(parts), transfers=transfers or {})
 
 
 def job(id, rule="r", threads=1, mem_mb=100, gpus=0, deps=(), cpu=10.0, gpu=None, input_bytes=0, wildcards=""):

@@ -13,10 +13,17 @@ from aisci.cli import main
 from aisci.schema import load_schema
 from aisci.errors import InputError
 from aisci.names import NAME_PATTERN
-from aisci.slurm.profile import GROUPS, load_site, partition_limits, profile_text, write_profile
+from aisci.slurm.profile import GROUPS, load_home_site, partition_limits, profile_text, write_profile
+from aisci.slurm.site import Partition, Site
 from tests.conftest import REPO
 
-SITE = "name: t\npartitions:\n  cpu: {cpus: 4, mem_gb: 8}\n  gpu: {cpus: 4, mem_gb: 8, gpus: 1}\n"
+SITE = ("name: t\ncentres:\n  t:\n    partitions:\n      cpu: {nodes: 2, cores: 4, mem_gb: 8}\n"
+        "      gpu: {nodes: 1, cores: 4, mem_gb: 8, gpus: 1}\n")
+
+
+def one_centre(partitions: str) -> str:
+    """A site description of one centre, 'c', with these partitions (YAML flow mappings by name)."""
+    return "centres:\n  c:\n    partitions:\n" + "".join(f"      {line}\n" for line in partitions.splitlines())
 
 
 def snakemake_reads(config: Path, wildcards: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -78,7 +85,7 @@ def test_example_site_maps_partitions_account_and_qos(tmp_path):
     assert config["groups"] == GROUPS
     parts = yaml.safe_load(files[1].read_text())["partitions"]
     assert parts["gpu_a100"] == {"max_threads": 32, "max_cpus_per_task": 32, "max_mem_mb": 524288, "max_gpu": 4,
-                                 "max_runtime": "1-00:00:00", "available_gpu_models": ["a100"]}
+                                 "max_runtime": 1440, "available_gpu_models": ["a100"]}
     assert parts["bigmem"]["max_gpu"] == 0 and parts["compute"]["max_mem_mb"] == 262144
     # every entry of the profile is commented
     lines = files[0].read_text().splitlines()
@@ -90,32 +97,35 @@ def test_example_site_maps_partitions_account_and_qos(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("partitions: {}\n", "partitions: {} should be non-empty"),
-        ("partitions:\n  cpu: {cpus: 4, mem_gb: 8}\n", "no partition has gpus > 0"),
-        ("partitions:\n  cpu: {cpus: 4}\n", "partitions.cpu.mem_gb: required, not set"),
-        ("partitions:\n  cpu: {cpus: 4, mem_gb: 8, gpu: 1}\n", "unknown key 'partitions.cpu.gpu'"),
-        ("acount: x\npartitions:\n  g: {cpus: 1, mem_gb: 1, gpus: 1}\n", "unknown key 'acount'"),
-        ("status_command: qstat\npartitions:\n  g: {cpus: 1, mem_gb: 1, gpus: 1}\n", "'qstat' is not one of sacct, squeue"),
+        ("centres:\n  c:\n    partitions: {}\n", "centres.c.partitions: {} should be non-empty"),
+        (one_centre("cpu: {nodes: 1, cores: 4, mem_gb: 8}"), "centres.c.partitions: none has gpus > 0"),
+        (one_centre("cpu: {nodes: 1, cores: 4}"), "centres.c.partitions.cpu.mem_gb: required, not set"),
+        (one_centre("cpu: {nodes: 1, cores: 4, mem_gb: 8, gpu: 1}"), "unknown key 'centres.c.partitions.cpu.gpu'"),
+        ("acount: x\n" + one_centre("g: {nodes: 1, cores: 1, mem_gb: 1, gpus: 1}"), "unknown key 'acount'"),
+        ("status_command: qstat\n" + one_centre("g: {nodes: 1, cores: 1, mem_gb: 1, gpus: 1}"),
+         "'qstat' is not one of sacct, squeue"),
+        ("partitions:\n  g: {cpus: 1, mem_gb: 1, gpus: 1}\n", "partitions: partitions now sit under centres.<centre>.partitions"),
     ],
 )
 def test_bad_site_descriptions(tmp_path, text, message):
     path = tmp_path / "site.yaml"
     path.write_text(text)
     with pytest.raises(InputError) as err:
-        load_site(path)
+        load_home_site(path)
     assert message in str(err.value) and "site.yaml" in str(err.value)
 
 
-def test_partition_limits_of_a_cpu_only_partition():
-    site = {"partitions": {"c": {"cpus": 8, "mem_gb": 1.5, "gpus": 0}}}
+def test_partition_limits_are_the_home_centres():
+    site = Site("home", (Partition("home", "c", nodes=3, cores=8, mem_mb=1536, max_walltime_s=5400.0),
+                         Partition("partner", "p", nodes=1, cores=64, mem_mb=9999)))
     assert partition_limits(site) == {"partitions": {"c": {"max_threads": 8, "max_cpus_per_task": 8,
-                                                           "max_mem_mb": 1536, "max_gpu": 0}}}
+                                                           "max_mem_mb": 1536, "max_gpu": 0, "max_runtime": 90}}}
 
 
 def test_cli_profile_new(tmp_path, capsys):
     site = tmp_path / "site.yaml"
-    site.write_text("partitions:\n  gpu: {cpus: 8, mem_gb: 64, gpus: 2}\nstatus_command: squeue\n")
-    assert main(["profile", "new", "--partitions", str(site), "--out", str(tmp_path / "prof")]) == 0
+    site.write_text(one_centre("gpu: {nodes: 1, cores: 8, mem_gb: 64, gpus: 2}") + "status_command: squeue\n")
+    assert main(["profile", "new", "--site", str(site), "--out", str(tmp_path / "prof")]) == 0
     assert "wrote" in capsys.readouterr().out
     assert "slurm-status-command: squeue" in (tmp_path / "prof" / "config.yaml").read_text()
 
@@ -142,9 +152,9 @@ def test_literal_keeps_an_expression_a_string_even_past_the_schema(tmp_path, mon
     # the schema refuses such an account (next test); were one to slip through, Snakemake still reads a string
     monkeypatch.chdir(tmp_path)
     account = "__import__('os').system('touch PWNED')"
-    site = {"account": account, "qos": "a\nexecutor: local", "max_jobs": 1, "status_command": "squeue",
-            "first_status_check": 1, "latency_wait": 1, "retries": 0, "default_runtime": 1,
-            "partitions": {"g": {"cpus": 1, "mem_gb": 1, "gpus": 1}}}
+    site = Site("c", (Partition("c", "g", nodes=1, cores=1, mem_mb=1024, gpus=1),),
+                settings={"account": account, "qos": "a\nexecutor: local", "max_jobs": 1, "status_command": "squeue",
+                          "first_status_check": 1, "latency_wait": 1, "retries": 0, "default_runtime": 1})
     config = tmp_path / "config.yaml"
     config.write_text(profile_text(site, None))
     args, resources = snakemake_reads(config)
@@ -167,35 +177,37 @@ def test_account_and_qos_must_be_slurm_names(tmp_path, monkeypatch, capsys, line
     monkeypatch.chdir(tmp_path)
     site = tmp_path / "site.yaml"
     site.write_text(SITE + line + "\n")
-    assert main(["profile", "new", "--partitions", str(site), "--out", "prof"]) == 1
+    assert main(["profile", "new", "--site", str(site), "--out", "prof"]) == 1
     assert capsys.readouterr().err == f"aisci profile: error: site.yaml: {message}\n"
     assert not (tmp_path / "prof").exists() and not (tmp_path / "PWNED").exists()
 
 
 def test_partition_names_must_be_slurm_names(tmp_path):
     site = tmp_path / "site.yaml"
-    site.write_text("partitions:\n  \"gpu a\": {cpus: 4, mem_gb: 8, gpus: 1}\n")
-    with pytest.raises(InputError, match=r"site.yaml: partitions: 'gpu a' must match \^\[A-Za-z0-9\]"):
-        load_site(site)
+    site.write_text(one_centre("\"gpu a\": {nodes: 1, cores: 4, mem_gb: 8, gpus: 1}"))
+    with pytest.raises(InputError, match=r"site.yaml: centres.c.partitions: 'gpu a' must match \^\[A-Za-z0-9\]"):
+        load_home_site(site)
 
 
-def test_site_schemas_use_the_one_name_pattern():
+def test_site_schema_uses_the_one_name_pattern():
     site = load_schema("site")["properties"]
     assert site["account"]["pattern"] == site["qos"]["pattern"] == NAME_PATTERN
-    assert site["partitions"]["propertyNames"]["pattern"] == NAME_PATTERN
-    centre = load_schema("sites")["properties"]["centres"]["additionalProperties"]["properties"]
-    assert centre["slurm_cluster"]["pattern"] == NAME_PATTERN
+    centre = site["centres"]["additionalProperties"]["properties"]
+    assert centre["slurm_cluster"]["pattern"] == centre["partitions"]["propertyNames"]["pattern"] == NAME_PATTERN
+    partition = centre["partitions"]["additionalProperties"]["properties"]
+    assert partition["gpu_models"]["items"]["pattern"] == NAME_PATTERN
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"partitions:\n  gpu: &g {cpus: 4, mem_gb: 8, gpus: 1}\n  gpu2: *g\n", "line 3: not valid YAML (YAML aliases (*name) are not allowed"),
-    (b"name: caf\xe9\npartitions:\n  gpu: {cpus: 4, mem_gb: 8, gpus: 1}\n", "not UTF-8 text (byte 9"),
+    (one_centre("gpu: &g {nodes: 1, cores: 4, mem_gb: 8, gpus: 1}\ngpu2: *g").encode(),
+     "line 5: not valid YAML (YAML aliases (*name) are not allowed"),
+    (b"name: caf\xe9\n" + one_centre("gpu: {nodes: 1, cores: 4, mem_gb: 8, gpus: 1}").encode(), "not UTF-8 text (byte 9"),
 ])
 def test_site_file_with_an_alias_or_not_utf8_is_refused_naming_the_file(tmp_path, data, message):
     site = tmp_path / "site.yaml"
     site.write_bytes(data)
     with pytest.raises(InputError) as err:
-        load_site(site)
+        load_home_site(site)
     assert str(err.value).startswith(f"{site}") and message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -230,11 +242,11 @@ def test_local_cluster_keeps_squeue_for_job_states():
     """The plugin turns to sacct when MinJobAge < 3x the first status check; the local cluster's profile
     reads states with squeue (sacct misses 'CANCELLED by <uid>', see site.schema.yaml), so its
     MinJobAge (scripts/slurm-local) must stay above that."""
-    site = load_site(REPO / "profiles/slurm/site.yaml")
+    settings = load_home_site(REPO / "profiles/slurm/site.yaml").settings
     min_job_age = int(re.search(r"^MinJobAge=(\d+)$", (REPO / "scripts/slurm-local").read_text(), re.M).group(1))
-    assert site["status_command"] == "squeue" and 3 * site["first_status_check"] <= min_job_age
+    assert settings["status_command"] == "squeue" and 3 * settings["first_status_check"] <= min_job_age
     config = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    assert config["slurm-init-seconds-before-status-checks"] == site["first_status_check"]
+    assert config["slurm-init-seconds-before-status-checks"] == settings["first_status_check"]
 
 
 def test_profile_status_check_and_groups_reach_snakemake(tmp_path):
