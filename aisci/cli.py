@@ -41,6 +41,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), if it is one."""
+    words = [a for a in argv if not a.startswith("-")][:1]
+    return words[0] if words and words[0] in SUBCOMMANDS else None
+
+
 def create_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser with every subcommand registered.
 
@@ -55,8 +61,7 @@ def create_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    named = [a for a in (argv or []) if not a.startswith("-")][:1]
-    only = named[0] if named and named[0] in SUBCOMMANDS else None
+    only = subcommand(argv or [])
     for name, (module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         sp.set_defaults(_module=module)
@@ -89,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aisci` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    named = [a for a in argv if not a.startswith("-")][:1]
-    if named and (problem := renamed(named[0], argv)):  # an old spelling: say the new one, run nothing
-        print(f"aisci {named[0]}: error: {problem}", file=sys.stderr)
+    command = subcommand(argv)
+    if command and (problem := renamed(command, argv)):  # an old spelling: say the new one, run nothing
+        print(f"aisci {command}: error: {problem}", file=sys.stderr)
         return 2
     args = create_parser(argv).parse_args(argv)
     logging.basicConfig(

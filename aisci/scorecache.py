@@ -167,6 +167,18 @@ def cached_sha256(path: Path) -> str:
     return _HASHES[key]
 
 
+def unchanged_sha256(path: Path, recorded: str, name: str) -> str:
+    """SHA-256 of ``path`` (e.g. a model's annotation), which must still be ``recorded``: the one its model version was made from.
+
+    Raises:
+        InputError: naming ``name`` when the file changed since.
+    """
+    sha = cached_sha256(path)
+    if sha != recorded:
+        raise InputError(f"{name}: the annotation changed since the model version was computed; run again")
+    return sha
+
+
 def parsed_once(load: Callable[[str], Any], spec: str, sha: str) -> Any:
     """``load(spec)`` once per process and content: a model checks its annotation parses, its runner reuses it."""
     key = (f"{load.__module__}.{load.__qualname__}", spec, sha)

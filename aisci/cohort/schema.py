@@ -1,12 +1,12 @@
 """The cohort store's tables, in one place: calls (per sample), variant summaries, scored calls (score caches: `aisci.scorecache`).
 
 Every Parquet file the store writes has exactly one of these schemas; readers check them with
-`check_schema`. A variant is identified by its content, ``variant_id = "chrom:pos:ref:alt"`` (one
-ALT allele per row: multi-allelic records are split, each row keeping the record's genotype and
-allele depths plus its ``alt_index``), so the same variant in two samples or two stores has the
-same key, and a score cached for (variant_id, model_id) is valid wherever that pair recurs. The
-per-sample calls files do not store it (it is their chrom, pos, ref and alt: a third of the cost of
-writing them); the summaries, the score caches and `SCORED_CALLS` carry it.
+`aisci.scorecache.check_schema`. A variant is identified by its content, ``variant_id =
+"chrom:pos:ref:alt"`` (one ALT allele per row: multi-allelic records are split, each row keeping the
+record's genotype and allele depths plus its ``alt_index``), so the same variant in two samples or
+two stores has the same key, and a score cached for (variant_id, model_id) is valid wherever that
+pair recurs. The per-sample calls files do not store it (it is their chrom, pos, ref and alt: a
+third of the cost of writing them); the summaries, the score caches and `SCORED_CALLS` carry it.
 
 AI scores are properties of a variant, not of a sample: they live once per variant in the score
 caches, never copied into the per-sample calls files, so re-scoring with a new model rewrites no
@@ -19,19 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-
-# The score caches' tables and the variant key are the base's (the germline SpliceAI stage shares the caches);
-# the cohort's modules read them through this module with the rest of the store's tables.
-from aisci.scorecache import (  # noqa: F401 - re-exported
-    PROTEIN_SCORES,
-    SCORE_SCHEMAS,
-    SPLICE_SCORES,
-    STAGES,
-    check_schema,
-    model_id,
-    parse_variant_id,
-    variant_id,
-)
 
 # Version of the on-disk layout (store.json "format_version"); bump when a schema below changes.
 FORMAT_VERSION = 3  # 2: one calls file per sample, chrom inside it, no variant_id in it; 3: int32 allele counts

@@ -29,6 +29,7 @@ from aisci.scorecache import (
     model_version,
     parsed_once,
     reference_path,
+    unchanged_sha256,
 )
 
 
@@ -83,7 +84,8 @@ class ProteinRunner:
         self.opts = opts
         self.fasta = pysam.FastaFile(opts["ref"])
         self.cache = ModelCache(self.fasta)
-        self.transcripts = parsed_once(load_transcripts, opts["annotation"], _annotation_sha(opts))
+        sha = unchanged_sha256(Path(opts["annotation"]), opts["content"]["annotation"], opts["annotation"])
+        self.transcripts = parsed_once(load_transcripts, opts["annotation"], sha)
         self.bundle = esm.load_esm(opts["model_dir"], device=opts["device"], name=opts["model"])
 
     def score(self, chrom: str, variants: pa.Table) -> pa.Table:
@@ -106,11 +108,3 @@ class ProteinRunner:
         for r in todo:
             r["status"] = "scored" if r["score"] is not None else "not scored"
         return pa.Table.from_pylist(rows, schema=PROTEIN_SCORES)
-
-
-def _annotation_sha(opts: dict[str, Any]) -> str:
-    """The annotation's hash, which must still be the one the model version was made from."""
-    sha = cached_sha256(Path(opts["annotation"]))
-    if sha != opts["content"]["annotation"]:
-        raise InputError(f"{opts['annotation']}: the annotation changed since the model version was computed; run again")
-    return sha

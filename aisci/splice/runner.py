@@ -25,6 +25,7 @@ from aisci.scorecache import (
     model_version,
     parsed_once,
     reference_path,
+    unchanged_sha256,
 )
 from aisci.splice.annotation import PACKAGED, load_annotation, packaged_table
 from aisci.splice.scoring import CHUNK, SKIPS, check_distance, chunks
@@ -103,7 +104,9 @@ class SpliceRunner:
 
         self.lock = threading.Lock()
         self.fasta = pysam.FastaFile(opts["ref"])
-        annotation = parsed_once(load_annotation, opts["annotation"], _annotation_sha(opts))
+        spec = opts["annotation"]
+        sha = unchanged_sha256(packaged_table(spec) if spec in PACKAGED else Path(spec), opts["content"]["annotation"], spec)
+        annotation = parsed_once(load_annotation, spec, sha)
         from aisci.splice import weights  # looked up at call time: tests replace load_ensemble
 
         engine = Engine(weights.load_ensemble(opts["weights"], verify=False), pick_device(opts["device"]),
@@ -136,12 +139,3 @@ class SpliceRunner:
                     rows += [(*head, "scored", e.gene.name, e.gene.strand, *e.values) for e in p.entries]
         names = SPLICE_SCORES.names
         return pa.Table.from_pydict(dict(zip(names, zip(*rows))), schema=SPLICE_SCORES)
-
-
-def _annotation_sha(opts: dict[str, Any]) -> str:
-    """The annotation's hash, which must still be the one the model version was made from."""
-    spec = opts["annotation"]
-    sha = cached_sha256(packaged_table(spec) if spec in PACKAGED else Path(spec))
-    if sha != opts["content"]["annotation"]:
-        raise InputError(f"{spec}: the annotation changed since the model version was computed; run again")
-    return sha

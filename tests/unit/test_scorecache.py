@@ -13,10 +13,9 @@ import pysam
 import pytest
 
 from aisci.cli import main
-from aisci.cohort import schema
 from aisci.cohort.scorers import RUNNERS
 from aisci.protein.runner import protein_model
-from aisci.scorecache import ScoreCache, ScoreModel, score_chunk
+from aisci.scorecache import PROTEIN_SCORES, ScoreCache, ScoreModel, score_chunk, variant_id
 from aisci.splice.runner import splice_model
 from aisci.errors import InputError
 
@@ -52,7 +51,7 @@ def batch(variants):
     """A store-like batch: chrom, variant_id, pos, ref, alt."""
     c, p, r, a = zip(*variants) if variants else ((), (), (), ())
     return pa.record_batch({"chrom": pa.array(c, pa.string()),
-                            "variant_id": pa.array([schema.variant_id(*v) for v in variants], pa.string()),
+                            "variant_id": pa.array([variant_id(*v) for v in variants], pa.string()),
                             "pos": pa.array(p, pa.int64()), "ref": pa.array(r, pa.string()),
                             "alt": pa.array(a, pa.string())})
 
@@ -94,10 +93,10 @@ def test_splice_scores_once_then_hits_the_cache(splice_run):
     assert score_all(cache, model, batches) == 0
     assert len(cache.parts(model)) == 1  # one chunk, one part
     rows = cache.read(model)
-    assert set(rows.column("variant_id").to_pylist()) == {schema.variant_id(*v) for v in chosen}
+    assert set(rows.column("variant_id").to_pylist()) == {variant_id(*v) for v in chosen}
     status = dict(zip(rows.column("variant_id").to_pylist(), rows.column("status").to_pylist()))
-    assert status[schema.variant_id(*MISMATCH)] == "ref mismatch"
-    assert [status[schema.variant_id(*v)] for v in chosen] == ["scored"] * 2 + ["not in a gene"] * 2 + ["ref mismatch"]
+    assert status[variant_id(*MISMATCH)] == "ref mismatch"
+    assert [status[variant_id(*v)] for v in chosen] == ["scored"] * 2 + ["not in a gene"] * 2 + ["ref mismatch"]
 
 
 def test_splice_cache_equals_aisci_splice_score(splice_run):
@@ -106,13 +105,13 @@ def test_splice_cache_equals_aisci_splice_score(splice_run):
     rows = cache.read(model)
     rows = rows.filter(pa.compute.equal(rows.column("status"), "scored"))
     cached = sorted(zip(rows.column("variant_id").to_pylist(), *(rows.column(c).to_pylist() for c in values)))
-    ids = [schema.variant_id(c, p, r, a) for c, p, r, a in zip(*(cli.column(n).to_pylist()
+    ids = [variant_id(c, p, r, a) for c, p, r, a in zip(*(cli.column(n).to_pylist()
                                                                  for n in ("chrom", "pos", "ref", "alt")))]
     official = sorted(zip(ids, *(cli.column(c).to_pylist() for c in values)))
     assert cached == official and len(official) == 2
     assert all(None not in r[3:] for r in official)  # scored values, not the "." of an MNV
     best = cache.best(model).to_pylist()
-    assert [b["variant_id"] for b in best] == sorted(schema.variant_id(*v) for v in chosen)  # one row per variant
+    assert [b["variant_id"] for b in best] == sorted(variant_id(*v) for v in chosen)  # one row per variant
     assert {b["variant_id"] for b in best if b["splice_gene"] is not None} == {r[0] for r in cached}
     for b in best:
         if b["splice_gene"] is None:
@@ -213,10 +212,10 @@ def test_protein_cache_equals_aisci_plm_score(protein_run):
     model, cache, chosen, cli = protein_run
     assert score_all(cache, model, [batch(chosen)]) == len(chosen)
     rows = cache.read(model).to_pylist()
-    assert {r["variant_id"] for r in rows} == {schema.variant_id(*v) for v in chosen}
+    assert {r["variant_id"] for r in rows} == {variant_id(*v) for v in chosen}
     status = {r["variant_id"]: r["status"] for r in rows}
-    assert status[schema.variant_id(*MISMATCH)] == "ref mismatch"
-    assert {status[schema.variant_id(*v)] for v in chosen[-4:-1]} == {"intergenic"}
+    assert status[variant_id(*MISMATCH)] == "ref mismatch"
+    assert {status[variant_id(*v)] for v in chosen[-4:-1]} == {"intergenic"}
     cached = {(r["variant_id"], r["transcript"]): r for r in rows if r["transcript"] is not None}
     official = {(r["variant"], r["transcript"]): r for r in cli.to_pylist()}
     assert cached.keys() == official.keys()
@@ -245,7 +244,7 @@ def test_a_variant_in_many_samples_is_scored_once(protein_run, truth, tmp_path):
     # as a scan of the calls (calls/chrom=<c>/<sample>.parquet) yields them: per chromosome, each sample in turn
     per_chrom = [[v for v in s if v[0] == chrom] for chrom in ("chr1", "chr2") for s in samples]
     batches = [batch(s[i:i + 40]) for s in per_chrom for i in range(0, len(s), 40)]
-    distinct = {schema.variant_id(*v) for s in samples for v in s}
+    distinct = {variant_id(*v) for s in samples for v in s}
     cache = ScoreCache(tmp_path / "scores")
     todo = list(cache.missing(model, batches))
     ids = [v for t in todo for v in t.column("variant_id").to_pylist()]
@@ -289,7 +288,7 @@ def test_cache_layout_is_append_only_and_never_shows_a_partial_parquet(tmp_path,
     assert all(re.fullmatch(r"part-[0-9a-f]{32}\.parquet", p.name) for p in paths)
     assert paths[0].parent.name == "chrom=chrUn%2Fx%251"
     for p in paths:
-        assert pq.read_schema(p).remove_metadata() == schema.PROTEIN_SCORES
+        assert pq.read_schema(p).remove_metadata() == PROTEIN_SCORES
     assert cache.keys(model, odd).to_pylist() == [f"{odd}:5:A:C"] and cache.count(model) == 2
     assert cache.best(model, "chr2").to_pylist() == [{
         "variant_id": "chr2:7:G:T", "protein_gene": None, "protein_transcript": None, "hgvs_p": None,

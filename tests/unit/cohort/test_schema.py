@@ -1,10 +1,11 @@
-"""The cohort store's schemas: the joined view carries every column the issue names; keys round-trip."""
+"""The cohort store's schemas (and the score caches' they share): the joined view carries every column the issue names; keys round-trip."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pytest
 
+from aisci import scorecache
 from aisci.cohort import schema
 
 
@@ -21,24 +22,24 @@ def test_scored_calls_has_the_genotype_and_score_columns():
 
 
 def test_score_caches_share_the_variant_key_columns():
-    for stage, s in schema.SCORE_SCHEMAS.items():
+    for stage, s in scorecache.SCORE_SCHEMAS.items():
         assert s.names[:5] == ["variant_id", "pos", "ref", "alt", "status"], stage
-    assert schema.STAGES == ("splice", "protein")
+    assert scorecache.STAGES == ("splice", "protein")
     assert set(schema.SUMMARY_COUNTS) <= set(schema.VARIANTS.names)
 
 
 @pytest.mark.parametrize("chrom", ["chr1", "HLA-A*01:01:01:01", "chrUn_gl000220"])
 def test_variant_id_round_trips(chrom):
-    key = schema.variant_id(chrom, 12345, "AC", "A")
-    assert schema.parse_variant_id(key) == (chrom, 12345, "AC", "A")
-    assert schema.model_id("spliceai-1.3.1", "0123456789ab") == "spliceai-1.3.1@0123456789ab"
+    key = scorecache.variant_id(chrom, 12345, "AC", "A")
+    assert scorecache.parse_variant_id(key) == (chrom, 12345, "AC", "A")
+    assert scorecache.model_id("spliceai-1.3.1", "0123456789ab") == "spliceai-1.3.1@0123456789ab"
 
 
 def test_check_schema_names_the_column():
     good = schema.empty(schema.VARIANTS).schema
-    schema.check_schema(good, schema.VARIANTS, "x.parquet")
+    scorecache.check_schema(good, schema.VARIANTS, "x.parquet")
     with pytest.raises(ValueError, match="x.parquet: missing column 'hom_alt'"):
-        schema.check_schema(pa.schema([f for f in good if f.name != "hom_alt"]), schema.VARIANTS, "x.parquet")
+        scorecache.check_schema(pa.schema([f for f in good if f.name != "hom_alt"]), schema.VARIANTS, "x.parquet")
     bad = pa.schema([pa.field("ac", pa.int32()) if f.name == "ac" else f for f in good])
     with pytest.raises(ValueError, match="x.parquet: column 'ac' is int32, expected int64"):
-        schema.check_schema(bad, schema.VARIANTS, "x.parquet")
+        scorecache.check_schema(bad, schema.VARIANTS, "x.parquet")

@@ -469,7 +469,7 @@ def test_concurrent_commits_from_two_processes_all_land(tmp_path):
 # ------------------------------------------------------------------------------- docs/reanalysis.md
 def test_the_readme_duckdb_queries_run_on_a_store(tmp_path, monkeypatch):
     """docs/reanalysis.md's DuckDB block, as written there, against a real store and a protein score cache."""
-    from aisci.cohort.schema import PROTEIN_SCORES
+    from aisci.scorecache import PROTEIN_SCORES
 
     readme = (Path(__file__).resolve().parents[3] / "docs" / "reanalysis.md").read_text()
     block = readme.split("```python\nimport duckdb", 1)[1].split("```", 1)[0]
