@@ -25,7 +25,7 @@ SETTINGS = ("account", "qos", "max_jobs", "latency_wait", "retries", "status_com
 
 # Keys of the two formats this one replaced: each is refused with what to write instead.
 _OLD_TOP = {
-    "partitions": "partitions now sit under centres.<centre>.partitions (one centre for a single cluster), "
+    "partitions": "now under centres.<centre>.partitions (one centre for a single cluster), "
                   "with cores, max_walltime and gpu_models for cpus, max_runtime and gpu_model, and nodes",
     "slurm": "its keys (account, qos, max_jobs, ...) now sit at the top level of the site description",
 }

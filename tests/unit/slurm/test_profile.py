@@ -104,7 +104,7 @@ def test_example_site_maps_partitions_account_and_qos(tmp_path):
         ("acount: x\n" + one_centre("g: {nodes: 1, cores: 1, mem_gb: 1, gpus: 1}"), "unknown key 'acount'"),
         ("status_command: qstat\n" + one_centre("g: {nodes: 1, cores: 1, mem_gb: 1, gpus: 1}"),
          "'qstat' is not one of sacct, squeue"),
-        ("partitions:\n  g: {cpus: 1, mem_gb: 1, gpus: 1}\n", "partitions: partitions now sit under centres.<centre>.partitions"),
+        ("partitions:\n  g: {cpus: 1, mem_gb: 1, gpus: 1}\n", "partitions: now under centres.<centre>.partitions"),
     ],
 )
 def test_bad_site_descriptions(tmp_path, text, message):

@@ -55,7 +55,7 @@ def test_one_centre_is_home_without_naming_it():
 @pytest.mark.parametrize("text, message", [
     # the two formats this one replaced: one line each, naming the key and what to write instead
     ("partitions:\n  cpu: {cpus: 4, mem_gb: 8}\n",
-     "site.yaml: partitions: partitions now sit under centres.<centre>.partitions (one centre for a single "
+     "site.yaml: partitions: now under centres.<centre>.partitions (one centre for a single "
      "cluster), with cores, max_walltime and gpu_models for cpus, max_runtime and gpu_model, and nodes"),
     ("slurm: {account: lab}\ncentres: {}\n", "site.yaml: slurm: its keys (account, qos, max_jobs, ...) now sit at the top "
      "level of the site description"),
