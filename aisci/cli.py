@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "align": ("aisci.germline.align", "align paired reads, fix mates, sort and mark duplicates"),
     "profile": ("aisci.slurm.profile", "write a Slurm profile from a short description of a site's partitions"),
     "usage": ("aisci.slurm.usage", "utilisation report of a run from Slurm accounting (sacct)"),
+    "report": ("aisci.report.cli", "one self-contained HTML page of a run: QC, calls, accuracy, AI effects, cluster use"),
     "context": ("aisci.germline.context", "sequence-context features of variant calls, on the GPU when visible"),
     "gather": ("aisci.gather", "concatenate a callset's scattered VCF or Parquet parts in order"),
     "splice": ("aisci.splice.cli", "SpliceAI splice-effect scores (PyTorch port of the official models)"),

@@ -20,6 +20,7 @@ REGIONS = "resources/reference/regions"
 SCORE_REGIONS = f"{REGIONS}/score"
 COHORT = "cohort"
 PIPELINE_INFO = "results/pipeline_info"
+REPORT = "results/report.html"
 
 
 class GermlinePipeline(Glue):
@@ -60,7 +61,30 @@ class GermlinePipeline(Glue):
         return len(self.samples) >= 2 if joint == "auto" else bool(joint)
 
     def targets(self) -> list[str]:
-        """Every final output of the pipeline."""
+        """Every final output of the pipeline, the run report last."""
+        return [*self.report_files(), REPORT]
+
+    def report_inputs(self, wildcards: Any = None) -> dict[str, list[str]]:
+        """The files the run report reads, by `aisci report germline` option (the report rule's named inputs)."""
+        files = self.report_files()
+
+        def ending(suffix: str, folder: str) -> list[str]:
+            return [f for f in files if f.startswith(f"results/{folder}/") and f.endswith(suffix)]
+
+        return {
+            "info": [PIPELINE_INFO],
+            "stats": ending(".stats.txt", "qc"),
+            "bcftools_stats": ending(".bcftools_stats.txt", "qc"),
+            "calls": ending(".vcf.gz", "calls"),
+            "eval": ending(".json", "eval"),
+            "splice": ending(".parquet", "splice"),
+            "protein": [f for f in ending(".parquet", "protein") if not f.endswith(".consequences.parquet")],
+            # the rest of the run: the report comes last, after every output it does not read too
+            "rest": [f for f in files if f != PIPELINE_INFO],
+        }
+
+    def report_files(self) -> list[str]:
+        """Every final output but the report."""
         out: list[str] = [PIPELINE_INFO]
         for name, sample in self.samples.items():
             out += [
@@ -72,7 +96,8 @@ class GermlinePipeline(Glue):
             if sample.truth is not None:
                 out.append(f"results/eval/{name}.json")
         for callset in self.callsets():
-            out += [f"results/calls/{callset}.vcf.gz", f"results/calls/{callset}.vcf.gz.tbi"]
+            out += [f"results/calls/{callset}.vcf.gz", f"results/calls/{callset}.vcf.gz.tbi",
+                    f"results/qc/{callset}.bcftools_stats.txt"]
             if self.config["splice"]["enabled"]:
                 out += [f"results/splice/{callset}.vcf.gz", f"results/splice/{callset}.vcf.gz.tbi",
                         f"results/splice/{callset}.parquet"]

@@ -73,7 +73,9 @@ def from_dag(dag: Any, is_local: Any) -> WorkflowJobs:
     for job in order:
         if is_local(job.rule):  # a target rule such as 'all' derives from everything
             continue
-        if _over_callsets(job):  # derives from every sample's files: that does not make them shared
+        # derives from every sample's files (a scoring group over all callsets, the run report): that does
+        # not make them shared
+        if _over_callsets(job) or _over_run(job, deps[job]):
             continue
         unit = str(job.wildcards[0]) if len(job.wildcards) else ""
         units.add(unit)
@@ -172,6 +174,11 @@ def workflow_jobs(
         os.chdir(here)
     log.info("%d jobs of %d rules from %s", len(result.jobs), len({j.rule for j in result.jobs}), snakefile)
     return result
+
+
+def _over_run(job: Any, deps: list[Any]) -> bool:
+    """A job without wildcards after jobs with them: it reads the whole run (the run report)."""
+    return not len(job.wildcards) and any(len(d.wildcards) for d in deps)
 
 
 def _over_callsets(job: Any) -> bool:

@@ -378,3 +378,25 @@ def load_jobs(
         log.warning("no job has a comment: rules are named after the job name; "
                     "set AccountingStoreFlags=job_comment in slurm.conf to record rule names")
     return jobs
+
+
+def own_run_id(env: dict[str, str] | None = None, squeue: str = "squeue") -> str | None:
+    """The Snakemake run this process belongs to when it runs inside a Slurm job, else None.
+
+    The Slurm executor plugin names every job of a run by the run's id. Inside the job the rule's
+    environment does not say it: the job step plugin (snakemake-executor-plugin-slurm-jobstep) drops
+    SLURM_JOB_NAME, and the srun it starts the rule with sets it to the step's command ("python"). It
+    keeps SLURM_JOB_ID, so the job's name is read back from squeue (the job is running: squeue lists it).
+    """
+    env = os.environ if env is None else env
+    job_id = env.get("SLURM_JOB_ID", "")
+    if not job_id.isdigit():
+        return None
+    try:
+        proc = subprocess.run([squeue, "--noheader", "--jobs", job_id, "--format", "%j"], capture_output=True,
+                              text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("squeue for job %s: %s", job_id, exc)
+        return None
+    name = proc.stdout.strip()
+    return name if proc.returncode == 0 and name else None

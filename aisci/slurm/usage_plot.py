@@ -183,6 +183,11 @@ def _svg(lay: Layout) -> str:
     return "\n".join(out)
 
 
+def gantt_svg(jobs: list[Job]) -> str:
+    """The Gantt chart as one inline ``<svg>`` element (for a page that holds it, e.g. the run report)."""
+    return _svg(layout(jobs)).replace("<svg ", '<svg class="gantt" style="max-width:100%;height:auto" ', 1)
+
+
 def _html(lay: Layout) -> str:
     note = f"<p>{lay.not_started} job(s) had not started and are not drawn.</p>\n" if lay.not_started else ""
     return (

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import subprocess
 
 import pyarrow.parquet as pq
 import pysam
 import pytest
 
+from aisci.cli import main
 from aisci.germline.context import COLUMNS
 
 from tests.conftest import REPO, run_snakemake, write_config
@@ -185,6 +188,60 @@ def test_second_run_has_nothing_to_do(sim_run, sim_data, esm_store):
     cfg = scenario_config("joint", sim_data, sim_run, esm_store)
     res = run_snakemake(sim_run, "--dry-run", "--cores", "2", "--configfile", str(cfg))
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def _section(html: str, name: str) -> str:
+    found = re.search(rf'<section id="{name}">(.*?)</section>', html, re.S)
+    assert found, f"section {name} missing"
+    return found.group(1)
+
+
+def _cell(section: str, key: str, column: int) -> str:
+    """The data value of a table row's ``column``-th cell (0: the key) in the row whose first cell is ``key``."""
+    row = re.search(rf"<tr><td>{re.escape(key)}</td>(.*?)</tr>", section, re.S)
+    assert row, key
+    return re.findall(r'<td[^>]*?(?:data-v="([^"]*)")?>', row.group(1))[column - 1]
+
+
+def test_report_holds_the_runs_own_numbers(sim_run, sim_data):
+    """results/report.html: every section of a local run with truth and both AI stages, with the numbers the
+    tools give (the browser test runs on the `make demo` run: tests/e2e/test_demo.py)."""
+    res = sim_run / "results"
+    html = (res / "report.html").read_text()
+    assert re.findall(r'<section id="(\w+)">', html) == ["run", "qc", "calls", "accuracy", "splice", "protein"]
+    qc, calls, accuracy = _section(html, "qc"), _section(html, "calls"), _section(html, "accuracy")
+    for callset in [*sim_data.samples, "cohort"]:
+        records = subprocess.run(["bcftools", "view", "-H", str(res / "calls" / f"{callset}.vcf.gz")],
+                                 capture_output=True, text=True, check=True).stdout.count("\n")
+        assert int(_cell(calls, callset, 1)) == records
+        assert (res / "qc" / f"{callset}.bcftools_stats.txt").is_file()
+    for sample in sim_data.samples:
+        pairs = json.loads((res / "qc" / f"{sample}.reads.json").read_text())["pairs"]
+        assert int(_cell(qc, sample, 1)) == pairs
+        f1 = metrics(res / "eval" / f"{sample}.json")["snv"]["f1"]
+        assert re.search(rf"<tr><td>{sample}</td><td>snv</td>(?:<td[^>]*>[^<]*</td>){{5}}<td class=\"n\" data-v=\"{f1!r}\">",
+                         accuracy)
+    assert "<svg" in _section(html, "splice") and "Lowest-scoring" in _section(html, "protein")
+    assert len(html.encode()) < 5_000_000
+
+
+def test_report_leaves_out_what_a_run_did_not_make_and_names_a_broken_input(sim_run, sim_data, tmp_path, capsys):
+    res = sim_run / "results"
+    base = ["report", "germline", "--pipeline-info", str(res / "pipeline_info"), "--slurm-run", "none",
+            "--bcftools-stats", *[str(p) for p in sorted((res / "qc").glob("*.bcftools_stats.txt"))]]
+    stats = [str(res / "qc" / f"{s}.stats.txt") for s in sim_data.samples]
+    out = tmp_path / "report.html"
+    # no truth set, AI stages off, not on Slurm: those sections are left out, the rest is there
+    assert main([*base, "--stats", *stats, "--out", str(out)]) == 0
+    assert re.findall(r'<section id="(\w+)">', out.read_text()) == ["run", "qc", "calls"]
+    # a broken stats file stops the report with the file named, and writes no page
+    bad = tmp_path / "S1.stats.txt"
+    bad.write_text("# samtools stats, cut off\n")
+    out.unlink()
+    assert main([*base, "--stats", str(bad), "--out", str(out)]) == 1
+    assert f"{bad}: not `samtools stats` output" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--stats", str(tmp_path / "gone.stats.txt"), "--out", str(out)]) == 1
+    assert "gone.stats.txt" in capsys.readouterr().err and not out.exists()
 
 
 def _truncate(src, dst):

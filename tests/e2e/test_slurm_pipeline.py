@@ -136,12 +136,14 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     assert [j["Comment"] for j in jobs if j["Comment"].startswith("rule_reference_")] == [
         "rule_reference_index_minimap2_prepare_reference"]
     # (the 'calls' group job's rules, sorted: annotate_coding first, as the protein stage is on)
-    assert sum(j["Comment"].startswith("rule_calls_annotate_coding_call_group_") for j in jobs) == len(sim_data.samples) + 1
+    assert sum(j["Comment"].startswith("rule_calls_annotate_coding_bcftools_stats_call_group_") for j in jobs) == len(sim_data.samples) + 1
     # per sample 'align', 'calls' (with the coding consequences) and annotate_context; the cohort's
     # 'calls'; per callset 'splice' and 'protein' (its scores from the cache, gathered); once, the
-    # 'reference' group and the cache_splicing and cache_missense jobs that score every callset's alleles
+    # 'reference' group and the cache_splicing and cache_missense jobs that score every callset's alleles;
+    # last, the report
     n = len(sim_data.samples)
-    assert len(jobs) == 3 * n + 1 + 2 * (n + 1) + 1 + 2, [j["Comment"] for j in jobs]
+    assert len(jobs) == 3 * n + 1 + 2 * (n + 1) + 1 + 2 + 1, [j["Comment"] for j in jobs]
+    assert [j["Partition"] for j in jobs if j["Comment"] == "rule_report"] == ["cpu"]
     # the rules declare their groups, so the Snakemake inside a group job runs all its rules in one job
     # step (without the directive: one step per rule, each starting Snakemake again)
     grouped = [j["JobID"] for j in jobs if rule_of(j["Comment"], "").startswith("group:")]
@@ -165,6 +167,16 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
         assert (workdir / "results" / "protein" / f"{callset}.parquet").exists()
 
 
+def test_report_of_a_slurm_run_shows_its_cluster_use(slurm_run):
+    """The report job runs in Slurm: it finds its run by its own job name and draws the run's jobs from sacct."""
+    workdir, run, _ = slurm_run
+    html = (workdir / "results" / "report.html").read_text()
+    cluster = re.search(r'<section id="cluster">(.*?)</section>', html, re.S)
+    assert cluster and f"Slurm run {run}:" in cluster.group(1), html[-3000:]
+    assert '<svg class="gantt"' in cluster.group(1) and "<td>cache_splicing</td>" in cluster.group(1)
+    assert "<td>gpu</td>" in cluster.group(1) and "<td>cpu</td>" in cluster.group(1)  # per partition
+
+
 def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     workdir, run, _ = slurm_run
     out = subprocess.run(
@@ -176,7 +188,7 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"group:reference", "group:align", "group:calls", "annotate_context",
-                          "cache_splicing", "cache_missense", "group:splice", "group:protein"}
+                          "cache_splicing", "cache_missense", "group:splice", "group:protein", "report"}
     assert rules["group:reference"]["jobs"] == 1
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
     assert rules["annotate_context"]["gpu_h"] > 0 and rules["cache_splicing"]["gpu_h"] > 0

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"slurm"},
     {"germline", "splice", "protein", "placement", "demo"},
     {"cohort"},
-    {"pipelines"},
+    {"pipelines", "report"},
     {"cli"},
 ]
 RANK = {room: rank for rank, rooms in enumerate(LAYERS) for room in rooms}

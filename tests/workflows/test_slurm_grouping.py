@@ -59,11 +59,12 @@ def test_thousand_samples_submit_four_jobs_each(sim_data, tmp_path):
     # per sample: 'align' group, 'calls' group, annotate_context (GPU), and the 'splice' group (its
     # SpliceAI scores from the cache in each of 4 scoring groups, gathered); the cohort's 'calls' and
     # 'splice' groups; once per run: the 'reference' group and SpliceAI itself, one GPU job per
-    # scoring group over every callset (parallel on the GPU partition)
+    # scoring group over every callset (parallel on the GPU partition), and the run report (each
+    # callset's bcftools stats run in its 'calls' group)
     assert counts["score_splicing"] == 4 * 1001 and counts["gather_splicing"] == 1001
-    assert counts["cache_splicing"] == 4
-    assert submitted == 4 * 1000 + 2 + 1 + 4
-    assert total_rule_jobs > 4 * submitted  # grouping really merged jobs (17,018 rule jobs here)
+    assert counts["cache_splicing"] == 4 and counts["bcftools_stats"] == 1001 and counts["report"] == 1
+    assert submitted == 4 * 1000 + 2 + 1 + 4 + 1
+    assert total_rule_jobs > 4 * submitted  # grouping really merged jobs (18,020 rule jobs here)
 
 
 @pytest.mark.parametrize("aligner", ["minimap2", "bwa"])

@@ -1,0 +1,50 @@
+# rules/report.smk — one page per run: the run, QC, calls, accuracy, AI effects and cluster use.
+#
+# Provides: bcftools_stats, report
+# Inputs:   results/calls/{callset}.vcf.gz; for the report every final output of the run
+# Outputs:  results/qc/{callset}.bcftools_stats.txt, results/report.html (self-contained: no network)
+# Runtime:  CPU class; resources come from profiles/, never from config.yaml. bcftools_stats in group
+#           'calls'; the report is one job at the end (on Slurm it also reads the run's jobs from sacct).
+
+
+rule bcftools_stats:
+    group:
+        "calls"
+    input:
+        vcf="results/calls/{callset}.vcf.gz",
+        tbi="results/calls/{callset}.vcf.gz.tbi",
+    output:
+        stats="results/qc/{callset}.bcftools_stats.txt",
+    log:
+        "logs/bcftools_stats/{callset}.log",
+    benchmark:
+        "benchmarks/bcftools_stats/{callset}.tsv"
+    conda:
+        "../envs/bcftools.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_per_attempt(1000),
+        runtime=VCF_PASS.per_attempt(inputs=("vcf",)),
+    shell:
+        "bcftools stats {input.vcf:q} > {output.stats:q} 2> {log:q}"
+
+
+rule report:
+    input:
+        unpack(pipeline.report_inputs),
+    output:
+        html="results/report.html",
+    log:
+        "logs/report/report.log",
+    benchmark:
+        "benchmarks/report/report.tsv"
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_per_attempt(2000),
+        runtime=runtime_per_attempt(base_min=30),
+    shell:
+        "aisci report germline --pipeline-info {input.info:q} --stats {input.stats:q}"
+        " --bcftools-stats {input.bcftools_stats:q} --calls {input.calls:q} --eval {input.eval:q}"
+        " --splice {input.splice:q} --protein {input.protein:q} --out {output.html:q} > {log:q} 2>&1"
