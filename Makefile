@@ -51,6 +51,7 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@# a shell glob, not make's $(wildcard): make expands that when the recipe starts, before the pipeline wrote anything
 	@echo; aisci plm summary $$(ls results/protein/*.parquet | grep -v '\.consequences\.parquet$$') --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
+	@echo; echo "The run on one page (open it in a browser): $(CURDIR)/results/report.html"
 
 # Batch reanalysis of a synthetic cohort on the demo genome (workflows/reanalysis, store in cohort-store/).
 $(DEMO_DIR)/cohort/samples.tsv: $(DEMO_DIR)/samples.tsv
@@ -63,6 +64,7 @@ demo-reanalysis: install $(DEMO_DIR)/cohort/samples.tsv $(DEMO_DIR)/models/manif
 	aisci cohort query --store cohort-store --region $$(cut -f1 $(DEMO_DIR)/reference.fa.gz.fai | head -1) --out results/reanalysis/first_contig.tsv
 
 test: install
+	@scripts/install-system-tools --test
 	pytest $(PYTEST_ARGS)
 
 # Snakemake's linter on the germline workflow, parsed with the real NA12878 scenario (the template's

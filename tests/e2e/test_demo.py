@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import check_page, screenshot
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -51,3 +52,11 @@ def test_make_demo_first_run(tmp_path):
         assert (results / "protein" / f"{callset}.parquet").is_file()
     assert len(list((results / "plm" / "mutagenesis").glob("*.parquet"))) == 2
     assert (results / "pipeline_info" / "versions.json").is_file()
+    # the run report, opened in a real browser: every section, its charts drawn, no console message, tables sort
+    assert f"The run on one page (open it in a browser): {repo}/results/report.html" in out
+    seen, console = check_page(results / "report.html", tmp_path)
+    assert seen["sections"] == ["run", "qc", "calls", "accuracy", "splice", "protein"], seen
+    assert seen["svgs"] >= 12 and seen["broken_images"] == 0 and console == [], (seen, console)
+    calls = [int(v) for v in seen["sorted"]["calls"]]  # records per callset, sorted descending by two clicks
+    assert calls == sorted(calls, reverse=True) and len(calls) == 3
+    screenshot(results / "report.html", tmp_path / "report.png")
