@@ -16,7 +16,8 @@ rule evaluate_calls:
         ref="resources/reference/genome.fa",
     output:
         json="results/eval/{sample}.json",
-        tsv="results/eval/{sample}.tsv",
+        # report(): listed by `snakemake --report` (docs/report.md), as the outputs below
+        tsv=report("results/eval/{sample}.tsv", category="Accuracy", labels={"sample": "{sample}", "file": "precision, recall, F1"}),
     log:
         "logs/evaluate_calls/{sample}.log",
     benchmark:

@@ -60,7 +60,7 @@ rule plot_mutagenesis:
     input:
         parquet="results/plm/mutagenesis/{protein}.parquet",
     output:
-        png="results/plm/mutagenesis/{protein}.png",
+        png=report("results/plm/mutagenesis/{protein}.png", category="Protein mutagenesis", labels={"protein": "{protein}"}),
     log:
         "logs/plot_mutagenesis/{protein}.log",
     conda:

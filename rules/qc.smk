@@ -13,7 +13,7 @@ rule samtools_stats:
         bam="results/align/{sample}.bam",
         ref="resources/reference/genome.fa",
     output:
-        stats="results/qc/{sample}.stats.txt",
+        stats=report("results/qc/{sample}.stats.txt", category="Alignment QC", labels={"sample": "{sample}", "file": "samtools stats"}),
     log:
         "logs/samtools_stats/{sample}.log",
     benchmark:

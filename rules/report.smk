@@ -14,7 +14,7 @@ rule bcftools_stats:
         vcf="results/calls/{callset}.vcf.gz",
         tbi="results/calls/{callset}.vcf.gz.tbi",
     output:
-        stats="results/qc/{callset}.bcftools_stats.txt",
+        stats=report("results/qc/{callset}.bcftools_stats.txt", category="Calls", labels={"callset": "{callset}", "file": "bcftools stats"}),
     log:
         "logs/bcftools_stats/{callset}.log",
     benchmark:
@@ -33,7 +33,7 @@ rule report:
     input:
         unpack(pipeline.report_inputs),
     output:
-        html="results/report.html",
+        html=report("results/report.html", category="Run report", labels={"file": "report.html"}),
     log:
         "logs/report/report.log",
     benchmark:

@@ -225,6 +225,21 @@ def test_report_holds_the_runs_own_numbers(sim_run, sim_data):
     assert len(html.encode()) < 5_000_000
 
 
+def test_snakemakes_own_report_lists_the_key_outputs_by_category(sim_run, sim_data, esm_store, tmp_path):
+    cfg = scenario_config("joint", sim_data, sim_run, esm_store)
+    out = tmp_path / "snakemake-report.html"
+    res = run_snakemake(sim_run, "--configfile", str(cfg), "--report", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", out.read_text()).group(1))
+    callsets = [*sim_data.samples, "cohort"]
+    assert categories == {
+        "Alignment QC": {"Other": [f"results/qc/{s}.stats.txt" for s in sim_data.samples]},
+        "Accuracy": {"Other": [f"results/eval/{s}.tsv" for s in sim_data.samples]},
+        "Calls": {"Other": [f"results/qc/{c}.bcftools_stats.txt" for c in callsets]},
+        "Run report": {"Other": ["results/report.html"]},
+    }
+
+
 def test_report_leaves_out_what_a_run_did_not_make_and_names_a_broken_input(sim_run, sim_data, tmp_path, capsys):
     res = sim_run / "results"
     base = ["report", "germline", "--pipeline-info", str(res / "pipeline_info"), "--slurm-run", "none",

@@ -68,7 +68,7 @@ def test_the_output_tree_is_told_the_same_in_the_snakefile_and_the_guide():
     included = re.findall(r'^include: "\.\./\.\./rules/(\w+)\.smk"', snakefile, re.M)
     rules = "".join((REPO / "rules" / f"{name}.smk").read_text() for name in included)
     # outputs only: folders of temp() intermediates (results/reads/) are not part of the tree
-    written = set(re.findall(r'^\s+\w+=(?:temp\()?"results/(\w+)/', rules, re.M)) - {"reads"}
+    written = set(re.findall(r'^\s+\w+=(?:temp\(|report\()?"results/(\w+)/', rules, re.M)) - {"reads"}
     tree = snakefile.split("\n# results/\n", 1)[1].split("\n# logs/", 1)[0]  # what `make demo` prints
     drawn = set(re.findall(r"^#\s+(\w+)/", tree, re.M))
     guide = (REPO / "docs" / "output.md").read_text()
