@@ -40,14 +40,14 @@ def build_germline(inputs: Inputs, now: datetime.datetime | None = None) -> str:
     if inputs.evaluations:
         sections.append(accuracy_section(inputs.evaluations))
     if inputs.splice:
-        sections.append(splice_section(inputs.splice)[0])
+        sections.append(splice_section(inputs.splice))
     if inputs.protein:
-        sections.append(protein_section(inputs.protein)[0])
+        sections.append(protein_section(inputs.protein))
     run_id = slurm_run_id(inputs.slurm_run)
     if run_id:
         cluster = cluster_section(run_id)
         if cluster:
-            sections.append(cluster[0])
+            sections.append(cluster)
     samples = len(inputs.stats)
     subtitle = (f"{samples} sample{'s' if samples != 1 else ''}, {len(inputs.bcftools_stats)} callset(s); "
                 f"reference {config.get('reference', '?')}; written {now.isoformat(timespec='seconds')}")

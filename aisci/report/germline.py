@@ -210,7 +210,7 @@ def _read_parquet(path: Path, needed: set[str], what: str) -> list[dict[str, Any
     return table_.select(sorted(needed)).to_pylist()
 
 
-def splice_section(paths: Sequence[Path]) -> tuple[Section, list[list[Any]]]:
+def splice_section(paths: Sequence[Path]) -> Section:
     """Maximum delta score distribution, strongest effects, genes with effects above 0.2/0.5/0.8."""
     s = Section("splice", "SpliceAI")
     cols = {"chrom", "pos", "ref", "alt", "gene", "ds_ag", "ds_al", "ds_dg", "ds_dl", "dp_ag", "dp_al", "dp_dg", "dp_dl"}
@@ -246,10 +246,10 @@ def splice_section(paths: Sequence[Path]) -> tuple[Section, list[list[Any]]]:
     s.heading(f"Strongest {len(strongest)} effects")
     s.blocks.append(table(["callset", "gene", "variant", "effect", "Δ score", "position (bp from variant)"],
                           [list(e) for e in strongest]))
-    return s, summary
+    return s
 
 
-def protein_section(paths: Sequence[Path]) -> tuple[Section, list[list[Any]]]:
+def protein_section(paths: Sequence[Path]) -> Section:
     """Consequences by SO term and impact, the model score distribution, the lowest-scoring changes."""
     s = Section("protein", "Protein effects")
     cols = {"chrom", "pos", "ref", "alt", "gene", "consequence", "impact", "hgvs_p", "score"}
@@ -282,7 +282,7 @@ def protein_section(paths: Sequence[Path]) -> tuple[Section, list[list[Any]]]:
     lowest = sorted(rows, key=lambda r: r[-1])[:TOP]
     s.heading(f"Lowest-scoring {len(lowest)} changes")
     s.blocks.append(table(["callset", "gene", "variant", "HGVS p.", "consequence", "score"], lowest))
-    return s, summary
+    return s
 
 
 def slurm_run_id(given: str | None) -> str | None:
@@ -294,7 +294,7 @@ def slurm_run_id(given: str | None) -> str | None:
     return own_run_id()
 
 
-def cluster_section(run_id: str) -> tuple[Section, list[dict[str, Any]]] | None:
+def cluster_section(run_id: str) -> Section | None:
     """Jobs, partitions, CPU and memory efficiency, GPU-hours, queue waits and the Gantt chart from sacct."""
     from aisci.slurm.sacct import load_jobs
     from aisci.slurm.usage import summarise
@@ -319,5 +319,4 @@ def cluster_section(run_id: str) -> tuple[Section, list[dict[str, Any]]] | None:
     s.heading("Partitions")
     s.blocks.append(table(["partition", *cols[1:]], rows(report.partitions)))
     s.blocks.append(gantt_svg(jobs))
-    return s, [{"rule": r.name, "jobs": r.jobs, "core_h": r.core_h, "gpu_h": r.gpu_h, "cpu_eff": r.cpu_eff,
-                "mem_eff": r.mem_eff} for r in report.rules]
+    return s

@@ -60,6 +60,15 @@ def _number(text: str, path: Path, no: int) -> float:
         raise InputError(f"{path} line {no}: {text!r} is not a number") from None
 
 
+def _summary(path: Path, key_at: int) -> dict[str, float]:
+    """The SN lines: key (its trailing ':' and a leading 'number of ' dropped) -> value (the next column)."""
+    out = {}
+    for no, cols in _rows(path, "SN"):
+        if len(cols) > key_at + 1:
+            out[cols[key_at].rstrip(":").removeprefix("number of ")] = _number(cols[key_at + 1], path, no)
+    return out
+
+
 def read_samtools_stats(path: Path) -> AlignmentStats:
     """Parse a `samtools stats` file.
 
@@ -67,10 +76,7 @@ def read_samtools_stats(path: Path) -> AlignmentStats:
         InputError: naming the file (and line) when it is missing, unreadable or not samtools stats output.
     """
     check_readable(path, "samtools stats")
-    summary: dict[str, float] = {}
-    for no, cols in _rows(path, "SN"):
-        if len(cols) >= 2:
-            summary[cols[0].rstrip(":")] = _number(cols[1], path, no)
+    summary = _summary(path, 0)
     if "raw total sequences" not in summary:
         raise InputError(f"{path}: not `samtools stats` output (no 'SN raw total sequences:' line)")
     inserts = [(int(_number(c[0], path, no)), int(_number(c[1], path, no))) for no, c in _rows(path, "IS") if len(c) >= 2]
@@ -88,11 +94,7 @@ def read_bcftools_stats(path: Path) -> CallStats:
         InputError: naming the file (and line) when it is missing, unreadable or not bcftools stats output.
     """
     check_readable(path, "bcftools stats")
-    summary: dict[str, int] = {}
-    for no, cols in _rows(path, "SN"):
-        if len(cols) >= 3:
-            key = cols[1].rstrip(":").removeprefix("number of ")
-            summary[key] = int(_number(cols[2], path, no))
+    summary = {key: int(value) for key, value in _summary(path, 1).items()}  # column 0: the file's id
     if "records" not in summary:
         raise InputError(f"{path}: not `bcftools stats` output (no 'SN 0 number of records:' line)")
     tstv = None
