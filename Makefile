@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-cohort bench-dag bench-slurm clean
+.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-cohort bench-dag bench-slurm bench-report clean
 
 install: system-tools $(VENV)/.installed
 
@@ -102,6 +102,11 @@ bench-slurm: install
 # DAG build (snakemake -n) at whole-genome scale: 1 and 100 GRCh38-shaped samples at 300 kb chunks
 bench-dag: install
 	python benchmarks/dag_scale/run.py
+
+# The run report for 100 samples (the demo's outputs copied to S001..S100): build time vs the pipeline, page size
+# (runs the germline demo pipeline in a scratch folder first; on a finished demo: ... run.py --run DIR)
+bench-report: install
+	python benchmarks/report/run.py
 
 clean:
 	rm -rf results logs resources .snakemake
