@@ -2,7 +2,7 @@
 #
 # Provides: evaluate_calls
 # Inputs:   results/calls/{sample}.vcf.gz, the sheet's truth VCF, optional evaluation.bed
-# Outputs:  results/eval/{sample}.json, results/eval/{sample}.tsv
+# Outputs:  results/eval/{sample}.json, results/eval/{sample}.tsv, results/eval/{sample}.summary.csv (hap.py's form)
 # Runtime:  CPU class; resources come from profiles/, never from config.yaml. Group 'calls'.
 
 
@@ -18,6 +18,8 @@ rule evaluate_calls:
         json="results/eval/{sample}.json",
         # report(): listed by `snakemake --report` (docs/report.md), as the outputs below
         tsv=report("results/eval/{sample}.tsv", category="Accuracy", labels={"sample": "{sample}", "file": "precision, recall, F1"}),
+        # hap.py's summary.csv columns: MultiQC's hap.py module shows it (docs/report.md)
+        summary="results/eval/{sample}.summary.csv",
     log:
         "logs/evaluate_calls/{sample}.log",
     benchmark:
@@ -32,4 +34,5 @@ rule evaluate_calls:
         bed=pipeline.bed_option,
     shell:
         "aisci evaluate --calls {input.vcf:q} --truth {input.truth:q} --ref {input.ref:q} {params.bed}"
-        " --sample {wildcards.sample:q} --json {output.json:q} --tsv {output.tsv:q} > {log:q} 2>&1"
+        " --sample {wildcards.sample:q} --json {output.json:q} --tsv {output.tsv:q}"
+        " --summary-csv {output.summary:q} > {log:q} 2>&1"

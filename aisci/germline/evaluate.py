@@ -29,6 +29,10 @@ TYPES = ("snv", "indel", "all")
 LEVELS = ("allele", "genotype")
 TSV_HEADER = ("type", "level", "tp", "fp", "fn", "precision", "recall", "f1")
 DETAIL_HEADER = ("chrom", "pos", "ref", "alt", "type", "status")
+# hap.py's summary.csv columns that this comparison defines (MultiQC's hap.py module reads them); hap.py
+# matches at genotype level, so the genotype-level counts fill them, and only PASS calls are compared.
+HAPPY_HEADER = ("Type", "Filter", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.TP", "QUERY.FP",
+                "FP.gt", "METRIC.Recall", "METRIC.Precision", "METRIC.F1_Score")
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 # Zygosity codes: the number of copies of the split record's ALT, where a haploid '1' counts
 # as HOM so that a hemizygous call (chrX in a male) matches a 1/1 truth at genotype level.
@@ -352,14 +356,27 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _happy_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = []
+    for t, label in (("indel", "INDEL"), ("snv", "SNP")):
+        m = metrics[t]
+        mismatched = m["gt_fp"] - m["fp"]  # right alleles, wrong zygosity: hap.py's FP.gt
+        rows.append((label, "PASS", str(m["gt_tp"] + m["gt_fn"]), str(m["gt_tp"]), str(m["gt_fn"]),
+                     str(m["gt_tp"] + m["gt_fp"]), str(m["gt_tp"]), str(m["gt_fp"]), str(mismatched),
+                     *("" if m[k] is None else f"{m[k]:.6f}" for k in ("gt_recall", "gt_precision", "gt_f1"))))
+    return rows
+
+
 def write_reports(metrics: dict[str, Any], *, json_path: PathLike | None = None,
-                  tsv_path: PathLike | None = None) -> None:
-    """Write the metrics as JSON and/or TSV; each file appears only once fully written.
+                  tsv_path: PathLike | None = None, summary_csv: PathLike | None = None) -> None:
+    """Write the metrics as JSON, TSV and/or hap.py-style CSV; each file appears only once fully written.
 
     Args:
         metrics: the dict returned by :func:`evaluate`.
         json_path: JSON output path (None: skip).
         tsv_path: TSV output (type, level, tp, fp, fn, precision, recall, f1; NA for undefined).
+        summary_csv: hap.py-style ``*.summary.csv`` (rows INDEL and SNP, filter PASS; genotype-level counts;
+            empty for undefined), the file MultiQC's hap.py module reads.
     """
     with contextlib.ExitStack() as stack:
         if json_path is not None:
@@ -368,6 +385,9 @@ def write_reports(metrics: dict[str, Any], *, json_path: PathLike | None = None,
         if tsv_path is not None:
             tmp = stack.enter_context(atomic_output(tsv_path))
             tmp.write_text("".join("\t".join(r) + "\n" for r in [TSV_HEADER, *_rows(metrics)]))
+        if summary_csv is not None:
+            tmp = stack.enter_context(atomic_output(summary_csv))
+            tmp.write_text("".join(",".join(r) + "\n" for r in [HAPPY_HEADER, *_happy_rows(metrics)]))
 
 
 def write_detail(detail: list[Discordance], path: PathLike) -> None:
@@ -398,6 +418,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth-sample", metavar="NAME", help="sample column of the truth (default: first)")
     parser.add_argument("--json", metavar="OUT.json", help="write metrics as JSON")
     parser.add_argument("--tsv", metavar="OUT.tsv", help="write metrics as TSV")
+    parser.add_argument("--summary-csv", metavar="OUT.summary.csv",
+                        help="write hap.py-style summary CSV (what MultiQC's hap.py module reads)")
     parser.add_argument("--detail", metavar="OUT.tsv", help="write FP/FN/GT_MISMATCH records as TSV")
 
 
@@ -416,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
     """
     metrics, detail = evaluate_detailed(args.calls, args.truth, args.ref, bed=args.bed,
                                         sample=args.sample, truth_sample=args.truth_sample)
-    write_reports(metrics, json_path=args.json, tsv_path=args.tsv)
+    write_reports(metrics, json_path=args.json, tsv_path=args.tsv, summary_csv=args.summary_csv)
     if getattr(args, "detail", None):
         write_detail(detail, args.detail)
     print(_format_table(metrics))

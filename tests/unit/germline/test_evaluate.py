@@ -315,3 +315,16 @@ def test_real_truth_against_itself_in_confident_regions() -> None:
     # whole slice: 221 records, the one 1|2 record splits into two
     m = evaluate(vcf, vcf, ref)
     assert counts(m, "snv") == (186, 0, 0) and counts(m, "indel") == (36, 0, 0)
+
+
+def test_summary_csv_is_happys_form(tmp_path: Path, ref: Path) -> None:
+    """hap.py's summary.csv (what MultiQC's hap.py module reads): genotype-level counts, one PASS row per type."""
+    calls, truth = pair(tmp_path, [snv(10), snv(20, "1/1"), snv(40)], [snv(10), snv(20), snv(30)])
+    out = tmp_path / "S1.summary.csv"
+    assert run(_cli(["--calls", str(calls), "--truth", str(truth), "--ref", str(ref), "--summary-csv", str(out)])) == 0
+    rows = [r.split(",") for r in out.read_text().splitlines()]
+    assert rows[0] == ["Type", "Filter", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.TP", "QUERY.FP",
+                       "FP.gt", "METRIC.Recall", "METRIC.Precision", "METRIC.F1_Score"]
+    # SNVs: 10 matches; 20 has the right allele but the wrong zygosity (an FP and an FN, and FP.gt); 40 FP; 30 FN
+    assert rows[2] == ["SNP", "PASS", "3", "1", "2", "3", "1", "2", "1", "0.333333", "0.333333", "0.333333"]
+    assert rows[1] == ["INDEL", "PASS", "0", "0", "0", "0", "0", "0", "0", "", "", ""]  # undefined: empty, as hap.py
