@@ -52,6 +52,8 @@ demo: install $(DEMO_DIR)/samples.tsv $(DEMO_DIR)/models/manifest.json $(DEMO_DI
 	@echo; aisci plm summary $$(ls results/protein/*.parquet | grep -v '\.consequences\.parquet$$') --top 12
 	@for f in results/eval/*.tsv; do echo; echo "accuracy of $$f (allele level = matching REF/ALT; genotype = also zygosity):"; column -t $$f; done
 	@echo; echo "The run on one page (open it in a browser): $(CURDIR)/results/report.html"
+	@echo "The protein run's page: $(CURDIR)/results/plm/report.html"
+	@if [ -f results/multiqc/multiqc_report.html ]; then echo "MultiQC's report: $(CURDIR)/results/multiqc/multiqc_report.html"; fi
 
 # Batch reanalysis of a synthetic cohort on the demo genome (workflows/reanalysis, store in cohort-store/).
 $(DEMO_DIR)/cohort/samples.tsv: $(DEMO_DIR)/samples.tsv
@@ -62,8 +64,14 @@ demo-reanalysis: install $(DEMO_DIR)/cohort/samples.tsv $(DEMO_DIR)/models/manif
 	snakemake --profile profiles/local --snakefile workflows/reanalysis/Snakefile
 	aisci cohort info --store cohort-store
 	aisci cohort query --store cohort-store --region $$(cut -f1 $(DEMO_DIR)/reference.fa.gz.fai | head -1) --out results/reanalysis/first_contig.tsv
+	@echo "The cohort run on one page: $(CURDIR)/results/reanalysis/report.html"
 
-test: install
+# The tests also cover the optional MultiQC rule (`pip install "aisci[multiqc]"`).
+$(VENV)/.multiqc: $(VENV)/.installed
+	$(PY) -m pip install -q $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS)) -e '.[test,multiqc]'
+	touch $@
+
+test: install $(VENV)/.multiqc
 	@scripts/install-system-tools --test
 	pytest $(PYTEST_ARGS)
 
@@ -106,7 +114,7 @@ bench-dag: install
 # The run report for 100 samples (the demo's outputs copied to S001..S100): build time vs the pipeline, page size
 # (runs the germline demo pipeline in a scratch folder first; on a finished demo: ... run.py --run DIR)
 bench-report: install
-	python benchmarks/report/run.py
+	python benchmarks/report_speed/run.py
 
 clean:
 	rm -rf results logs resources .snakemake

@@ -1,16 +1,17 @@
 # rules/reanalysis.smk — batch reanalysis of a cohort: ingest VCFs into the cohort store, re-score, summarise.
 #
-# Provides: ingest_shard, score_variants, cohort_summary
+# Provides: ingest_shard, score_variants, cohort_summary, report_cohort
 # Inputs:   the VCFs of config manifest (one ingest job per shard of shard_size rows, never one per sample);
 #           config reference, splice.annotation, protein.annotation and the model protein.model of
 #           protein.model_store (all checked before any job is submitted)
-# Outputs:  results/reanalysis/shards/{shard}.json, scores/{stage}.json, cohort.tsv: JSON/TSV reports. The data
+# Outputs:  results/reanalysis/shards/{shard}.json, scores/{stage}.json, cohort.tsv: JSON/TSV reports;
+#           results/reanalysis/report.html: the run on one page (samples, variants, AF spectrum, scores, ingest). The data
 #           goes to the folder config store, no Snakemake output: it outlives runs and grows shard by shard,
 #           each commit under the store's own lock, so shard jobs run in parallel safely.
 # Reruns:   a shard whose VCFs changed (mtime) or whose sample set changed; a stage whose model options (params),
 #           reference, annotation or model changed, or after any shard ran (it then scores only the variants
 #           with no cached score for its model version).
-# Runtime:  ingest_shard, cohort_summary: CPU class. score_variants: GPU class (resources: gpu=1): CUDA when the
+# Runtime:  ingest_shard, cohort_summary, report_cohort: CPU class. score_variants: GPU class (resources: gpu=1): CUDA when the
 #           job's CUDA_VISIBLE_DEVICES names a real device, else CPU threads. Nothing is downloaded in a job.
 
 
@@ -84,3 +85,27 @@ rule cohort_summary:
         store=lookup(dpath="store", within=config),
     shell:
         "aisci cohort info --store {params.store:q} --out {output.tsv:q} > {log:q} 2>&1"
+
+
+rule report_cohort:
+    input:
+        shards=pipeline.shard_reports,
+        scores=pipeline.score_reports,
+        summary="results/reanalysis/cohort.tsv",
+    output:
+        html=report("results/reanalysis/report.html", category="Run report", labels={"file": "report.html"}),
+    log:
+        "logs/report_cohort/report.log",
+    benchmark:
+        "benchmarks/report_cohort/report.tsv"
+    conda:
+        "../envs/aisci.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_per_attempt(4000),
+        runtime=runtime_per_attempt(base_min=30),
+    params:
+        store=lookup(dpath="store", within=config),
+    shell:
+        "aisci report cohort --store {params.store:q} --shards {input.shards:q} --scores {input.scores:q}"
+        " --summary {input.summary:q} --out {output.html:q} > {log:q} 2>&1"

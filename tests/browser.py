@@ -14,6 +14,7 @@ _CHECK = """<script>
 window.addEventListener("load", () => {
   const out = {sections: [...document.querySelectorAll("section")].map(s => s.id),
                svgs: document.querySelectorAll("svg").length,
+               images: document.images.length,
                broken_images: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length,
                sorted: {}};
   document.querySelectorAll("section").forEach(section => {

@@ -21,6 +21,10 @@ SCORE_REGIONS = f"{REGIONS}/score"
 COHORT = "cohort"
 PIPELINE_INFO = "results/pipeline_info"
 REPORT = "results/report.html"
+MULTIQC = "results/multiqc/multiqc_report.html"
+# the report rule's MultiQC custom content (aisci.report.multiqc), by `aisci report germline` option
+CUSTOM_CONTENT = {"usage": "results/qc/usage_mqc.tsv", "splice": "results/qc/splice_mqc.tsv",
+                  "protein": "results/qc/protein_mqc.tsv"}
 
 
 class GermlinePipeline(Glue):
@@ -61,8 +65,32 @@ class GermlinePipeline(Glue):
         return len(self.samples) >= 2 if joint == "auto" else bool(joint)
 
     def targets(self) -> list[str]:
-        """Every final output of the pipeline, the run report last."""
-        return [*self.report_files(), REPORT]
+        """Every final output of the pipeline, the run report (and MultiQC's, when on) last."""
+        return [*self.report_files(), REPORT, *([MULTIQC] if self.multiqc else [])]
+
+    @property
+    def multiqc(self) -> bool:
+        """Whether MultiQC runs: ``report.multiqc`` true, or auto when a `multiqc` command is on the PATH."""
+        import shutil
+
+        wanted = self.config["report"]["multiqc"]
+        return shutil.which("multiqc") is not None if wanted == "auto" else bool(wanted)
+
+    def custom_content(self, wildcards: Any = None) -> dict[str, str]:
+        """The MultiQC custom content the report rule also writes, by kind: cluster use (always: empty off
+        Slurm), and the summaries of the AI stages that are on."""
+        kinds = ["usage"] + [k for k in ("splice", "protein") if self.config[k]["enabled"]]
+        return {k: CUSTOM_CONTENT[k] for k in kinds}
+
+    def custom_content_options(self, wildcards: Any = None) -> str:
+        """`aisci report germline` options naming the custom content files (--mqc-usage F ...)."""
+        return " ".join(f"--mqc-{k} {shlex.quote(v)}" for k, v in self.custom_content().items())
+
+    def multiqc_inputs(self, wildcards: Any = None) -> list[str]:
+        """Every file of the run MultiQC has a module for: samtools stats/flagstat, bcftools stats, hap.py
+        summaries, and the custom content."""
+        qc = (".stats.txt", ".flagstat.txt", ".bcftools_stats.txt", ".summary.csv")
+        return [f for f in self.report_files() if f.endswith(qc)] + list(self.custom_content().values())
 
     def report_inputs(self, wildcards: Any = None) -> dict[str, list[str]]:
         """The files the run report reads, by `aisci report germline` option (the report rule's named inputs)."""
@@ -94,7 +122,7 @@ class GermlinePipeline(Glue):
                 f"results/context/{name}.context.parquet",
             ]
             if sample.truth is not None:
-                out.append(f"results/eval/{name}.json")
+                out += [f"results/eval/{name}.json", f"results/eval/{name}.summary.csv"]
         for callset in self.callsets():
             out += [f"results/calls/{callset}.vcf.gz", f"results/calls/{callset}.vcf.gz.tbi",
                     f"results/qc/{callset}.bcftools_stats.txt"]

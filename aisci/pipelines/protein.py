@@ -10,6 +10,9 @@ from aisci.pipelines.glue import Glue, staged_model
 from aisci.protein.proteins import read_proteins
 from aisci.schema import validate_config
 
+EMBEDDINGS = "results/plm/embeddings.parquet"
+REPORT = "results/plm/report.html"  # not results/report.html: the germline run's, in a shared project
+
 
 class ProteinPipeline(Glue):
     """The protein pipeline's plan for one config: proteins (by file-name-safe key), the model, targets."""
@@ -25,12 +28,23 @@ class ProteinPipeline(Glue):
         self.store = self.model.store
 
     def targets(self) -> list[str]:
-        """Every final output."""
-        out = ["results/plm/embeddings.parquet"] if self.config["embeddings"] else []
+        """Every final output, the run report last."""
+        return [*self.report_files(), REPORT]
+
+    def report_files(self) -> list[str]:
+        """Every final output but the report."""
+        out = [EMBEDDINGS] if self.config["embeddings"] else []
         if self.config["mutagenesis"]["enabled"]:
             for key in self.proteins:
                 out += [f"results/plm/mutagenesis/{key}.parquet", f"results/plm/mutagenesis/{key}.png"]
         return out
+
+    def report_inputs(self, wildcards: Any = None) -> dict[str, list[str]]:
+        """The files the run report reads, by `aisci report protein` option (the report rule's named inputs)."""
+        files = self.report_files()
+        return {"mutagenesis": [f for f in files if f.endswith(".parquet") and f != EMBEDDINGS],
+                "heatmaps": [f for f in files if f.endswith(".png")],
+                "embeddings": [f for f in files if f == EMBEDDINGS]}
 
     def model_files(self, wildcards: Any = None) -> list[str]:
         """The staged model's config.json: replacing the model recomputes every output."""

@@ -82,8 +82,8 @@ class ReanalysisPipeline(Glue):
 
     # ------------------------------------------------------------------------------------- targets
     def targets(self) -> list[str]:
-        """Every final output: the cohort summary (which needs every shard and every stage)."""
-        return [f"{RESULTS}/cohort.tsv"]
+        """Every final output: the cohort summary (which needs every shard and every stage), the run report."""
+        return [f"{RESULTS}/cohort.tsv", f"{RESULTS}/report.html"]
 
     def shard_reports(self, wildcards: Any = None) -> list[str]:
         """One report per shard: results/reanalysis/shards/{shard}.json."""

@@ -41,6 +41,7 @@ class Inputs:
     splice: list[Path] = field(default_factory=list)  # results/splice/{callset}.parquet
     protein: list[Path] = field(default_factory=list)  # results/protein/{callset}.parquet
     slurm_run: str | None = None  # the Snakemake run id its Slurm jobs are named by
+    benchmarks: Path | None = None  # Snakemake's benchmark files (benchmarks/<rule>/): resource use off Slurm
 
 
 def _name(path: Path, suffix: str) -> str:
@@ -133,18 +134,22 @@ def _percent(fraction: float | None) -> float | None:
 
 
 def filter_counts(vcf: Path) -> Counter[str]:
-    """Records per FILTER value ('PASS', or each failed filter's name; '.' when unset)."""
-    import pysam
+    """Records per FILTER value ('PASS', or each failed filter's name; '.' when unset), by `bcftools query`."""
+    import subprocess
+    import tempfile
 
     check_readable(vcf, "calls VCF")
     counts: Counter[str] = Counter()
-    try:
-        with pysam.VariantFile(str(vcf)) as fh:
-            for rec in fh.fetch() if fh.index is not None else fh:
-                keys = list(rec.filter.keys())
-                counts.update(keys or ["."])
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{vcf}: cannot read as VCF ({exc})") from None
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: htslib may warn once per record
+        with subprocess.Popen(["bcftools", "query", "-f", "%FILTER\\n", str(vcf)], stdout=subprocess.PIPE,
+                              stderr=errors, text=True) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # a record failing several filters reads "a;b"
+                counts.update(line.rstrip("\n").split(";"))
+        errors.seek(0)
+        err = errors.read(2000)
+    if proc.returncode != 0:
+        raise InputError(f"{vcf}: cannot read as VCF (bcftools query: {err.strip()[:300]})")
     return counts
 
 
@@ -210,56 +215,74 @@ def _read_parquet(path: Path, needed: set[str], what: str) -> list[dict[str, Any
     return table_.select(sorted(needed)).to_pylist()
 
 
-def splice_section(paths: Sequence[Path]) -> Section:
+@dataclass(frozen=True)
+class SpliceEffect:
+    """One scored allele × gene of a SpliceAI table: its strongest delta, which one, and where."""
+
+    gene: str
+    variant: str
+    kind: str  # acceptor gain | acceptor loss | donor gain | donor loss
+    delta: float
+    position: int | None  # bp from the variant
+
+
+def read_splice(path: Path) -> list[SpliceEffect]:
+    """The scored rows of one callset's SpliceAI table (results/splice/{callset}.parquet)."""
+    cols = {"chrom", "pos", "ref", "alt", "gene", "ds_ag", "ds_al", "ds_dg", "ds_dl", "dp_ag", "dp_al", "dp_dg", "dp_dl"}
+    effects = []
+    for r in _read_parquet(path, cols, "SpliceAI table"):
+        if r["ds_ag"] is None:
+            continue
+        kind, ds, pos = max((("acceptor gain", r["ds_ag"], r["dp_ag"]), ("acceptor loss", r["ds_al"], r["dp_al"]),
+                             ("donor gain", r["ds_dg"], r["dp_dg"]), ("donor loss", r["ds_dl"], r["dp_dl"])),
+                            key=lambda t: t[1])
+        effects.append(SpliceEffect(r["gene"], f"{r['chrom']}:{r['pos']} {r['ref']}>{r['alt']}", kind, ds, pos))
+    return effects
+
+
+def splice_counts(effects: Sequence[SpliceEffect]) -> list[int]:
+    """Scored allele × gene, then how many reach each of SPLICE_THRESHOLDS."""
+    return [len(effects), *[sum(e.delta >= t for e in effects) for t in SPLICE_THRESHOLDS]]
+
+
+def splice_section(by_callset: dict[str, list[SpliceEffect]]) -> Section:
     """Maximum delta score distribution, strongest effects, genes with effects above 0.2/0.5/0.8."""
     s = Section("splice", "SpliceAI")
-    cols = {"chrom", "pos", "ref", "alt", "gene", "ds_ag", "ds_al", "ds_dg", "ds_dl", "dp_ag", "dp_al", "dp_dg", "dp_dl"}
-    effects, summary = [], []
-    for path in paths:
-        callset = _name(path, ".parquet")
-        scored = 0
-        above = [0] * len(SPLICE_THRESHOLDS)
-        for r in _read_parquet(path, cols, "SpliceAI table"):
-            if r["ds_ag"] is None:
-                continue
-            scored += 1
-            kind, ds = max((("acceptor gain", r["ds_ag"]), ("acceptor loss", r["ds_al"]), ("donor gain", r["ds_dg"]),
-                            ("donor loss", r["ds_dl"])), key=lambda t: t[1])
-            pos = {"acceptor gain": r["dp_ag"], "acceptor loss": r["dp_al"], "donor gain": r["dp_dg"],
-                   "donor loss": r["dp_dl"]}[kind]
-            effects.append((callset, r["gene"], f"{r['chrom']}:{r['pos']} {r['ref']}>{r['alt']}", kind, ds, pos))
-            above = [n + (ds >= t) for n, t in zip(above, SPLICE_THRESHOLDS)]
-        summary.append([callset, scored, *above])
-    s.blocks.append(table(["callset", "allele × gene scored", *[f"Δ ≥ {t}" for t in SPLICE_THRESHOLDS]], summary))
+    s.blocks.append(table(["callset", "allele × gene scored", *[f"Δ ≥ {t}" for t in SPLICE_THRESHOLDS]],
+                          [[c, *splice_counts(e)] for c, e in by_callset.items()]))
+    effects = [(c, e) for c, items in by_callset.items() for e in items]
     bins = [0] * 20
-    for e in effects:
-        bins[min(int(e[4] * 20), 19)] += 1
+    for _, e in effects:
+        bins[min(int(e.delta * 20), 19)] += 1
     s.charts(svg.bars("Maximum delta score", [f"{i / 20:.2f}" for i in range(20)], bins, x_label="max Δ score (bin start)",
                       y_label="allele × gene"))
-    genes = Counter((e[1], t) for e in effects for t in SPLICE_THRESHOLDS if e[4] >= t)
+    genes = Counter((e.gene, t) for _, e in effects for t in SPLICE_THRESHOLDS if e.delta >= t)
     gene_rows = sorted(({g for g, _ in genes}), key=lambda g: (-genes[(g, SPLICE_THRESHOLDS[0])], g))
     if gene_rows:
         s.heading("Genes with splice effects")
         s.blocks.append(table(["gene", *[f"Δ ≥ {t}" for t in SPLICE_THRESHOLDS]],
                               [[g, *[genes[(g, t)] for t in SPLICE_THRESHOLDS]] for g in gene_rows[:200]]))
-    strongest = sorted(effects, key=lambda e: -e[4])[:TOP]
+    strongest = sorted(effects, key=lambda ce: -ce[1].delta)[:TOP]
     s.heading(f"Strongest {len(strongest)} effects")
     s.blocks.append(table(["callset", "gene", "variant", "effect", "Δ score", "position (bp from variant)"],
-                          [list(e) for e in strongest]))
+                          [[c, e.gene, e.variant, e.kind, e.delta, e.position] for c, e in strongest]))
     return s
 
 
-def protein_section(paths: Sequence[Path]) -> Section:
+def read_protein(path: Path) -> list[dict[str, Any]]:
+    """The rows of one callset's protein table (results/protein/{callset}.parquet): allele × transcript."""
+    cols = {"chrom", "pos", "ref", "alt", "gene", "consequence", "impact", "hgvs_p", "score"}
+    return _read_parquet(path, cols, "protein score table")
+
+
+def protein_section(by_callset: dict[str, list[dict[str, Any]]]) -> Section:
     """Consequences by SO term and impact, the model score distribution, the lowest-scoring changes."""
     s = Section("protein", "Protein effects")
-    cols = {"chrom", "pos", "ref", "alt", "gene", "consequence", "impact", "hgvs_p", "score"}
     terms: Counter[str] = Counter()
     impacts: Counter[str] = Counter()
     scores, rows, summary = [], [], []
-    for path in paths:
-        callset = _name(path, ".parquet")
+    for callset, table_rows in by_callset.items():
         n_scored = 0
-        table_rows = _read_parquet(path, cols, "protein score table")
         for r in table_rows:
             terms.update(r["consequence"].split("&"))
             impacts[r["impact"]] += 1
@@ -294,18 +317,23 @@ def slurm_run_id(given: str | None) -> str | None:
     return own_run_id()
 
 
-def cluster_section(run_id: str) -> Section | None:
-    """Jobs, partitions, CPU and memory efficiency, GPU-hours, queue waits and the Gantt chart from sacct."""
+def cluster_usage(run_id: str) -> tuple[list[Any], Any] | None:
+    """The run's Slurm jobs and their summary (aisci usage), or None without accounting (logged)."""
     from aisci.slurm.sacct import load_jobs
     from aisci.slurm.usage import summarise
-    from aisci.slurm.usage_plot import gantt_svg
 
     try:
         jobs = load_jobs(run_id=run_id)
     except AisciError as exc:  # no accounting here, or none of its jobs recorded yet: say so, keep the report
         log.warning("cluster use left out: %s", exc)
         return None
-    report = summarise(jobs)
+    return jobs, summarise(jobs)
+
+
+def cluster_section(run_id: str, jobs: list[Any], report: Any) -> Section:
+    """Jobs, partitions, CPU and memory efficiency, GPU-hours, queue waits and the Gantt chart from sacct."""
+    from aisci.slurm.usage_plot import gantt_svg
+
     s = Section("cluster", "Cluster use")
     s.note(f"Slurm run {run_id}: {report.jobs} jobs (from sacct; this report's own job is still running).")
     cols = ["rule", "jobs", "partitions", "states", "core-hours", "mean queue wait (s)", "CPU efficiency",

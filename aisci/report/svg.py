@@ -80,13 +80,30 @@ def bars(title: str, labels: Sequence[str], values: Sequence[float], *, x_label:
     return _frame(title, x_label, y_label, top, body, xt)
 
 
+def binned(points: Sequence[tuple[float, float]], max_bins: int) -> list[tuple[float, float]]:
+    """At most ``max_bins`` points: equal-width bins (whole numbers wide when every x is one), each at its
+    start and holding the sum of its points' y. Fewer points are returned as they are."""
+    if len(points) <= max_bins:
+        return list(points)
+    lo, hi = min(x for x, _ in points), max(x for x, _ in points)
+    whole = all(float(x).is_integer() for x, _ in points)
+    width = math.ceil((hi - lo + 1) / max_bins) if whole else (hi - lo) / max_bins or 1.0
+    sums: dict[int, float] = {}
+    for x, y in points:
+        i = min(int((x - lo) // width), max_bins - 1)
+        sums[i] = sums.get(i, 0) + y
+    return [(lo + i * width, sums.get(i, 0)) for i in range(max(sums) + 1)]
+
+
 def histogram(title: str, points: Sequence[tuple[float, float]], *, x_label: str = "", y_label: str = "",
-              log_x: bool = False) -> str:
-    """Columns at x positions (e.g. depth -> bases, QUAL -> sites); x ticks at round values."""
+              max_bins: int = 64) -> str:
+    """Columns at x positions (e.g. depth -> bases, QUAL -> sites); x ticks at round values. More than
+    ``max_bins`` points are summed into that many equal-width bins (a page of many callsets stays small)."""
     plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
+    points = binned(points, max_bins)
     if not points:
         return _frame(title, x_label, y_label, 1.0, [], [])
-    xs = [math.log10(max(x, 1e-9)) if log_x else x for x, _ in points]
+    xs = [x for x, _ in points]
     lo, hi = min(xs), max(xs)
     span = (hi - lo) or 1.0
     top = _ticks(max(y for _, y in points))[-1] or 1.0
@@ -100,9 +117,8 @@ def histogram(title: str, points: Sequence[tuple[float, float]], *, x_label: str
     xt = []
     for i in range(5):
         xv = lo + span * i / 4
-        value = 10 ** xv if log_x else xv
         px = _LEFT + (xv - lo) / span * (plot_w - width) + width / 2
-        xt.append(f'<text class="tick" x="{px:.1f}" y="{_TOP + plot_h + 14}" text-anchor="middle">{_fmt(round(value, 2))}</text>')
+        xt.append(f'<text class="tick" x="{px:.1f}" y="{_TOP + plot_h + 14}" text-anchor="middle">{_fmt(round(xv, 2))}</text>')
     return _frame(title, x_label, y_label, top, body, xt)
 
 
@@ -129,30 +145,35 @@ def lines(title: str, series: dict[str, Sequence[tuple[float, float]]], *, x_lab
 def heatmap(title: str, rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float | None]], *,
             x_label: str = "", y_label: str = "") -> str:
     """A cell per (row, column), shaded from the lowest (light) to the highest (dark) value; None cells are blank."""
-    cell_w = max(4.0, min(24.0, (WIDTH - _LEFT - _RIGHT) / max(len(columns), 1)))
+    left = max(_LEFT, 12 + 6.5 * max((len(r) for r in rows), default=0))  # room for the row names
+    top = _TOP + 16  # the title, then the shading legend
+    cell_w = max(4.0, min(24.0, (WIDTH - left - _RIGHT) / max(len(columns), 1)))
     cell_h = 14.0
-    width = _LEFT + cell_w * len(columns) + _RIGHT
-    height = _TOP + cell_h * len(rows) + _BOTTOM
+    width = max(WIDTH, left + cell_w * len(columns) + _RIGHT)
+    bottom = 30 + 4 * max((len(c) for c in columns), default=0)  # room for the slanted column names
+    height = top + cell_h * len(rows) + bottom
     flat = [v for r in values for v in r if v is not None]
     lo, hi = (min(flat), max(flat)) if flat else (0.0, 1.0)
     span = (hi - lo) or 1.0
     out = [f'<svg class="chart" viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(title)}" '
-           f'xmlns="http://www.w3.org/2000/svg">', f'<text class="title" x="{_LEFT}" y="16">{escape(title)}</text>']
+           f'xmlns="http://www.w3.org/2000/svg">', f'<text class="title" x="{left}" y="16">{escape(title)}</text>',
+           f'<text class="axis" x="{left}" y="{top - 8}">{escape(y_label)}: shaded light {lo:.2f} … dark {hi:.2f}</text>']
     for i, (name, row) in enumerate(zip(rows, values)):
-        y = _TOP + i * cell_h
-        out.append(f'<text class="tick" x="{_LEFT - 4}" y="{y + cell_h - 3:.1f}" text-anchor="end">{escape(name)}</text>')
+        y = top + i * cell_h
+        out.append(f'<text class="tick" x="{left - 4}" y="{y + cell_h - 3:.1f}" text-anchor="end">{escape(name)}</text>')
         for j, v in enumerate(row):
             if v is None:
                 continue
             shade = (v - lo) / span
-            out.append(f'<rect class="cell" x="{_LEFT + j * cell_w:.1f}" y="{y:.1f}" width="{cell_w:.1f}" '
+            out.append(f'<rect class="cell" x="{left + j * cell_w:.1f}" y="{y:.1f}" width="{cell_w:.1f}" '
                        f'height="{cell_h:.1f}" fill-opacity="{0.08 + 0.92 * shade:.2f}">'
                        f'<title>{escape(name)} {escape(columns[j])}: {v:.3f}</title></rect>')
     step = max(1, len(columns) // 20)
     for j in range(0, len(columns), step):
-        out.append(f'<text class="tick" x="{_LEFT + (j + 0.5) * cell_w:.1f}" y="{_TOP + len(rows) * cell_h + 14:.1f}" '
-                   f'text-anchor="middle">{escape(columns[j])}</text>')
-    out.append(f'<text class="axis" x="{width / 2:.0f}" y="{height - 6:.0f}" text-anchor="middle">{escape(x_label)}</text>')
-    out.append(f'<text class="axis" x="4" y="{_TOP - 6}">{escape(y_label)}  (light {lo:.2f} … dark {hi:.2f})</text>')
+        out.append(f'<text class="tick" x="{left + (j + 0.5) * cell_w:.1f}" y="{top + len(rows) * cell_h + 14:.1f}" '
+                   f'text-anchor="end" transform="rotate(-35 {left + (j + 0.5) * cell_w:.1f} '
+                   f'{top + len(rows) * cell_h + 14:.1f})">{escape(columns[j])}</text>')
+    out.append(f'<text class="axis" x="{left + cell_w * len(columns) / 2:.0f}" y="{height - 4:.0f}" '
+               f'text-anchor="middle">{escape(x_label)}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -1,7 +1,7 @@
 """Benchmark: the germline run report (`aisci report germline`) for 100 samples, against the pipeline's wall-clock.
 
 Run with `make bench-report` (runs the demo pipeline into a scratch folder first: about 5 min on 2 cores) or
-`python benchmarks/report/run.py --run DIR` on the folder a finished demo run wrote (`make demo` runs in the
+`python benchmarks/report_speed/run.py --run DIR` on the folder a finished demo run wrote (`make demo` runs in the
 repository root). Not part of the tests. Goals: the 100-sample report takes < 10 % of the pipeline's own
 wall-clock on the demo data, and the page stays under 5 MB.
 

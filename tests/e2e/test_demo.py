@@ -60,3 +60,9 @@ def test_make_demo_first_run(tmp_path):
     calls = [int(v) for v in seen["sorted"]["calls"]]  # records per callset, sorted descending by two clicks
     assert calls == sorted(calls, reverse=True) and len(calls) == 3
     screenshot(results / "report.html", tmp_path / "report.png")
+    # the protein run's page: the model, both proteins' maps with their heatmaps (PNG, loaded), the embeddings
+    assert f"The protein run's page: {repo}/results/plm/report.html" in out
+    seen, console = check_page(results / "plm" / "report.html", tmp_path)
+    assert seen["sections"] == ["run", "mutagenesis", "embeddings"] and console == [], (seen, console)
+    assert seen["images"] == 2 and seen["broken_images"] == 0, seen
+    screenshot(results / "plm" / "report.html", tmp_path / "protein-report.png")

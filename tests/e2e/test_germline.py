@@ -225,6 +225,25 @@ def test_report_holds_the_runs_own_numbers(sim_run, sim_data):
     assert len(html.encode()) < 5_000_000
 
 
+def test_multiqc_picks_up_every_module(sim_run, sim_data):
+    """The `multiqc` rule (report.multiqc: true in this scenario) ran MultiQC over the run's QC files: samtools
+    stats and flagstat per sample, bcftools stats per callset, the hap.py-style summaries, aisci's custom content."""
+    res = sim_run / "results"
+    assert (res / "multiqc" / "multiqc_report.html").stat().st_size > 100_000
+    raw = json.loads((res / "multiqc" / "multiqc_data" / "multiqc_data.json").read_text())["report_saved_raw_data"]
+    samples, callsets = set(sim_data.samples), {*sim_data.samples, "cohort"}
+    assert set(raw["multiqc_samtools_stats"]) == set(raw["multiqc_samtools_flagstat"]) == samples
+    assert set(raw["multiqc_bcftools_stats"]) == callsets
+    assert {v["sample_id"] for v in raw["multiqc_happy_snp_data"].values()} == samples
+    assert set(raw["multiqc_aisci_splice_table"]) == set(raw["multiqc_aisci_protein_table"]) == callsets
+    assert {"align_reads", "call_group"} <= set(raw["multiqc_aisci_usage_table"])  # a local run: benchmark files
+    for sample in samples:
+        truth = metrics(res / "eval" / f"{sample}.json")["snv"]
+        assert raw["multiqc_happy_snp_data"][f"{sample}_SNP_PASS"]["TRUTH.TP_snp"] == str(truth["gt_tp"])
+        pairs = json.loads((res / "qc" / f"{sample}.reads.json").read_text())["pairs"]
+        assert raw["multiqc_samtools_stats"][sample]["raw_total_sequences"] == 2 * pairs
+
+
 def test_snakemakes_own_report_lists_the_key_outputs_by_category(sim_run, sim_data, esm_store, tmp_path):
     cfg = scenario_config("joint", sim_data, sim_run, esm_store)
     out = tmp_path / "snakemake-report.html"
@@ -236,7 +255,7 @@ def test_snakemakes_own_report_lists_the_key_outputs_by_category(sim_run, sim_da
         "Alignment QC": {"Other": [f"results/qc/{s}.stats.txt" for s in sim_data.samples]},
         "Accuracy": {"Other": [f"results/eval/{s}.tsv" for s in sim_data.samples]},
         "Calls": {"Other": [f"results/qc/{c}.bcftools_stats.txt" for c in callsets]},
-        "Run report": {"Other": ["results/report.html"]},
+        "Run report": {"Other": ["results/multiqc/multiqc_report.html", "results/report.html"]},
     }
 
 

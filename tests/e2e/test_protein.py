@@ -72,3 +72,31 @@ def test_second_run_has_nothing_to_do(protein_run):
     res = run_snakemake(protein_run, "--dry-run", "--cores", "1", "--configfile", str(protein_run / "config.yaml"),
                         snakefile=REPO / "workflows" / "protein" / "Snakefile")
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_report_holds_the_runs_maps_and_model(protein_run, esm_store, tmp_path, capsys):
+    """results/plm/report.html: the model's manifest entry, each map's numbers and heatmap, the embeddings."""
+    import base64
+    import re
+
+    from aisci.cli import main
+    from aisci.protein.store import list_models
+
+    html = (protein_run / "results" / "plm" / "report.html").read_text()
+    assert re.findall(r'<section id="(\w+)">', html) == ["run", "mutagenesis", "embeddings"]
+    entry = next(e for e in list_models(esm_store.path) if e.name == esm_store.model)
+    assert all(f["sha256"] in html for f in entry.files.values())
+    for key, name in (("sp_P01_ALPHA", "sp|P01|ALPHA"), ("beta", "beta")):
+        scores = pq.read_table(protein_run / "results" / "plm" / "mutagenesis" / f"{key}.parquet").column("score")
+        row = re.search(rf"<tr><td>{re.escape(name)}</td>(.*?)</tr>", html).group(1)
+        values = re.findall(r'data-v="([^"]*)"', row)
+        assert int(values[0]) == len(PROTEINS[name]) and int(values[1]) == len(scores)
+        assert float(values[2]) == pytest.approx(float(np.mean(scores.to_numpy())))
+        assert float(values[3]) == pytest.approx(float(np.min(scores.to_numpy())))
+        png = (protein_run / "results" / "plm" / "mutagenesis" / f"{key}.png").read_bytes()
+        assert base64.b64encode(png).decode() in html  # the pipeline's own heatmap, embedded
+    # a heatmap without its table is named, and no page is written
+    out = tmp_path / "report.html"
+    stray = protein_run / "results" / "plm" / "mutagenesis" / "beta.png"
+    assert main(["report", "protein", "--heatmaps", str(stray), "--slurm-run", "none", "--out", str(out)]) == 1
+    assert "beta.png: no mutagenesis table of beta given" in capsys.readouterr().err and not out.exists()

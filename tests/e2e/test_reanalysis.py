@@ -239,6 +239,15 @@ def test_reanalysis_workflow_runs_one_job_per_shard(cohort, sim_data, esm_store,
     seen = cache_rows(store, "protein")
     assert set(seen) == set(expected) and set(seen.values()) == {1}
     assert (tmp_path / "results" / "reanalysis" / "cohort.tsv").read_text().startswith("chrom\tvariants\tsamples\n")
+    # the run's page, opened in a real browser: every section, the numbers of the store, no console message
+    from tests.browser import check_page
+
+    page = tmp_path / "results" / "reanalysis" / "report.html"
+    seen, console = check_page(page, tmp_path)
+    assert seen["sections"] == ["cohort", "variants", "scores", "ingest"] and console == [], (seen, console)
+    html = page.read_text()
+    assert f"<div><b>{len(expected):,}</b><span>distinct variants</span></div>" in html
+    assert "<div><b>7</b><span>samples</span></div>" in html
 
 
 def test_slurm_workers_cpu_and_gpu_jobs(cohort, sim_data, esm_store, tmp_path):

@@ -37,7 +37,8 @@ latency_wait: 5
 @pytest.fixture
 def config(sim_data, tmp_path) -> Path:
     return write_config(tmp_path / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                        calling={"joint": True, "chunk_size": 100000}, splice={"annotation": str(sim_data.annotation)})
+                        calling={"joint": True, "chunk_size": 100000}, splice={"annotation": str(sim_data.annotation)},
+                        report={"multiqc": True})
 
 
 def aisci(*args: str) -> subprocess.CompletedProcess:
@@ -57,7 +58,7 @@ def test_job_profile_from_snakemakes_dag(sim_data, config, tmp_path):
                       "samtools_stats": 2, "samtools_flagstat": 2, "call_group": 12, "gather_calls": 3,
                       "filter_calls": 3, "stamp_calls": 3, "evaluate_calls": 2, "annotate_context": 2,
                       "cache_splicing": 4, "score_splicing": 12, "gather_splicing": 3, "bcftools_stats": 3,
-                      "report": 1}
+                      "report": 1, "multiqc": 1}
     reads = {s: sum(p.stat().st_size for p in sim_data.reads[s]) for s in sim_data.samples}
     for j in wf.jobs:
         deps = Counter(jobs[d].rule for d in j.deps)
@@ -87,12 +88,12 @@ def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
     plan = json.loads((tmp_path / "planned" / "plan.json").read_text())
     rules = {"prepare_reference", "index_minimap2", "check_reads", "align_reads", "samtools_stats",
              "samtools_flagstat", "call_group", "gather_calls", "filter_calls", "stamp_calls", "evaluate_calls",
-             "gather_splicing", "bcftools_stats", "report",
+             "gather_splicing", "bcftools_stats", "report", "multiqc",
              "annotate_context", "cache_splicing", "score_splicing"}
     assert set(profile["set-resources"]) == set(plan["placement"]) == rules
     assert profile["executor"] == "slurm" and profile["jobs"] == 50
     # every planned job count adds up to the DAG's, and each runtime request is within the wall time limit
-    assert sum(row["jobs"] for row in plan["decisions"]) == 58  # 3 bcftools_stats and the report since 54
+    assert sum(row["jobs"] for row in plan["decisions"]) == 59  # 3 bcftools_stats, the report and MultiQC since 54
     for res in profile["set-resources"].values():
         try:
             partition = ast.literal_eval(res["slurm_partition"])  # a Python literal, as Snakemake evaluates it

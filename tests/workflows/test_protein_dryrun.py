@@ -26,7 +26,7 @@ def test_dry_run_plans_every_protein(proteins, esm_store, tmp_path):
     res = run_snakemake(tmp_path, "--dry-run", "--cores", "2", "--configfile", str(cfg), snakefile=PROTEIN)
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout)
-    assert counts == {"all": 1, "embed_proteins": 1, "saturate_protein": 3, "plot_mutagenesis": 3}
+    assert counts == {"all": 1, "embed_proteins": 1, "saturate_protein": 3, "plot_mutagenesis": 3, "report_proteins": 1}
     # file-name-safe keys of the FASTA ids
     assert "results/plm/mutagenesis/sp_P01_ALPHA.parquet" in res.stdout
     assert "results/plm/mutagenesis/gamma.png" in res.stdout
@@ -40,7 +40,7 @@ def test_switches_and_the_repo_config(proteins, esm_store, tmp_path):
                         f"model_store={esm_store.path}", f"model={esm_store.model}", "embeddings=false",
                         snakefile=PROTEIN)
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout) == {"all": 1, "saturate_protein": 3, "plot_mutagenesis": 3}
+    assert job_counts(res.stdout) == {"all": 1, "saturate_protein": 3, "plot_mutagenesis": 3, "report_proteins": 1}
 
 
 def test_lint_clean(proteins, esm_store, tmp_path):

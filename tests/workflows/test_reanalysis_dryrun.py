@@ -48,7 +48,7 @@ def test_one_shard_plans_one_ingest_job_and_each_stage(inputs, esm_store, tmp_pa
     res = run_snakemake(tmp_path, "--dry-run", "--printshellcmds", "--cores", "2", "--configfile", str(cfg),
                         snakefile=REANALYSIS)
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout) == {"ingest_shard": 1, "score_variants": 2, "cohort_summary": 1, "all": 1}
+    assert job_counts(res.stdout) == {"ingest_shard": 1, "score_variants": 2, "cohort_summary": 1, "report_cohort": 1, "all": 1}
     out = res.stdout
     store = inputs["store"]
     assert (f"aisci cohort ingest --manifest {manifest} --store {store} --shard 0 --shard-size 50"
@@ -72,7 +72,7 @@ def test_three_shards_from_the_repo_config(inputs, tmp_path):
                         f"store={inputs['store']}", f"reference={inputs['reference']}", "shard_size=3",
                         "stages=[splice]", f"splice={{annotation: {tmp_path}/genes.gff3}}", snakefile=REANALYSIS)
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout) == {"ingest_shard": 3, "score_variants": 1, "cohort_summary": 1, "all": 1}
+    assert job_counts(res.stdout) == {"ingest_shard": 3, "score_variants": 1, "cohort_summary": 1, "report_cohort": 1, "all": 1}
     assert "results/reanalysis/shards/2.json" in res.stdout and "shards/3.json" not in res.stdout
 
 
@@ -84,7 +84,7 @@ def test_200_samples_then_only_what_changed_reruns(inputs, tmp_path):
     args = ("--cores", "1", "--configfile", str(cfg))
     res = run_snakemake(tmp_path, "--dry-run", *args, snakefile=REANALYSIS)
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout) == {"ingest_shard": 4, "score_variants": 2, "cohort_summary": 1, "all": 1}
+    assert job_counts(res.stdout) == {"ingest_shard": 4, "score_variants": 2, "cohort_summary": 1, "report_cohort": 1, "all": 1}
 
     # Outputs as a finished run leaves them, with Snakemake's records of each job (--touch --forceall), no job run.
     results = tmp_path / "results" / "reanalysis"
@@ -98,7 +98,7 @@ def test_200_samples_then_only_what_changed_reruns(inputs, tmp_path):
     write_config(cfg, manifest=str(manifest), **inputs)
     res = run_snakemake(tmp_path, "--dry-run", *args, snakefile=REANALYSIS)
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout) == {"score_variants": 1, "cohort_summary": 1, "all": 1}
+    assert job_counts(res.stdout) == {"score_variants": 1, "cohort_summary": 1, "report_cohort": 1, "all": 1}
     assert "wildcards: stage=splice" in res.stdout and "Params have changed" in res.stdout
 
     write_cohort(tmp_path, 1, first=200)                          # a new sample: a fifth shard
@@ -109,7 +109,7 @@ def test_200_samples_then_only_what_changed_reruns(inputs, tmp_path):
     os.utime(replaced, (later, later))
     res = run_snakemake(tmp_path, "--dry-run", *args, snakefile=REANALYSIS)
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout) == {"ingest_shard": 2, "score_variants": 2, "cohort_summary": 1, "all": 1}
+    assert job_counts(res.stdout) == {"ingest_shard": 2, "score_variants": 2, "cohort_summary": 1, "report_cohort": 1, "all": 1}
     shards = re.findall(r"rule ingest_shard:.*?wildcards: shard=(\d+)", res.stdout, re.DOTALL)
     assert sorted(shards) == ["1", "4"]
 

@@ -25,6 +25,8 @@ OPTION_STRINGS = {
     ("embed_proteins", "params.options"),
     ("saturate_protein", "params.options"),
     ("score_variants", "params.options"),
+    ("report", "params.mqc"),
+    ("report_proteins", "params.options"),
 }
 # Numbers Snakemake itself fills in.
 PLAIN = re.compile(r"threads|resources\.\w+")

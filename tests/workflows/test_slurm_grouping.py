@@ -43,7 +43,7 @@ def test_thousand_samples_submit_four_jobs_each(sim_data, tmp_path):
     many_samples(sheet, fq1, fq2, 1000, prefix="s")
     # joint calling on: the cohort call adds one more group job
     cfg = write_config(tmp_path / "c.yaml", samples=str(sheet), reference=str(sim_data.reference),
-                       calling={"joint": True, "chunk_size": 100000})
+                       calling={"joint": True, "chunk_size": 100000}, report={"multiqc": True})
     res = run_snakemake(
         tmp_path / "run", "--dry-run", "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(cfg),
         "--slurm-partition-config", str(REPO / "profiles" / "slurm" / "partitions.yaml"),
@@ -60,10 +60,11 @@ def test_thousand_samples_submit_four_jobs_each(sim_data, tmp_path):
     # SpliceAI scores from the cache in each of 4 scoring groups, gathered); the cohort's 'calls' and
     # 'splice' groups; once per run: the 'reference' group and SpliceAI itself, one GPU job per
     # scoring group over every callset (parallel on the GPU partition), and the run report (each
-    # callset's bcftools stats run in its 'calls' group)
+    # callset's bcftools stats run in its 'calls' group), and MultiQC after it
     assert counts["score_splicing"] == 4 * 1001 and counts["gather_splicing"] == 1001
     assert counts["cache_splicing"] == 4 and counts["bcftools_stats"] == 1001 and counts["report"] == 1
-    assert submitted == 4 * 1000 + 2 + 1 + 4 + 1
+    assert counts["multiqc"] == 1
+    assert submitted == 4 * 1000 + 2 + 1 + 4 + 1 + 1
     assert total_rule_jobs > 4 * submitted  # grouping really merged jobs (18,020 rule jobs here)
 
 
