@@ -74,5 +74,6 @@ rule multiqc:
         runtime=runtime_per_attempt(base_min=30),
     shell:
         # --no-version-check: compute nodes are offline; explicit files: only this run's, never a stale one
+        # the names given: --title would otherwise name the files after it
         "multiqc --no-version-check --force --no-ai --title 'aisci germline run' --outdir results/multiqc"
-        " --filename multiqc_report.html {input:q} > {log:q} 2>&1"
+        " --filename multiqc_report.html --cl-config 'data_dir_name: multiqc_data' {input:q} > {log:q} 2>&1"

@@ -36,6 +36,8 @@ th[data-dir="asc"]::after { content: " \\25B2"; } th[data-dir="desc"]::after { c
 .charts svg.chart { flex: 1 1 460px; max-width: 640px; }
 .figures { display: flex; flex-direction: column; gap: 10px; } figure { margin: 0; }
 figure img { width: 100%; height: auto; background: #fff; border-radius: 6px; } figcaption { color: var(--muted); font-size: 12px; }
+svg.gantt { background: var(--panel); border-radius: 6px; } svg.gantt text { fill: var(--fg); }
+svg.gantt line { stroke: var(--line); }
 svg.chart { width: 100%; max-width: 640px; height: auto; background: var(--panel); border-radius: 6px; }
 svg .title { font-weight: 600; font-size: 13px; fill: var(--fg); } svg .tick, svg .axis { font-size: 11px; fill: var(--muted); }
 svg .grid { stroke: var(--line); stroke-width: 1; } svg .bar, svg .cell { fill: var(--accent); }
