@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SPLICE_THRESHOLDS = (0.2, 0.5, 0.8)
 TOP = 25  # rows of the "strongest" / "lowest" tables
+CURVES = 24  # samples drawn in the QC curves, callsets with their own histograms: a page of 1,000 samples stays small
 
 
 @dataclass
@@ -123,9 +124,12 @@ def qc_section(paths: Sequence[Path]) -> Section:
     s.blocks.append(table(["sample", "read pairs", "mapped %", "duplicates %", "properly paired %", "insert size mean",
                            "insert size sd", "mean depth (covered bases)", "error rate"], rows))
     s.note("Percentages of all reads; depth is over the bases with at least one read (samtools stats COV).")
-    s.charts(svg.lines("Insert size", inserts, x_label="insert size (bp)", y_label="pairs"),
-             svg.lines("Coverage depth", {k: [(d, n) for d, n in v if d <= 200] for k, v in depths.items()},
+    drawn = list(inserts)[:CURVES]
+    s.charts(svg.lines("Insert size", {k: inserts[k] for k in drawn}, x_label="insert size (bp)", y_label="pairs"),
+             svg.lines("Coverage depth", {k: [(d, n) for d, n in depths[k] if d <= 200] for k in drawn},
                        x_label="depth", y_label="bases"))
+    if len(inserts) > CURVES:
+        s.note(f"Curves of the first {CURVES} of {len(inserts):,} samples; the table holds every sample's numbers.")
     return s
 
 
@@ -174,13 +178,19 @@ def calls_section(stats: Sequence[Path], vcfs: Sequence[Path]) -> Section:
         names = sorted({f for c in filters.values() for f in c})
         s.heading("Filters")
         s.blocks.append(table(["callset", *names], [[n, *[c.get(f, 0) for f in names]] for n, c in filters.items()]))
-    for name, st in parsed.items():
+    # the joint callset first: it holds every sample
+    drawn = sorted(parsed, key=lambda n: n != "cohort")[:CURVES]
+    for name in drawn:
+        st = parsed[name]
         s.heading(name)
         s.charts(svg.histogram(f"{name}: indel lengths", [(x, y) for x, y in st.indel_lengths if -30 <= x <= 30],
                                x_label="length (deletions negative)", y_label="sites"),
                  svg.histogram(f"{name}: QUAL", st.qual, x_label="QUAL", y_label="sites (SNPs + indels)"),
                  svg.histogram(f"{name}: depth", [(x, y) for x, y in st.depth if x <= 200], x_label="DP",
                                y_label="sites"))
+    if len(parsed) > CURVES:
+        s.note(f"Histograms of {CURVES} of {len(parsed):,} callsets; the tables hold every callset's numbers, "
+               "and results/qc/{callset}.bcftools_stats.txt every histogram.")
     return s
 
 
