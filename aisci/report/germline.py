@@ -332,12 +332,16 @@ def cluster_usage(run_id: str) -> tuple[list[Any], Any] | None:
     from aisci.slurm.sacct import load_jobs
     from aisci.slurm.usage import summarise
 
+    import os
+
     try:
         jobs = load_jobs(run_id=run_id)
     except AisciError as exc:  # no accounting here, or none of its jobs recorded yet: say so, keep the report
         log.warning("cluster use left out: %s", exc)
         return None
-    return jobs, summarise(jobs)
+    # this report's own job is still running: accounting has not recorded its rule (the comment) yet
+    jobs = [j for j in jobs if j.job_id != os.environ.get("SLURM_JOB_ID")]
+    return (jobs, summarise(jobs)) if jobs else None
 
 
 def cluster_section(run_id: str, jobs: list[Any], report: Any) -> Section:
@@ -345,7 +349,7 @@ def cluster_section(run_id: str, jobs: list[Any], report: Any) -> Section:
     from aisci.slurm.usage_plot import gantt_svg
 
     s = Section("cluster", "Cluster use")
-    s.note(f"Slurm run {run_id}: {report.jobs} jobs (from sacct; this report's own job is still running).")
+    s.note(f"Slurm run {run_id}: {report.jobs} jobs before this report's own (from sacct).")
     cols = ["rule", "jobs", "partitions", "states", "core-hours", "mean queue wait (s)", "CPU efficiency",
             "memory efficiency", "GPU-hours"]
 

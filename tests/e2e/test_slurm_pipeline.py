@@ -103,7 +103,7 @@ def slurm_run(demo_data, esm_store, tmp_path_factory):
     cfg = write_config(workdir / "c.yaml", samples=str(demo_data.sample_sheet), reference=str(demo_data.reference),
                        calling={"joint": True, "chunk_size": 250000, "scoring_groups": 1}, splice={"annotation": genes},
                        protein={"enabled": True, "annotation": genes, "model_store": str(esm_store.path),
-                                "model": esm_store.model})
+                                "model": esm_store.model}, report={"multiqc": True})
     t0 = time.time()
     res = run_snakemake(workdir / "run", *slurm_args(cfg), timeout=900)
     wall = time.time() - t0
@@ -140,10 +140,10 @@ def test_cpu_rules_on_cpu_partition_gpu_rules_on_gpu_partition(slurm_run, demo_d
     # per sample 'align', 'calls' (with the coding consequences) and annotate_context; the cohort's
     # 'calls'; per callset 'splice' and 'protein' (its scores from the cache, gathered); once, the
     # 'reference' group and the cache_splicing and cache_missense jobs that score every callset's alleles;
-    # last, the report
+    # last, the report, then MultiQC
     n = len(sim_data.samples)
-    assert len(jobs) == 3 * n + 1 + 2 * (n + 1) + 1 + 2 + 1, [j["Comment"] for j in jobs]
-    assert [j["Partition"] for j in jobs if j["Comment"] == "rule_report"] == ["cpu"]
+    assert len(jobs) == 3 * n + 1 + 2 * (n + 1) + 1 + 2 + 1 + 1, [j["Comment"] for j in jobs]
+    assert [j["Partition"] for j in jobs if j["Comment"] in ("rule_report", "rule_multiqc")] == ["cpu", "cpu"]
     # the rules declare their groups, so the Snakemake inside a group job runs all its rules in one job
     # step (without the directive: one step per rule, each starting Snakemake again)
     grouped = [j["JobID"] for j in jobs if rule_of(j["Comment"], "").startswith("group:")]
@@ -175,6 +175,13 @@ def test_report_of_a_slurm_run_shows_its_cluster_use(slurm_run):
     assert cluster and f"Slurm run {run}:" in cluster.group(1), html[-3000:]
     assert '<svg class="gantt"' in cluster.group(1) and "<td>cache_splicing</td>" in cluster.group(1)
     assert "<td>gpu</td>" in cluster.group(1) and "<td>cpu</td>" in cluster.group(1)  # per partition
+    # the same numbers as MultiQC custom content, and MultiQC (its own Slurm job after the report) read them
+    usage = (workdir / "results" / "qc" / "usage_mqc.tsv").read_text()
+    assert "# section_name: Cluster use (aisci)" in usage
+    assert re.search(r"^cache_splicing\t1\tgpu\t", usage, re.M), usage
+    assert f"\n{run}\t" not in usage and "<td>report</td>" not in cluster.group(1)  # its own job: not yet recorded
+    raw = json.loads((workdir / "results" / "multiqc" / "multiqc_data" / "multiqc_data.json").read_text())
+    assert raw["report_saved_raw_data"]["multiqc_aisci_usage_table"]["cache_splicing"]["partitions"] == "gpu"
 
 
 def test_usage_report_from_real_sacct(slurm_run, tmp_path):
@@ -188,7 +195,7 @@ def test_usage_report_from_real_sacct(slurm_run, tmp_path):
     report = json.loads(out.stdout)
     rules = {r["rule"]: r for r in report["rules"]}
     assert set(rules) == {"group:reference", "group:align", "group:calls", "annotate_context",
-                          "cache_splicing", "cache_missense", "group:splice", "group:protein", "report"}
+                          "cache_splicing", "cache_missense", "group:splice", "group:protein", "report", "multiqc"}
     assert rules["group:reference"]["jobs"] == 1
     assert rules["group:align"]["jobs"] == 2 and rules["group:calls"]["jobs"] == 3
     assert rules["annotate_context"]["gpu_h"] > 0 and rules["cache_splicing"]["gpu_h"] > 0
