@@ -1,4 +1,4 @@
-"""`aisci report germline`: one self-contained HTML page of a run (the final rule of the germline pipeline)."""
+"""`aisci report germline|protein|cohort`: one self-contained HTML page of a run (the final rule of each pipeline)."""
 
 from __future__ import annotations
 
