@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import os
 import tempfile
@@ -85,7 +86,9 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     """Yield a temporary path next to ``path``; move it into place only on success.
 
     Nothing half-written is ever left at ``path``: on an exception the temporary file is
-    removed and the exception propagates.
+    removed and the exception propagates. A temporary file of ``path`` that a killed earlier
+    attempt left (SIGKILL, scancel: no cleanup runs) is removed first; an output has one writer at
+    a time (Snakemake runs one job per output).
 
     Args:
         path: final output path.
@@ -99,6 +102,8 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     final.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(final.suffixes)
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp{glob.escape(suffix)}"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)

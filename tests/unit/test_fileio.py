@@ -36,6 +36,18 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_atomic_output_removes_what_a_killed_attempt_left(tmp_path):
+    """A job killed mid-write (SIGKILL, scancel) runs no cleanup: its rerun removes the leftover temporary file."""
+    final = tmp_path / "S2.markdup.txt"
+    left = tmp_path / ".S2.markdup.txt.1z0qim6k.tmp.markdup.txt"
+    left.write_text("half")
+    other = tmp_path / ".S1.markdup.txt.abcd1234.tmp.markdup.txt"  # another output's: not touched
+    other.write_text("being written")
+    with atomic_output(final) as tmp:
+        tmp.write_text("complete")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "S2.markdup.txt"]
+
+
 def test_open_text_reads_plain_and_gzip(tmp_path):
     plain = tmp_path / "a.txt"
     plain.write_text("x\ny\n")
