@@ -65,10 +65,13 @@ rule plot_mutagenesis:
         png=report("results/plm/mutagenesis/{protein}.png", category="Protein mutagenesis", labels={"protein": "{protein}"}),
     log:
         "logs/plot_mutagenesis/{protein}.log",
+    benchmark:
+        "benchmarks/plot_mutagenesis/{protein}.tsv"
     conda:
         "../envs/aisci.yaml"
     threads: 1
     resources:
+        mem_mb=mem_per_attempt(2000),
         runtime=runtime_per_attempt(base_min=10),
     shell:
         "aisci plm heatmap {input.parquet:q} --out {output.png:q} > {log:q} 2>&1"
