@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate-cluster": ("aisci.placement.simcli", "simulate the sites running a workflow: static mapping vs the plan"),
     "reanalyze": ("aisci.cohort.reanalyze", "ingest a cohort's VCFs into the Parquet store and re-score new variants on Dask"),
     "cohort": ("aisci.cohort.cli", "the cohort store: ingest a shard, score, query, info, simulate"),
+    "catalog": ("aisci.catalog.cli", "versioned pipeline releases: lint, publish, list, show, install, test"),
 }
 
 

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"base"},
     {"slurm"},
     {"germline", "splice", "protein", "placement", "demo"},
-    {"cohort"},
+    {"cohort", "catalog"},
     {"pipelines", "report"},
     {"cli"},
 ]

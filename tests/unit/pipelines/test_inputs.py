@@ -52,6 +52,8 @@ def test_repo_config_yaml_is_the_template_and_the_demo_completes_it():
 
     text = (REPO / "config.yaml").read_text()
     assert text == render_config(), "regenerate: python -c 'from aisci.pipelines.project import render_config; print(render_config(), end=\"\")' > config.yaml"
+    # the germline pipeline's default config in its own folder (what a catalog release carries) is the same file
+    assert (REPO / "workflows" / "germline" / "config.yaml").read_text() == text, "cp config.yaml workflows/germline/"
     template = yaml.safe_load(text)
     with pytest.raises(InputError) as err:
         validate_config(template, "config.yaml")
