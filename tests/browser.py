@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -58,3 +59,30 @@ def screenshot(page: Path, png: Path, width: int = 1280, height: int = 4000) -> 
     res = _run([f"--window-size={width},{height}", f"--screenshot={png}", page.as_uri()])
     assert png.is_file() and png.stat().st_size > 10_000, res.stderr[-3000:]
     return png
+
+
+# Appended to a copy of the page under test (whose <base> is the page itself): every link as the browser resolves
+# it, once the page has loaded.
+_LINKS = """<script>
+window.addEventListener("load", () => {
+  const pre = document.createElement("pre"); pre.id = "browser-links";
+  pre.textContent = JSON.stringify([...document.links].map(a => a.href)); document.body.appendChild(pre);
+});
+</script>"""
+
+
+def rendered(page: Path, workdir: Path) -> tuple[str, list[str], list[str]]:
+    """Load a copy of ``page`` as if from where it lies; return its DOM once its scripts ran, its links, its console.
+
+    The copy (in ``workdir``) has the page itself as its ``<base>``, so relative links and ``document.baseURI``
+    resolve as from the page; the links are ``document.links`` as absolute URLs.
+    """
+    copy = workdir / f"rendered-{page.name}"
+    base = f'<base href="{page.resolve().as_uri()}">'
+    text = re.sub(r"<head[^>]*>", lambda m: m.group(0) + base, page.read_text(), count=1)
+    copy.write_text(text.replace("</body>", _LINKS + "</body>", 1))
+    res = _run(["--dump-dom", copy.as_uri()])
+    found = re.search(r'<pre id="browser-links">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"the page did not finish loading in chromium: {res.stderr[-3000:]}"
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    return res.stdout, json.loads(html.unescape(found.group(1))), console

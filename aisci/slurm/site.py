@@ -104,6 +104,13 @@ class Site:
     transfers: Mapping[str, Transfer] = field(default_factory=dict)  # centre -> from home to it
     name: str = "site"
     settings: Mapping[str, Any] = field(default_factory=_default_settings)
+    model_stores: Mapping[str, str | None] = field(default_factory=dict)  # centre -> its model store's path
+    references: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # centre -> name -> path
+
+    @property
+    def centres(self) -> list[str]:
+        """Every centre, home first."""
+        return list(dict.fromkeys([self.home, *(p.centre for p in self.partitions)]))
 
     def partition(self, pid: str) -> Partition:
         for p in self.partitions:
@@ -231,7 +238,9 @@ def parse_site(data: Any, source: str) -> Site:
                 slurm_cluster=centre.get("slurm_cluster"),
             ))
     return Site(home=home, partitions=tuple(partitions), transfers=transfers, name=data.get("name", "site"),
-                settings={key: data[key] for key in SETTINGS})
+                settings={key: data[key] for key in SETTINGS},
+                model_stores={c: centre.get("model_store") for c, centre in centres.items()},
+                references={c: dict(centre.get("references", {})) for c, centre in centres.items()})
 
 
 def load_site(path: Path) -> Site:
