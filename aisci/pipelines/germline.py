@@ -313,13 +313,16 @@ class GermlinePipeline(Glue):
         return json.dumps(self.config, sort_keys=True)
 
     def provenance_options(self, wildcards: Any = None) -> list[str]:
-        """What `aisci provenance info` records besides the config: the models the run uses."""
+        """What `aisci provenance info` records besides the config: the models the run uses, the catalog release."""
         options: list[str] = []
         if self.config["splice"]["enabled"]:
             weights = self.config["splice"]["weights"]  # the weights the stage loads (default: the spliceai package's)
             options += ["--splice-weights", str(Path(weights).resolve())] if weights else ["--splice-weights"]
         if self.model is not None:
             options += ["--model-manifest", str(self.model.store)]
+        release = self.release_file()
+        if release is not None:  # run from an installed catalog release: record which
+            options += ["--release", str(release)]
         return options
 
     def reference_name(self, wildcards: Any = None) -> str:

@@ -65,6 +65,7 @@ class Glue:
 
     config: dict[str, Any]
     configfiles: list[str]
+    snakefile: Path | None = None  # the Snakefile that built it (from_snakemake)
 
     def __init__(self, config: dict[str, Any], source: "str | Sources" = "config") -> None:
         raise NotImplementedError
@@ -77,9 +78,21 @@ class Glue:
             snakemake.exceptions.WorkflowError: with the file, line and field at fault, so that Snakemake
                 prints the message without a traceback and submits nothing.
         """
+        import sys
+
         glue = for_snakemake(lambda sources: cls(config, sources), workflow)
         glue.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
+        # the calling Snakefile (Snakemake compiles it under its path): an installed catalog release's, or not
+        glue.snakefile = Path(sys._getframe(1).f_code.co_filename)
         return glue
+
+    def release_file(self) -> Path | None:
+        """The release.json of the installed catalog release this run's Snakefile belongs to, if any."""
+        from aisci.catalog.release import RELEASE, installed_release
+
+        if self.snakefile is None or installed_release(self.snakefile) is None:
+            return None
+        return self.snakefile.resolve().parent.parent.parent / RELEASE
 
     def targets(self) -> list[str]:
         """Every final output of the pipeline."""

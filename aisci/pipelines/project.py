@@ -56,6 +56,31 @@ module {pipeline}:
 
 use rule * from {pipeline}
 """
+# The same, for a release installed from a catalog (`aisci init --pipeline NAME@VERSION`).
+SNAKEFILE_RELEASE = """\
+# Snakefile — the {name} pipeline {version} from a catalog, in this project directory (written by
+# `aisci init --pipeline {name}@{version}`).
+#
+#   snakemake --profile profile
+#
+# The workflow is the installed release {digest} (every file checked against its SHA-256 when it
+# was installed; `aisci catalog install` says where): this file points at its Snakefile through
+# Snakemake's `module` directive, and results/pipeline_info/release.json records the release of each run.
+# Settings live in config.yaml; results/, logs/, benchmarks/ and resources/ are written here.
+
+
+configfile: "config.yaml"
+
+
+module {name}:
+    snakefile:
+        {snakefile}
+    config:
+        config
+
+
+use rule * from {name}
+"""
 
 
 def _comment(text: str, indent: str) -> list[str]:
@@ -119,9 +144,20 @@ class ProjectPlan:
     profile: Path
 
 
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def plan_project(directory: Path, genome: str, reference: Path | None, samples: Path | None,
-                 profile: str, annotation: Path | None = None) -> ProjectPlan:
+                 profile: str, annotation: Path | None = None, release: Path | None = None) -> ProjectPlan:
     """Check the arguments of `aisci init` and plan its files, writing nothing.
+
+    Args:
+        release: an installed catalog release's folder (`aisci.catalog.release.install`): the project runs its
+            pipeline, pinned to that version, with its default config.
 
     Raises:
         InputError: an unknown genome, a missing reference, sample sheet, annotation or profile.
@@ -146,10 +182,34 @@ def plan_project(directory: Path, genome: str, reference: Path | None, samples: 
         profile_dir = Path(profile)
         if not (profile_dir / "config.yaml").is_file():
             raise InputError(f"--profile {profile}: no such profile (local, slurm, or a folder with a config.yaml)")
-    files = {"Snakefile": SNAKEFILE.format(pipeline=DEFAULT_PIPELINE), "config.yaml": render_config(values)}
-    if samples is None:
+    if release is None:
+        files = {"Snakefile": SNAKEFILE.format(pipeline=DEFAULT_PIPELINE), "config.yaml": render_config(values)}
+    else:
+        files = _release_files(release, values)
+    if samples is None and "config.yaml" in files and files["Snakefile"].find(f"module {DEFAULT_PIPELINE}:") >= 0:
         files["samples.tsv"] = SAMPLES_TEMPLATE
     return ProjectPlan(Path(directory), files, profile_dir)
+
+
+def _release_files(release: Path, values: dict[str, Any]) -> dict[str, str]:
+    """Snakefile and config.yaml of a project running an installed release: the germline pipeline's config is the
+    commented template with the release's defaults and the given values; another pipeline's is its default config."""
+    import json
+
+    from aisci import yamlfile
+    from aisci.catalog.metadata import read_pipeline
+
+    record = json.loads((release / "release.json").read_text())
+    pipeline = read_pipeline(release / "workflows" / record["name"])
+    snakefile = pipeline.folder / "Snakefile"
+    text = SNAKEFILE_RELEASE.format(name=pipeline.name, version=pipeline.version, digest=record["digest"][:12],
+                                    snakefile=json.dumps(str(snakefile)))
+    default = pipeline.folder / pipeline.meta["default_config"]
+    if pipeline.name == DEFAULT_PIPELINE:
+        config = render_config(_merged(yamlfile.load(default) or {}, values))
+    else:
+        config = default.read_text()
+    return {"Snakefile": text, "config.yaml": config}
 
 
 def init_project(plan: ProjectPlan, force: bool = False) -> tuple[list[Path], list[Path]]:
@@ -206,22 +266,39 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="gene table, GFF3 or GTF for SpliceAI (default: the packaged table of --genome)")
     parser.add_argument("--profile", default="local",
                         help="local (this machine, default), slurm (the packaged Slurm profile) or a profile folder to copy")
+    parser.add_argument("--pipeline", metavar="NAME@VERSION",
+                        help="pin the project to a catalog release (installed first, checksums verified); default: "
+                             "the germline pipeline of this aisci installation")
+    parser.add_argument("--catalog", action="append", metavar="DIR_OR_URL",
+                        help="catalog(s) to find --pipeline in (repeatable; default: $AISCI_CATALOGS)")
+    parser.add_argument("--into", type=Path, help="install root of --pipeline (default: $AISCI_PIPELINES or "
+                        "~/.local/share/aisci/pipelines)")
     parser.add_argument("--force", action="store_true",
                         help="add the missing project files to a non-empty directory (never overwrites a file)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write a project directory and say how to run it."""
-    plan = plan_project(args.directory, args.genome, args.reference, args.samples, args.profile, args.annotation)
+    release = None
+    if args.pipeline is not None:
+        from aisci.catalog.release import catalogs_from, install, install_root, resolve
+
+        found = resolve(args.pipeline, catalogs_from(args.catalog))
+        release, new = install(found, install_root(args.into))
+        print(f"{found.ref}: {'installed' if new else 'installed already, files verified'} in {release}")
+    plan = plan_project(args.directory, args.genome, args.reference, args.samples, args.profile, args.annotation,
+                        release=release)
     written, kept = init_project(plan, force=args.force)
     for path in written:
         print(f"wrote {path}")
     for path in kept:
         print(f"kept  {path} (exists)")
     steps = []
-    if args.reference is None:
+    if "samples.tsv" not in plan.files and args.samples is None:  # a catalog release of another pipeline
+        steps.append("set its inputs in config.yaml")
+    elif args.reference is None:
         steps.append("set `reference:` in config.yaml")
-    if args.samples is None:
+    if "samples.tsv" in plan.files:
         steps.append("list your samples in samples.tsv")
     print(f"\nNext: {'; '.join(steps) + ', then ' if steps else ''}"
           f"cd {args.directory} && snakemake --profile profile")

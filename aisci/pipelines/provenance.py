@@ -27,7 +27,7 @@ from aisci.fileio import atomic_output, is_gzipped, sha256
 PathLike = str | os.PathLike[str]
 TOOLS = ("minimap2", "bwa", "samtools", "bcftools", "tabix", "bgzip")
 MD5_MAX_BASES = 200_000_000  # "where cheap": ~1 s of MD5; a human genome (3.1 Gb) is left out
-_FIXED = ("versions.json", "config.yaml", "command.txt", "run.json", "models.json")
+_FIXED = ("versions.json", "config.yaml", "command.txt", "run.json", "models.json", "release.json")
 _VERSION = re.compile(r"\d+\.\d+[^\s,;)]*")
 _CHUNK = 10_000_000  # bases read at a time when hashing a sequence
 
@@ -145,7 +145,8 @@ def snakemake_command(pid: int | None = None) -> list[str]:
 
 def write_pipeline_info(out_dir: PathLike, *, config: dict[str, Any], configfiles: Sequence[PathLike],
                         samples_sheet: PathLike | None, command: Sequence[str], run_id: str | None = None,
-                        model_manifests: Sequence[PathLike] = (), splice_weights: PathLike | None = None) -> Path:
+                        model_manifests: Sequence[PathLike] = (), splice_weights: PathLike | None = None,
+                        release: PathLike | None = None) -> Path:
     """Write what a run is made of into ``out_dir``, each file atomically (a temporary name, then os.replace).
 
     Files: versions.json, config.yaml, the sample sheet byte for byte under its own name, command.txt, run.json
@@ -161,6 +162,8 @@ def write_pipeline_info(out_dir: PathLike, *, config: dict[str, Any], configfile
         run_id: the run's id (default: a new uuid4 hex).
         model_manifests: model store manifest.json files (or store folders).
         splice_weights: folder of the SpliceAI .h5 files to hash (see `aisci.splice.weights.weights_dir`), or None.
+        release: the release.json of the installed catalog release the run's pipeline comes from, or None;
+            release.json here then names it (pipeline, version, content digest, catalog).
 
     Returns:
         ``out_dir`` as a Path.
@@ -196,7 +199,19 @@ def write_pipeline_info(out_dir: PathLike, *, config: dict[str, Any], configfile
     _write(out / "command.txt", shlex.join(command) + "\n")
     _write(out / "run.json", _json(run))
     _write(out / "models.json", _json(models))
+    if release is not None:
+        _write(out / "release.json", _json(_release(release)))
     return out
+
+
+def _release(path: PathLike) -> dict[str, Any]:
+    """What pipeline_info records of a catalog release: its name, version, digest, catalog and files' count."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"release {path}: cannot read ({exc})") from None
+    keep = ("name", "version", "digest", "published", "installed_from")
+    return {**{k: record.get(k) for k in keep}, "files": len(record.get("files", {})), "release_json": str(path)}
 
 
 def read_fai(fai: PathLike) -> list[tuple[str, int]]:
@@ -342,6 +357,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    "(repeatable)")
     i.add_argument("--splice-weights", nargs="?", const="", metavar="DIR", help="hash the SpliceAI .h5 files of "
                    "DIR (the flag alone: $AISCI_SPLICEAI_WEIGHTS, else the spliceai package's)")
+    i.add_argument("--release", metavar="RELEASE_JSON", help="the installed catalog release the pipeline runs from")
     i.add_argument("--command", nargs=argparse.REMAINDER, default=None,
                    help="the run's command line (last option; default: that of the Snakemake process running this job)")
     h = sub.add_parser("header", help="rewrite a VCF's source, reference and contig header lines; bgzip and index")
@@ -368,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
         out = write_pipeline_info(args.out, config=config, configfiles=args.configfile, samples_sheet=args.samples,
                                   command=args.command if args.command is not None else snakemake_command(),
                                   run_id=args.run_id, model_manifests=args.model_manifest,
-                                  splice_weights=weights)
+                                  splice_weights=weights, release=args.release)
         print(f"pipeline info written to {out}")
         return 0
     fai = Path(args.fai)

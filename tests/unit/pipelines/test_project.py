@@ -129,3 +129,30 @@ def test_the_wheel_lists_every_package_and_carries_every_pipeline_file():
                 sub = ".".join([package, *path.parent.relative_to(REPO / folder).parts])
                 assert sub in listed, f"{path.relative_to(REPO)}: its folder {sub} is not a listed package"
                 assert any(path.match(p) for p in patterns), f"{path.relative_to(REPO)} matches no package-data pattern"
+
+
+def test_init_pins_a_project_to_an_installed_release(tmp_path):
+    """`aisci init --pipeline NAME@VERSION`: the Snakefile uses the installed release's, the config its defaults."""
+    from aisci.catalog.metadata import read_pipeline
+    from aisci.catalog.release import Catalog, install, publish, resolve
+    from tests.unit.catalog.conftest import copy_pipeline
+
+    lint = {"checks": [], "passed": 29, "failed": 0}
+    for name in ("germline", "protein"):
+        folder = copy_pipeline(name, tmp_path / "src" / name)
+        text = (folder / "config.yaml").read_text()
+        (folder / "config.yaml").write_text(text.replace("chunk_size: 2000000", "chunk_size: 3000000")
+                                            .replace("embeddings: true", "embeddings: false"))
+        publish(read_pipeline(folder), tmp_path / "catalog", lint)
+    catalogs = [Catalog(str(tmp_path / "catalog"))]
+    release, _ = install(resolve("germline@1.0.0", catalogs), tmp_path / "installed")
+    plan = plan_project(tmp_path / "proj", "grch38", None, None, "local", release=release)
+    snakefile = plan.files["Snakefile"]
+    assert f'"{release / "workflows" / "germline" / "Snakefile"}"' in snakefile and "module germline:" in snakefile
+    config = yaml.safe_load(plan.files["config.yaml"])
+    assert config["calling"]["chunk_size"] == 3_000_000  # the release's default, not this engine's
+    assert config["genome"] == "grch38" and "samples.tsv" in plan.files
+    release, _ = install(resolve("protein", catalogs), tmp_path / "installed")
+    plan = plan_project(tmp_path / "proj2", "grch38", None, None, "local", release=release)
+    assert yaml.safe_load(plan.files["config.yaml"])["embeddings"] is False
+    assert "module protein:" in plan.files["Snakefile"] and "samples.tsv" not in plan.files

@@ -102,6 +102,18 @@ def test_write_pipeline_info(tmp_path):
     again = write_pipeline_info(tmp_path / "info", config={}, configfiles=[], samples_sheet=None, command=[],
                                 run_id="run-7")
     assert json.loads((again / "run.json").read_text())["run_id"] == "run-7"
+    assert not (again / "release.json").exists()  # not run from a catalog release
+
+
+def test_pipeline_info_records_the_catalog_release(tmp_path):
+    record = {"format": 1, "name": "germline", "version": "1.2.0", "digest": "d" * 64, "published": "2026-12-07T15:00:00Z",
+              "installed_from": "/shared/catalog", "files": {"a": {}, "b": {}}, "metadata": {"large": "not copied"}}
+    (tmp_path / "release.json").write_text(json.dumps(record))
+    out = write_pipeline_info(tmp_path / "info", config={}, configfiles=[], samples_sheet=None, command=["x"],
+                              release=tmp_path / "release.json")
+    assert json.loads((out / "release.json").read_text()) == {
+        "name": "germline", "version": "1.2.0", "digest": "d" * 64, "published": "2026-12-07T15:00:00Z",
+        "installed_from": "/shared/catalog", "files": 2, "release_json": str(tmp_path / "release.json")}
     with pytest.raises(InputError, match="missing.yaml: file not found"):
         write_pipeline_info(tmp_path / "x", config={}, configfiles=[tmp_path / "missing.yaml"],
                             samples_sheet=None, command=[])
