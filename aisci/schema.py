@@ -166,6 +166,7 @@ DOCUMENTED = (
     ("reanalysis", "the reanalysis pipeline's `config.yaml` (`workflows/reanalysis`)"),
     ("site", "a site description (`site.yaml`): centres, partitions, transfers and profile settings, "
              "for `aisci profile new`, `aisci plan` and `aisci simulate-cluster`"),
+    ("pipeline", "a pipeline's catalog metadata (`workflows/<name>/pipeline.yaml`), for `aisci catalog`"),
 )
 
 
