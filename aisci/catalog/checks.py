@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from aisci.catalog.metadata import SEMVER, Pipeline, pipeline_files, schema_file, semver_key
+from aisci.catalog.metadata import SEMVER, Pipeline, key_lines, pipeline_files, schema_file, semver_key
 from aisci.catalog.smk import Rule
 from aisci.errors import InputError
 
@@ -102,9 +102,9 @@ def _changelog_entry(ctx: Context) -> list[Finding]:
 def _changelog_versions(ctx: Context) -> list[Finding]:
     out = []
     versions = [str(v) for v in ctx.pipeline.meta["changelog"]]
-    good = [v for v in versions if SEMVER.match(v)]
+    good = [v for v in versions if SEMVER.fullmatch(v)]
     for v in versions:
-        if not SEMVER.match(v):
+        if not SEMVER.fullmatch(v):
             out.append(finding(ctx, "changelog_versions", f"changelog.{v}", f"changelog version {v!r} is not semver",
                              "write MAJOR.MINOR.PATCH, quoted if YAML would read it as a number"))
     if good and max(good, key=semver_key) != ctx.pipeline.version:
@@ -226,8 +226,10 @@ def _closed(ctx: Context) -> list[Finding]:
         open_keys = [key for key, sub in _objects(schema)
                      if sub.get("additionalProperties", True) is True and "patternProperties" not in sub]
         if open_keys and ctx.fix:
-            ctx.fixed.append(f"{ctx.rel(path)}: closed {_close(path, open_keys)} objects")
-            continue
+            ctx.fixed.append(f"{ctx.rel(path)}: closed {_close(path, open_keys)} of {len(open_keys)} open objects")
+            schema = yaml.safe_load(path.read_text())
+            open_keys = [key for key, sub in _objects(schema)
+                         if sub.get("additionalProperties", True) is True and "patternProperties" not in sub]
         out += [Finding("schema_closed", ctx.rel(path), _schema_line(path, key) if key != "(top level)" else 1,
                         f"{key}: open object: a misspelt key would pass silently",
                         "add `additionalProperties: false` (or --fix)") for key in open_keys]
@@ -235,14 +237,20 @@ def _closed(ctx: Context) -> list[Finding]:
 
 
 def _close(path: Path, keys: list[str]) -> int:
-    """Insert ``additionalProperties: false`` after the ``type: object`` line of each open object (mechanical fix)."""
+    """Insert ``additionalProperties: false`` after the ``type: object`` line of each open object, looking only inside
+    the key's own block (mechanical fix); return how many were closed (a block it cannot read is left as it is)."""
     lines = path.read_text().split("\n")
     inserted = 0
+    object_type = re.compile(r"^(\s*)type:\s*(object|\[[^\]]*\bobject\b[^\]]*\])\s*$")
     for key in sorted(keys, key=lambda k: -_schema_line(path, k) if k != "(top level)" else 0):
-        start = 0 if key == "(top level)" else _schema_line(path, key)
-        for n in range(start, len(lines)):
-            m = re.match(r"^(\s*)type:\s*object\s*$", lines[n])
-            if m:
+        start = 0 if key == "(top level)" else _schema_line(path, key) - 1
+        indent = -1 if key == "(top level)" else len(lines[start]) - len(lines[start].lstrip())
+        for n in range(start + (key != "(top level)"), len(lines)):
+            line = lines[n]
+            if line.strip() and not line.lstrip().startswith("#") and len(line) - len(line.lstrip()) <= indent:
+                break  # left the key's block
+            m = object_type.match(line)
+            if m and len(m.group(1)) == indent + 2 or (m and indent < 0 and not m.group(1)):
                 lines.insert(n + 1, f"{m.group(1)}additionalProperties: false")
                 inserted += 1
                 break
@@ -275,13 +283,18 @@ def _config_findings(ctx: Context, check_id: str, meta_key: str) -> list[Finding
         ctx.pipeline.folder / ctx.pipeline.meta["test"]["config"]
     if not found or not path.is_file():
         return []
-    data = yaml.safe_load(path.read_text()) or {}
+    text = path.read_text()
+    data = yaml.safe_load(text) or {}
+    lines = key_lines(text)
     out = []
     for error in Draft202012Validator(found[0]).iter_errors(data):
         if error.validator == "required":
             continue  # a default config leaves the user's own paths (reference, samples) to set
         key = ".".join(str(p) for p in error.absolute_path)
-        out.append(Finding(check_id, ctx.rel(path), 1, f"{key or '(top level)'}: {error.message}",
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            key = ".".join([key, str(extra[0])] if key else [str(extra[0])]) if extra else key
+        out.append(Finding(check_id, ctx.rel(path), lines.get(key, 1), f"{key or '(top level)'}: {error.message}",
                            f"make {path.name} valid against the {found[0].get('title', 'config')} schema"))
     return out
 

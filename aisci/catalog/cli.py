@@ -92,34 +92,65 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def regenerate_pages(catalog: Path) -> list[Path]:
-    """Rewrite the catalog's pages from its index, releases and registered sites (call under the catalog's lock)."""
+    """Rewrite the catalog's pages from its index, releases and registered sites (call under the catalog's lock).
+
+    Raises:
+        InputError: a release of the index that is missing, corrupt or tampered with, or a site file that is not one.
+    """
     from aisci.catalog.pages import write_pages
-    from aisci.catalog.release import RELEASE, local_index
+    from aisci.catalog.release import Catalog, Found, read_release
     from aisci.catalog.where import site_fits
     from aisci.slurm.site import load_site
 
-    index = local_index(catalog)
+    source = Catalog(str(catalog))
+    index = source.index()
     sites = [load_site(p) for p in sorted((catalog / "sites").glob("*.yaml"))]
     releases: dict[str, dict[str, Any]] = {}
     fits: dict[str, list[dict[str, Any]]] = {}
-    for entry in index["pipelines"].values():
-        for rel in entry["versions"].values():
-            record = json.loads((catalog / "releases" / rel["digest"] / RELEASE).read_text())
+    for name, entry in index["pipelines"].items():
+        for version, rel in entry["versions"].items():
+            record = read_release(Found(source, name, version, rel["digest"]))
             releases[rel["digest"]] = record
             fits[rel["digest"]] = [fit for site in sites for fit in site_fits(record["metadata"], site)]
-    return write_pages(catalog, index, releases, fits)
+    try:
+        return write_pages(catalog, index, releases, fits)
+    except ValueError as exc:
+        raise InputError(f"catalog {catalog}: cannot write its pages: {exc}") from None
+
+
+def register_sites(catalog: Path, sites: list[tuple[Path, Any]]) -> None:
+    """Copy site descriptions into ``catalog/sites/<name>.yaml`` (under the catalog's lock).
+
+    Raises:
+        InputError: a site with no `name`, or another site already registered under its name.
+    """
+    from aisci.fileio import atomic_output
+
+    for path, site in sites:
+        data = path.read_bytes()
+        target = catalog / "sites" / f"{site.name}.yaml"
+        if target.is_file() and target.read_bytes() != data:
+            raise InputError(f"--site {path}: another site is registered as '{site.name}' in {catalog} "
+                             f"({target}); give yours its own `name:`, or replace that file by hand")
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(data)
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from aisci import yamlfile
     from aisci.catalog.lint import lint, report, summary
     from aisci.catalog.metadata import read_pipeline
-    from aisci.catalog.release import check_publishable, locked, publish
-    from aisci.fileio import atomic_output
+    from aisci.catalog.release import check_publishable, content, publish
     from aisci.slurm.site import load_site
 
     pipeline = read_pipeline(pipeline_folder(args.pipeline))
-    sites = [(path, load_site(path)) for path in args.site]  # every site checked before anything is written
+    sites = []
+    for path in args.site:  # every site checked before anything is written
+        if "name" not in (yamlfile.load(path) or {}):
+            raise InputError(f"--site {path}: name: required to register a site in a catalog (its pages name it)")
+        sites.append((path, load_site(path)))
     check_publishable(pipeline, args.catalog)  # a changed published version is refused before lint runs it
+    digest = content(pipeline)[0]
     results, _ = lint(pipeline)
     result = summary(results)
     if result["failed"]:
@@ -127,12 +158,13 @@ def _publish(args: argparse.Namespace) -> int:
         raise InputError(f"{pipeline.name}@{pipeline.version}: lint failed ({result['failed']} checks): not published. "
                          "Fix the findings above (`aisci catalog lint` shows them with their fixes)")
     catalog = args.catalog.resolve()
-    done = publish(pipeline, catalog, result)
-    with locked(catalog):
-        for path, site in sites:
-            with atomic_output(catalog / "sites" / f"{site.name}.yaml") as tmp:
-                tmp.write_bytes(path.read_bytes())
-        pages = regenerate_pages(catalog)
+    pages: list[Path] = []
+
+    def then() -> None:  # under the lock, right after the index: the sites and every page
+        register_sites(catalog, sites)
+        pages.extend(regenerate_pages(catalog))
+
+    done = publish(pipeline, catalog, result, digest=digest, then=then)
     state = "published" if done.new else "already published with the same content"
     print(f"{done.ref} {state}: release {done.digest[:12]} in {done.folder}")
     print(f"catalog page: {catalog / 'pipelines' / pipeline.name / (pipeline.version + '.html')} "
@@ -149,7 +181,7 @@ def _list(args: argparse.Namespace) -> int:
         for name, entry in sorted(catalog.index()["pipelines"].items()):
             for version in sorted(entry["versions"], key=semver_key, reverse=True):
                 rel = entry["versions"][version]
-                print(f"{name}@{version}\t{rel['published']}\t{','.join(rel.get('resources', []))}\t{rel['summary']}")
+                print(f"{name}@{version}\t{rel['published']}\t{','.join(rel.get('resources') or [])}\t{rel['summary']}")
     return 0
 
 
@@ -164,8 +196,9 @@ def _show(args: argparse.Namespace) -> int:
     print(f"{found.ref}  ({found.catalog.location})\n  {meta['summary']}")
     print(f"  release {found.digest}, published {record['published']}, engine aisci {meta['engine']}")
     print(f"  licence {meta['licence']}; authors {', '.join(a['name'] for a in meta['authors'])}")
-    print(f"  resources: {', '.join(meta['resources'])}; lint: {record['lint']['passed']} checks passed, "
-          f"{record['lint']['failed']} failed")
+    lint = record.get("lint") if isinstance(record.get("lint"), dict) else {}
+    print(f"  resources: {', '.join(meta['resources'])}; lint: {lint.get('passed', '?')} checks passed, "
+          f"{lint.get('failed', '?')} failed")
     print("  outputs:", *[f"    {o['path']}  {o['description']}" for o in meta["outputs"]], sep="\n")
     if meta["models"]:
         print("  models:", *[f"    {m['name']} ({m['kind']}, when {m['when']}): {len(m['files'])} files"

@@ -30,8 +30,11 @@ def snakemake_lint(ctx: Context, workdir: Path) -> list[Finding]:
     """`snakemake --lint json` on the pipeline in a folder holding its test data; one finding per lint."""
     from aisci.catalog.testrun import snakemake_command
 
-    res = subprocess.run(snakemake_command(ctx.pipeline, workdir, lint=True), cwd=workdir,
-                         capture_output=True, text=True, timeout=600)
+    try:
+        res = subprocess.run(snakemake_command(ctx.pipeline, workdir, lint=True), cwd=workdir,
+                             capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return [finding(ctx, "snakemake_lint", "test", "`snakemake --lint` ran over 600 s", "see why it hangs")]
     if res.returncode == 0:
         return []
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,14 @@ from aisci.schema import apply_defaults, describe_error, load_schema, schema_val
 
 PIPELINE_FILE = "pipeline.yaml"
 # semver 2.0.0 without build metadata (the schema's pattern, and the ordering below)
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$")
-NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-# `include: "../../rules/x.smk"` in a Snakefile; `conda: "../envs/x.yaml"` (the path on the next line) in a rule
-_INCLUDE = re.compile(r"""^include:\s*["']([^"']+)["']""", re.M)
-_CONDA = re.compile(r"""^\s+conda:\s*\n\s+["']([^"']+)["']""", re.M)
+# (ASCII digits only, and matched whole with fullmatch: `$` alone would let a trailing newline through)
+SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+                    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+                    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?", re.ASCII)
+NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}", re.ASCII)
+# `include: "../../rules/x.smk"` in a Snakefile; `conda: "../envs/x.yaml"` in a rule, the path on the same line or the next
+_INCLUDE = re.compile(r"""^\s*include:\s*["']([^"']+)["']""", re.M)
+_CONDA = re.compile(r"""^\s+conda:[ \t]*\n?\s*["']([^"']+)["']""", re.M)
 
 
 def semver_key(version: str) -> tuple[Any, ...]:
@@ -29,7 +32,7 @@ def semver_key(version: str) -> tuple[Any, ...]:
     Raises:
         InputError: not a semantic version.
     """
-    m = SEMVER.match(version)
+    m = SEMVER.fullmatch(version) if isinstance(version, str) else None
     if m is None:
         raise InputError(f"version {version!r} is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])")
     major, minor, patch, pre = m.groups()
@@ -46,14 +49,20 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
         InputError: a name or version that is not one (``../x``, ``a/b``, ``1.0``).
     """
     name, _, version = ref.partition("@")
-    if not NAME.match(name):
-        raise InputError(f"{ref!r}: pipeline name {name!r} must match {NAME.pattern}")
+    if not NAME.fullmatch(name):
+        raise InputError(f"{ref!r}: pipeline name {name!r} must match ^{NAME.pattern}$")
     if version:
         semver_key(version)
         return name, version
     if "@" in ref:
         raise InputError(f"{ref!r}: no version after '@'")
     return name, None
+
+
+def newest(versions: list[str]) -> str:
+    """The newest release among ``versions``; the newest prerelease only when there is no release."""
+    stable = [v for v in versions if "-" not in v]
+    return max(stable or versions, key=semver_key)
 
 
 def key_lines(text: str) -> dict[str, int]:
@@ -137,7 +146,16 @@ def read_pipeline(folder: Path) -> Pipeline:
     if not path.is_file():
         raise InputError(f"{path}: no pipeline metadata (every pipeline folder needs a {PIPELINE_FILE})")
     text = path.read_text(encoding="utf-8")
-    data = yamlfile.loads(text, str(path))
+    return Pipeline(folder, metadata_of(text, str(path)), key_lines(text))
+
+
+def metadata_of(text: str, path: str) -> dict[str, Any]:
+    """A pipeline.yaml's text, validated, with its defaults filled (what `Pipeline.meta` and release.json hold).
+
+    Raises:
+        InputError: as `read_pipeline`, naming ``path``.
+    """
+    data = yamlfile.loads(text, path)
     lines = key_lines(text)
     if not isinstance(data, dict):
         raise InputError(f"{path} line 1: must be a mapping of keys to values")
@@ -161,7 +179,7 @@ def read_pipeline(folder: Path) -> Pipeline:
         raise InputError("\n".join(dict.fromkeys(problems)))
     apply_defaults(load_schema("pipeline"), data)
     apply_defaults(load_schema("pipeline")["properties"]["test"], data["test"])
-    return Pipeline(folder, data, lines)
+    return data
 
 
 def schema_file(pipeline: Pipeline, key: str) -> Path | None:
@@ -228,10 +246,11 @@ def pipeline_files(pipeline: Pipeline) -> dict[str, Path]:
     if missing:
         raise InputError("\n".join(f"{pipeline.relative(p)}: named by the pipeline, missing" for p in missing))
     files: dict[str, Path] = {}
-    root = pipeline.root.resolve()
+    root = Path(os.path.normpath(pipeline.root.absolute()))
     for path in wanted:
-        resolved = path.resolve()
-        if not resolved.is_relative_to(root):
+        # stored under the path the pipeline names (a symlink keeps its own name), read through the link
+        named = Path(os.path.normpath(path.absolute()))
+        if not named.is_relative_to(root) or not path.resolve().is_relative_to(root.resolve()):
             raise InputError(f"{path}: outside the pipeline's root {root} (a release carries only files under it)")
-        files[resolved.relative_to(root).as_posix()] = resolved
+        files[named.relative_to(root).as_posix()] = path.resolve()
     return dict(sorted(files.items()))

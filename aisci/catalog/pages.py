@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aisci.catalog.metadata import SEMVER, semver_key
+from aisci.catalog.metadata import SEMVER, newest, semver_key
 from aisci.fileio import atomic_output
 
 _UTC = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z$")
@@ -56,8 +56,7 @@ document.querySelectorAll("[data-root]").forEach(el => {
 
 def _latest(versions: Any) -> str:
     """The version a listing leads with: the newest release, else (prereleases only) the newest prerelease."""
-    ordered = sorted(versions, key=semver_key, reverse=True)
-    return next((v for v in ordered if "-" not in v), ordered[0])
+    return newest(list(versions))
 
 
 def schema_rows(schema: dict[str, Any], prefix: str = "") -> list[Row]:
@@ -260,7 +259,7 @@ def _versions(current: str, versions: dict[str, dict[str, Any]]) -> str:
 
 def _usage(ref: str) -> str:
     cat, ref = _root("../../"), escape(ref)
-    return (f"{_WHERE}<pre>aisci catalog install {ref} --catalog {cat}\naisci catalog test {ref}\n"
+    return (f"{_WHERE}<pre>aisci catalog install {ref} --catalog {cat}\naisci catalog test {ref} --catalog {cat}\n"
             f"aisci init DIR --pipeline {ref} --catalog {cat}</pre>"
             '<p class="note">install copies the release and checks every file\'s SHA-256; test runs its test profile '
             "in a scratch folder from the installed copy; init makes a project folder with its default config.</p>")
@@ -331,7 +330,7 @@ def _lint(lint: dict[str, Any]) -> str:
 
 def _changelog(changelog: dict[str, list[str]]) -> str:
     def key(v: str) -> tuple[int, Any]:
-        return (1, semver_key(v)) if SEMVER.match(v) else (0, v)
+        return (1, semver_key(v)) if SEMVER.fullmatch(v) else (0, v)
     return "".join(f"<h3>{escape(v)}</h3>{_items(changelog[v])}" for v in sorted(changelog, key=key, reverse=True))
 
 

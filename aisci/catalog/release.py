@@ -20,25 +20,36 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aisci import __version__
-from aisci.catalog.metadata import NAME, Pipeline, load_schema_file, parse_ref, pipeline_files, semver_key
+from aisci.catalog.metadata import (
+    NAME,
+    PIPELINE_FILE,
+    Pipeline,
+    load_schema_file,
+    metadata_of,
+    newest,
+    parse_ref,
+    pipeline_files,
+    semver_key,
+)
 from aisci.errors import InputError
 from aisci.fileio import sha256 as file_sha256
 from aisci.fileio import write_json
 
 FORMAT = 1
 INDEX, RELEASE, LOCK = "index.json", "release.json", ".lock"
-CATALOGS_ENV = "AISCI_CATALOGS"  # catalogs searched when no --catalog is given (os.pathsep-separated, URLs allowed)
+CATALOGS_ENV = "AISCI_CATALOGS"  # catalogs searched when no --catalog is given (separated by spaces: URLs hold ':')
 INSTALL_ENV = "AISCI_PIPELINES"  # where releases are installed (default: $XDG_DATA_HOME/aisci/pipelines)
 
 
@@ -115,11 +126,17 @@ class Catalog:
         if not isinstance(pipelines, dict):
             raise InputError(f"catalog {self.location}: {INDEX} has no 'pipelines' mapping")
         for name, entry in pipelines.items():
-            for version, rel in (entry.get("versions") or {}).items():
+            versions = entry.get("versions") if isinstance(entry, dict) else None
+            if not isinstance(versions, dict):
+                raise InputError(f"catalog {self.location}: {INDEX}: pipelines.{name} has no 'versions' mapping")
+            for version, rel in versions.items():
                 parse_ref(f"{name}@{version}")
                 digest = rel.get("digest", "") if isinstance(rel, dict) else ""
-                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
                     raise InputError(f"catalog {self.location}: {INDEX}: {name}@{version} has no valid digest")
+                for key in ("summary", "published"):
+                    if not isinstance(rel.get(key), str):
+                        raise InputError(f"catalog {self.location}: {INDEX}: {name}@{version} has no {key}")
         return index
 
 
@@ -129,7 +146,7 @@ def catalogs_from(locations: list[str] | None) -> list[Catalog]:
     Raises:
         InputError: none given and none set.
     """
-    locations = locations or [c for c in os.environ.get(CATALOGS_ENV, "").split(os.pathsep) if c]
+    locations = locations or os.environ.get(CATALOGS_ENV, "").split()
     if not locations:
         raise InputError(f"no catalog: give --catalog DIR_OR_URL (several allowed) or set ${CATALOGS_ENV}")
     return [Catalog(str(c)) for c in locations]
@@ -150,7 +167,8 @@ class Found:
 
 
 def resolve(ref: str, catalogs: list[Catalog]) -> Found:
-    """The release ``NAME@VERSION`` names (the first catalog holding it), or NAME's newest version in any catalog.
+    """The release ``NAME@VERSION`` names (the first catalog holding it), or NAME's newest release in any catalog
+    (a prerelease only when there is no release; the first catalog holding it).
 
     Raises:
         InputError: an unsafe name or version, or no catalog holds it (naming the versions there are).
@@ -159,14 +177,17 @@ def resolve(ref: str, catalogs: list[Catalog]) -> Found:
     found: list[Found] = []
     for catalog in catalogs:
         versions = catalog.index()["pipelines"].get(name, {}).get("versions", {})
-        found += [Found(catalog, name, v, e["digest"]) for v, e in versions.items() if version in (None, v)]
+        if version is not None and version in versions:  # the first catalog holding it: the others are not read
+            return Found(catalog, name, version, versions[version]["digest"])
+        found += [Found(catalog, name, v, e["digest"]) for v, e in versions.items() if version is None]
     if not found:
         known = sorted({v for c in catalogs for v in c.index()["pipelines"].get(name, {}).get("versions", {})},
                        key=semver_key)
         where = ", ".join(c.location for c in catalogs)
         raise InputError(f"{ref}: not in the catalogs ({where})"
                          + (f"; versions there: {', '.join(known)}" if known else f"; no pipeline named {name}"))
-    return max(found, key=lambda f: semver_key(f.version)) if version is None else found[0]
+    top = newest([f.version for f in found])
+    return next(f for f in found if f.version == top)
 
 
 def read_release(found: Found) -> dict[str, Any]:
@@ -182,6 +203,16 @@ def read_release(found: Found) -> dict[str, Any]:
                          "match its content address (tampered with or corrupt): refused")
     for rel in files:
         safe_relpath(rel, f"{found.ref} {RELEASE}")
+    if (record.get("name"), record.get("version")) != (found.name, found.version):
+        raise InputError(f"catalog {found.catalog.location}: releases/{found.digest}/{RELEASE} is "
+                         f"{record.get('name')}@{record.get('version')}, the index says {found.ref}: refused")
+    # the metadata shown and checked (engine range) must be the pipeline.yaml the digest covers, not a copy
+    meta_rel = f"workflows/{found.name}/{PIPELINE_FILE}"
+    data = found.catalog.read(f"releases/{found.digest}/files/{meta_rel}") if meta_rel in files else b""
+    if hashlib.sha256(data).hexdigest() != files.get(meta_rel, {}).get("sha256") or \
+            record.get("metadata") != metadata_of(data.decode("utf-8", "replace"), meta_rel):
+        raise InputError(f"catalog {found.catalog.location}: {found.ref}: the metadata in {RELEASE} is not that of its "
+                         f"{meta_rel} (tampered with or corrupt): refused")
     return record
 
 
@@ -237,7 +268,8 @@ def check_publishable(pipeline: Pipeline, catalog: Path) -> None:
     _conflict(Path(catalog).resolve(), pipeline.name, pipeline.version, content(pipeline)[0], pipeline)
 
 
-def publish(pipeline: Pipeline, catalog: Path, lint: dict[str, Any]) -> Published:
+def publish(pipeline: Pipeline, catalog: Path, lint: dict[str, Any], *, digest: str | None = None,
+            then: Callable[[], None] | None = None) -> Published:
     """Publish the pipeline as an immutable release (the caller has run lint and refuses a failed one).
 
     The release folder is written whole under a temporary name and renamed into place; the index is rewritten
@@ -247,6 +279,8 @@ def publish(pipeline: Pipeline, catalog: Path, lint: dict[str, Any]) -> Publishe
         pipeline: the pipeline to publish.
         catalog: the catalog folder (created if missing).
         lint: the lint results recorded with the release (`aisci.catalog.lint.summary`).
+        digest: the content digest that was linted: the files must still have it (an edit during lint is refused).
+        then: called under the catalog's lock once the index is written (the CLI rewrites sites and pages there).
 
     Returns:
         What was published.
@@ -255,7 +289,11 @@ def publish(pipeline: Pipeline, catalog: Path, lint: dict[str, Any]) -> Publishe
         InputError: the version is already published with different content.
     """
     catalog = Path(catalog).resolve()
+    linted = digest
     digest, paths, files = content(pipeline)
+    if linted is not None and linted != digest:
+        raise InputError(f"{pipeline.relative(pipeline.folder)}: its files changed while lint ran (linted "
+                         f"{linted[:12]}, now {digest[:12]}): not published; publish again")
     name, version = pipeline.name, pipeline.version
     parse_ref(f"{name}@{version}")
     folder = catalog / "releases" / digest
@@ -264,6 +302,8 @@ def publish(pipeline: Pipeline, catalog: Path, lint: dict[str, Any]) -> Publishe
         index = local_index(catalog)
         versions = index["pipelines"].setdefault(name, {"versions": {}})["versions"]
         if version in versions:
+            if then is not None:
+                then()
             return Published(f"{name}@{version}", digest, folder, new=False)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         record = {"format": FORMAT, "name": name, "version": version, "digest": digest, "published": now,
@@ -276,6 +316,8 @@ def publish(pipeline: Pipeline, catalog: Path, lint: dict[str, Any]) -> Publishe
                              "engine": pipeline.meta["engine"], "resources": pipeline.meta["resources"],
                              "lint": {"passed": lint["passed"], "checks": lint["passed"] + lint["failed"]}}
         write_json(catalog / INDEX, index)
+        if then is not None:
+            then()
     return Published(f"{name}@{version}", digest, folder, new=True)
 
 
@@ -340,6 +382,10 @@ def verify_installed(folder: Path) -> list[str]:
             problems.append(f"{path}: missing")
         elif path.stat().st_size != meta["size"] or file_sha256(path) != meta["sha256"]:
             problems.append(f"{path}: changed since install (SHA-256 differs from the release's)")
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if (path.is_file() or path.is_symlink()) and rel not in files and rel != RELEASE and "__pycache__" not in rel:
+            problems.append(f"{path}: added since install (not a file of the release)")
     return problems
 
 
@@ -372,14 +418,8 @@ def install(found: Found, root: Path) -> tuple[Path, bool]:
     record = read_release(found)
     check_engine(record["metadata"]["engine"], found.ref)
     target = installed_folder(root, found.name, found.version)
-    if (target / RELEASE).is_file():
-        there = json.loads((target / RELEASE).read_text()).get("digest")
-        if there != found.digest:
-            raise InputError(f"{target}: holds another release of {found.ref} ({str(there)[:12]}); remove it first")
-        problems = verify_installed(target)
-        if problems:
-            raise InputError("\n".join(problems + [f"{target}: reinstall: remove the folder and install again"]))
-        return target, False
+    if target.exists():
+        return target, _installed_already(target, found)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -394,11 +434,34 @@ def install(found: Found, root: Path) -> tuple[Path, bool]:
             dst.chmod(0o444)
         record["installed_from"] = found.catalog.location
         (tmp / RELEASE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, target)
+        (tmp / RELEASE).chmod(0o444)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another install of it landed first
+            return target, _installed_already(target, found)
     finally:
         if tmp.exists():
             _remove(tmp)
     return target, True
+
+
+def _installed_already(target: Path, found: Found) -> bool:
+    """Check the release already in ``target`` is ``found``'s, intact; return False (nothing was installed now).
+
+    Raises:
+        InputError: another release, a folder that is no release, or changed files.
+    """
+    try:
+        there = json.loads((target / RELEASE).read_text()).get("digest")
+    except (OSError, ValueError, AttributeError):
+        raise InputError(f"{target}: exists but holds no readable {RELEASE} (not an installed release, or a broken "
+                         "one): remove it and install again") from None
+    if there != found.digest:
+        raise InputError(f"{target}: holds another release of {found.ref} ({str(there)[:12]}); remove it first")
+    problems = verify_installed(target)
+    if problems:
+        raise InputError("\n".join(problems + [f"{target}: reinstall: remove the folder and install again"]))
+    return False
 
 
 def installed_release(snakefile: Path) -> dict[str, Any] | None:
@@ -409,6 +472,7 @@ def installed_release(snakefile: Path) -> dict[str, Any] | None:
         record = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    if not NAME.match(str(record.get("name", ""))):
+    if not NAME.fullmatch(str(record.get("name", ""))):
         return None
-    return {k: record.get(k) for k in ("name", "version", "digest", "installed_from", "published")}
+    engine = (record.get("metadata") or {}).get("engine")
+    return {**{k: record.get(k) for k in ("name", "version", "digest", "installed_from", "published")}, "engine": engine}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +20,6 @@ from pathlib import Path
 from aisci import __version__
 from aisci.catalog.metadata import Pipeline
 from aisci.errors import InputError
-from aisci.fileio import write_json
 from aisci.share import profile_template
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,11 @@ def run_test_profile(pipeline: Pipeline, workdir: Path, timeout: int = 3600,
                 between(workdir)
             out.write(f"$ {shlex.join(cmd)}\n")
             out.flush()
-            res = subprocess.run(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+            try:
+                res = subprocess.run(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise InputError(f"{pipeline.name}@{pipeline.version} test profile: `{shlex.join(cmd[2:])}` ran over "
+                                 f"{timeout} s; log {logfile}") from None
             if res.returncode != 0:
                 tail = logfile.read_text().splitlines()[-15:]
                 raise InputError(f"{pipeline.name}@{pipeline.version} test profile: `{shlex.join(cmd[2:])}` failed "
@@ -128,12 +134,23 @@ def stamp_dir() -> Path:
     return Path(base) / "aisci" / "catalog-tests"
 
 
+@functools.cache
+def engine_fingerprint() -> str:
+    """SHA-256 over the running engine's own files (aisci's Python modules and schemas): a stamp of a test run is
+    good only for the engine code it ran on, whatever its version number says (a checkout changes between releases)."""
+    package = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _stamp(digest: str) -> Path:
-    return stamp_dir() / f"{digest}-aisci{__version__}.json"
+    return stamp_dir() / f"{digest}-aisci{__version__}-{engine_fingerprint()[:16]}.json"
 
 
 def read_stamp(digest: str) -> dict | None:
-    """The record of a passed test run of this content on this engine version, if any."""
+    """The record of a passed test run of this content on this very engine, if any."""
     try:
         return json.loads(_stamp(digest).read_text())
     except (OSError, ValueError):
@@ -141,8 +158,14 @@ def read_stamp(digest: str) -> dict | None:
 
 
 def write_stamp(digest: str, pipeline: Pipeline, run: TestRun) -> None:
-    """Record that the content ``digest`` passed its test profile on this engine version."""
-    write_json(_stamp(digest), {
-        "digest": digest, "pipeline": f"{pipeline.name}@{pipeline.version}", "engine": __version__,
-        "seconds": round(run.seconds, 1), "outputs": run.outputs,
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    """Record that the content ``digest`` passed its test profile on this engine (a file of its own, renamed into
+    place: concurrent lints of the same content each write theirs, the last one stays)."""
+    body = {"digest": digest, "pipeline": f"{pipeline.name}@{pipeline.version}", "engine": __version__,
+            "engine_fingerprint": engine_fingerprint(), "seconds": round(run.seconds, 1), "outputs": run.outputs,
+            "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    final = _stamp(digest)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, indent=2)
+    os.replace(tmp, final)

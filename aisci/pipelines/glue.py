@@ -55,6 +55,19 @@ def describe_problems(message: str) -> str:
     return f"invalid input, {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
 
 
+def _check_release_engine(snakefile: Path) -> None:
+    """Refuse to run an installed catalog release on an engine outside its ``engine`` range.
+
+    Raises:
+        InputError: naming the release, its range and this engine's version.
+    """
+    from aisci.catalog.release import check_engine, installed_release
+
+    release = installed_release(snakefile)
+    if release is not None and release.get("engine"):
+        check_engine(release["engine"], f"{release['name']}@{release['version']} (installed at {snakefile.parents[2]})")
+
+
 class Glue:
     """A pipeline's plan for one config. Subclasses validate in ``__init__`` and list their ``targets``.
 
@@ -80,10 +93,16 @@ class Glue:
         """
         import sys
 
-        glue = for_snakemake(lambda sources: cls(config, sources), workflow)
-        glue.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
         # the calling Snakefile (Snakemake compiles it under its path): an installed catalog release's, or not
-        glue.snakefile = Path(sys._getframe(1).f_code.co_filename)
+        snakefile = Path(sys._getframe(1).f_code.co_filename)
+
+        def build(sources: Sources) -> G:
+            _check_release_engine(snakefile)
+            return cls(config, sources)
+
+        glue = for_snakemake(build, workflow)
+        glue.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
+        glue.snakefile = snakefile
         return glue
 
     def release_file(self) -> Path | None:

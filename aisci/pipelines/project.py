@@ -72,14 +72,14 @@ SNAKEFILE_RELEASE = """\
 configfile: "config.yaml"
 
 
-module {name}:
+module {module}:
     snakefile:
         {snakefile}
     config:
         config
 
 
-use rule * from {name}
+use rule * from {module}
 """
 
 
@@ -200,10 +200,11 @@ def _release_files(release: Path, values: dict[str, Any]) -> dict[str, str]:
     from aisci.catalog.metadata import read_pipeline
 
     record = json.loads((release / "release.json").read_text())
-    pipeline = read_pipeline(release / "workflows" / record["name"])
+    pipeline = read_pipeline(release / "workflows" / release.parent.name)  # <root>/<name>/<version>, names checked
     snakefile = pipeline.folder / "Snakefile"
+    # a module's name is a Python identifier: a pipeline named my-pipe is module my_pipe
     text = SNAKEFILE_RELEASE.format(name=pipeline.name, version=pipeline.version, digest=record["digest"][:12],
-                                    snakefile=json.dumps(str(snakefile)))
+                                    snakefile=json.dumps(str(snakefile)), module=pipeline.name.replace("-", "_"))
     default = pipeline.folder / pipeline.meta["default_config"]
     if pipeline.name == DEFAULT_PIPELINE:
         config = render_config(_merged(yamlfile.load(default) or {}, values))

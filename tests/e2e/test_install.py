@@ -90,8 +90,14 @@ def test_wheel_carries_the_pipelines_and_uses_no_checkout(wheel_venv, tmp_path):
         assert Path(path).resolve().is_relative_to(wheel_venv.resolve()), path
     root = Path(out[1])
     for rel in ("rules/call.smk", "envs/bcftools.yaml", "schemas/config.schema.yaml", "profiles/local/config.yaml",
-                "workflows/reanalysis/Snakefile", "workflows/germline/demo.yaml"):
+                "workflows/reanalysis/Snakefile", "workflows/germline/demo.yaml", "schemas/pipeline.schema.yaml",
+                *(f"workflows/{p}/{f}" for p in ("germline", "protein", "reanalysis") for f in ("pipeline.yaml", "test.yaml"))):
         assert (root / rel).is_file(), rel
+    # a platform team lints (and publishes) the installed pipelines, not a checkout's
+    lint = subprocess.run([str(wheel_venv / "bin" / "python"), "-m", "aisci.cli", "catalog", "lint", "germline",
+                           "--no-test-run"], capture_output=True, text=True, cwd=tmp_path, env=venv_env(wheel_venv))
+    assert "germline@1.0.0: 27 checks passed, 2 failed or skipped" in lint.stdout, lint.stdout + lint.stderr
+    assert "FAIL" not in lint.stdout
 
 
 def test_readme_recipe_runs_from_the_wheel(wheel_venv, sim_data, tmp_path):

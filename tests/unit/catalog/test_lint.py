@@ -109,3 +109,42 @@ def test_fix_repairs_the_mechanical_findings(tmp_path):
     assert failed == {} and len(fixed) == 3
     assert findings(folder)[0] == {}
     assert "name: protein\n" in meta.read_text()
+
+
+def test_fix_closes_a_nullable_object_inside_its_own_block(tmp_path):
+    from tests.unit.catalog.conftest import copy_pipeline
+
+    folder = copy_pipeline("protein", tmp_path)
+    schema = folder / "own.schema.yaml"
+    schema.write_text("""$schema: "https://json-schema.org/draft/2020-12/schema"
+title: own
+description: a pipeline's own config
+type: object
+additionalProperties: false
+properties:
+  proteins: {type: string, description: FASTA}
+  extra:
+    type: [object, "null"]
+    description: open and nullable
+    properties:
+      inner:
+        type: object
+        additionalProperties: false
+        description: closed already
+""")
+    meta = folder / "pipeline.yaml"
+    meta.write_text(meta.read_text().replace("config_schema: protein", "config_schema: own.schema.yaml"))
+    failed, _ = findings(folder)
+    assert [(f.check, f.line) for f in failed["schema_closed"]] == [("schema_closed", 8)]  # the line of `extra:`
+    failed, fixed = findings(folder, fix=True)
+    assert "schema_closed" not in failed and fixed == ["workflows/protein/own.schema.yaml: closed 1 of 1 open objects"]
+    assert schema.read_text().count("additionalProperties: false") == 3
+
+
+def test_config_findings_name_the_line(protein_copy):
+    test = protein_copy / "test.yaml"
+    test.write_text(test.read_text() + "mutagenesis_typo: 1\n")
+    failed, _ = findings(protein_copy)
+    [found] = failed["test_config_valid"]
+    assert (found.file, found.line) == ("workflows/protein/test.yaml", len(test.read_text().splitlines()))
+    assert found.message.startswith("mutagenesis_typo:")

@@ -264,7 +264,7 @@ def test_models_lint_changelog_files_and_commands(catalog):
     for command in ("aisci catalog install demo-pipe@1.10.0 --catalog ", "aisci catalog test demo-pipe@1.10.0",
                     "aisci init DIR --pipeline demo-pipe@1.10.0 --catalog "):
         assert command in re.sub(r"<[^>]+>", "", text)
-    assert text.count('<span data-root="../../">CATALOG</span>') == 2  # the browser puts the catalog's place there
+    assert text.count('<span data-root="../../">CATALOG</span>') == 3  # install, test, init: the browser puts the catalog's place there
     assert "Licence" in text and "MIT" in text and "First paragraph" in text and "&lt;platform@example.org&gt;" in text
     # self-contained: light and dark styles inline, nothing fetched (the icon is data:, the homepage only a link)
     assert "@media (prefers-color-scheme: dark)" in text

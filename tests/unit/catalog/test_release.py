@@ -45,6 +45,8 @@ def test_publish_writes_an_immutable_content_addressed_release(protein_copy, tmp
     assert index["pipelines"]["protein"]["versions"]["1.0.0"]["digest"] == digest
     # the same content again: nothing changes
     assert not publish(pipeline, catalog, LINT).new
+    with pytest.raises(InputError, match="its files changed while lint ran"):
+        publish(pipeline, catalog, LINT, digest="0" * 64)
 
 
 def test_a_published_version_never_changes(protein_copy, tmp_path):
@@ -183,3 +185,115 @@ def test_lint_cli_writes_json_and_fails_when_the_runs_are_skipped(tmp_path, caps
     assert result["pipeline"] == "protein@1.0.0" and result["failed"] == 2 and result["findings"] == []
     assert {c["id"] for c in result["checks"] if c["status"] == "skip"} == {"snakemake_lint", "test_profile"}
     assert "protein@1.0.0: 27 checks passed, 2 failed or skipped" in capsys.readouterr().out
+
+
+def test_release_json_metadata_must_be_its_pipeline_yaml(protein_copy, tmp_path):
+    catalog = tmp_path / "catalog"
+    done = publish(read_pipeline(protein_copy), catalog, LINT)
+    path = catalog / "releases" / done.digest / "release.json"
+    record = json.loads(path.read_text())
+    path.chmod(0o644)
+    for field, value in (("engine", ">=0"), ("summary", "Something else entirely, not what was published.")):
+        changed = json.loads(json.dumps(record))
+        changed["metadata"][field] = value
+        path.write_text(json.dumps(changed))
+        with pytest.raises(InputError, match=r"metadata in release\.json is not that of its workflows/protein/pipeline\.yaml"):
+            install(resolve("protein", [Catalog(str(catalog))]), tmp_path / "p")
+    changed = dict(record, name="evil", version="9.9.9")
+    path.write_text(json.dumps(changed))
+    with pytest.raises(InputError, match=r"is evil@9\.9\.9, the index says protein@1\.0\.0"):
+        read_release(resolve("protein", [Catalog(str(catalog))]))
+
+
+def _install_one(args):
+    from aisci.catalog.release import Catalog as C
+    from aisci.catalog.release import install as inst
+    from aisci.catalog.release import resolve as res
+
+    catalog, root = args
+    return inst(res("protein@1.0.0", [C(catalog)]), root)[1]
+
+
+def test_concurrent_installs_of_one_release_and_leftovers(protein_copy, tmp_path):
+    catalog, root = tmp_path / "catalog", tmp_path / "installed"
+    publish(read_pipeline(protein_copy), catalog, LINT)
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        news = pool.map(_install_one, [(str(catalog), root)] * 3)
+    assert news.count(True) == 1  # every one succeeds; one installed it, the others found it there and verified it
+    assert verify_installed(root / "protein" / "1.0.0") == [] and len(list((root / "protein").iterdir())) == 1
+    extra = root / "protein" / "1.0.0" / "rules" / "extra.smk"
+    extra.parent.chmod(0o755)
+    extra.write_text("rule x:\n    shell: 'x'\n")
+    assert verify_installed(root / "protein" / "1.0.0") == [f"{extra}: added since install (not a file of the release)"]
+    (tmp_path / "other" / "protein" / "1.0.0").mkdir(parents=True)  # a folder that is no release
+    with pytest.raises(InputError, match="exists but holds no readable release.json"):
+        install(resolve("protein@1.0.0", [Catalog(str(catalog))]), tmp_path / "other")
+
+
+def test_catalogs_from_the_environment_take_urls(monkeypatch):
+    from aisci.catalog.release import catalogs_from
+
+    monkeypatch.setenv("AISCI_CATALOGS", "/shared/catalog  https://partner.example.org/catalog")
+    assert [c.location for c in catalogs_from(None)] == ["/shared/catalog", "https://partner.example.org/catalog"]
+    monkeypatch.delenv("AISCI_CATALOGS")
+    with pytest.raises(InputError, match="no catalog"):
+        catalogs_from(None)
+
+
+def test_newest_release_wins_over_a_newer_prerelease_and_an_exact_version_reads_no_further(protein_copy, tmp_path):
+    catalog = tmp_path / "catalog"
+    publish(read_pipeline(protein_copy), catalog, LINT)
+    set_version(protein_copy, "2.0.0-rc.1", "release candidate")
+    publish(read_pipeline(protein_copy), catalog, LINT)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "index.json").write_text("{not json")
+    assert resolve("protein@1.0.0", [Catalog(str(catalog)), Catalog(str(broken))]).version == "1.0.0"
+    assert resolve("protein", [Catalog(str(catalog))]).version == "1.0.0"
+    assert resolve("protein@2.0.0-rc.1", [Catalog(str(catalog))]).version == "2.0.0-rc.1"
+
+
+def test_a_symlinked_file_keeps_its_own_name(protein_copy, tmp_path):
+    from aisci.catalog.metadata import pipeline_files
+
+    test = protein_copy / "test.yaml"
+    shared = protein_copy.parent.parent / "shared-test.yaml"
+    test.rename(shared)
+    test.symlink_to(shared)
+    files = pipeline_files(read_pipeline(protein_copy))
+    assert files["workflows/protein/test.yaml"] == shared.resolve()
+
+
+def test_an_installed_release_refuses_an_engine_outside_its_range(tmp_path):
+    from aisci.pipelines.glue import _check_release_engine
+
+    folder = tmp_path / "x" / "1.0.0"
+    (folder / "workflows" / "x").mkdir(parents=True)
+    (folder / "workflows" / "x" / "Snakefile").write_text("")
+    (folder / "release.json").write_text(json.dumps({"name": "x", "version": "1.0.0", "metadata": {"engine": ">=9"}}))
+    with pytest.raises(InputError, match=r"x@1\.0\.0 \(installed at .*\) needs aisci >=9; this is aisci"):
+        _check_release_engine(folder / "workflows" / "x" / "Snakefile")
+
+
+def test_stamps_are_per_engine_code(protein_copy, monkeypatch):
+    from aisci.catalog import testrun
+
+    pipeline = read_pipeline(protein_copy)
+    run = testrun.TestRun(protein_copy, 1.0, {"x": 1})
+    testrun.write_stamp("f" * 64, pipeline, run)
+    assert testrun.read_stamp("f" * 64)["pipeline"] == "protein@1.0.0"
+    monkeypatch.setattr(testrun, "engine_fingerprint", lambda: "0" * 64)  # the engine's code changed
+    assert testrun.read_stamp("f" * 64) is None
+
+
+def test_sites_need_a_name_and_never_replace_another(tmp_path):
+    from aisci.catalog.cli import register_sites
+    from aisci.slurm.site import load_site
+
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text("name: net\ncentres:\n  a:\n    partitions:\n      cpu: {nodes: 1, cores: 4, mem_gb: 8}\n")
+    two.write_text("name: net\ncentres:\n  b:\n    partitions:\n      cpu: {nodes: 1, cores: 4, mem_gb: 8}\n")
+    register_sites(tmp_path / "catalog", [(one, load_site(one))])
+    register_sites(tmp_path / "catalog", [(one, load_site(one))])  # the same again: fine
+    with pytest.raises(InputError, match="another site is registered as 'net'"):
+        register_sites(tmp_path / "catalog", [(two, load_site(two))])

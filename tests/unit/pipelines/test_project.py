@@ -156,3 +156,19 @@ def test_init_pins_a_project_to_an_installed_release(tmp_path):
     plan = plan_project(tmp_path / "proj2", "grch38", None, None, "local", release=release)
     assert yaml.safe_load(plan.files["config.yaml"])["embeddings"] is False
     assert "module protein:" in plan.files["Snakefile"] and "samples.tsv" not in plan.files
+
+
+def test_a_hyphenated_pipeline_is_a_module_of_an_identifier(tmp_path):
+    from aisci.catalog.metadata import read_pipeline
+    from aisci.catalog.release import Catalog, install, publish, resolve
+    from tests.unit.catalog.conftest import copy_pipeline
+
+    folder = copy_pipeline("protein", tmp_path / "src")
+    mine = folder.parent / "my-pipe"
+    folder.rename(mine)
+    (mine / "pipeline.yaml").write_text((mine / "pipeline.yaml").read_text().replace("name: protein", "name: my-pipe"))
+    publish(read_pipeline(mine), tmp_path / "catalog", {"checks": [], "passed": 1, "failed": 0})
+    release, _ = install(resolve("my-pipe", [Catalog(str(tmp_path / "catalog"))]), tmp_path / "installed")
+    snakefile = plan_project(tmp_path / "proj", "grch38", None, None, "local", release=release).files["Snakefile"]
+    assert "module my_pipe:" in snakefile and "use rule * from my_pipe" in snakefile
+    compile(snakefile.split("configfile:")[0], "Snakefile", "exec")  # the header is comments only
