@@ -51,7 +51,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("test", help="install a release if needed and run its test profile from the installed copy")
     p.add_argument("ref", metavar="NAME[@VERSION]")
-    catalogs(p)
+    p.add_argument("--catalog", action="append", metavar="DIR_OR_URL",
+                   help="catalog(s) to install it from when NAME@VERSION is not installed yet (default: $AISCI_CATALOGS)")
     p.add_argument("--into", type=Path, help="install root (as for install)")
     p.add_argument("--dir", type=Path, help="scratch folder of the run (new or empty; default: a temporary folder)")
 
@@ -236,19 +237,17 @@ def _test(args: argparse.Namespace) -> int:
     import tempfile
 
     from aisci.catalog.metadata import read_pipeline
-    from aisci.catalog.release import catalogs_from, install, install_root, resolve, verify_installed
+    from aisci.catalog.release import install_root, obtain
     from aisci.catalog.testrun import run_test_profile
 
-    found = resolve(args.ref, catalogs_from(args.catalog))
-    folder, _ = install(found, install_root(args.into))
-    problems = verify_installed(folder)
-    if problems:
-        raise InputError("\n".join(problems))
-    pipeline = read_pipeline(folder / "workflows" / found.name)
-    workdir = args.dir or Path(tempfile.mkdtemp(prefix=f"aisci-test-{found.name}-"))
-    print(f"{found.ref}: test profile from {folder}, in {workdir}", flush=True)
+    folder, done = obtain(args.ref, args.catalog, install_root(args.into))
+    print(done)
+    name, version = folder.parent.name, folder.name
+    pipeline = read_pipeline(folder / "workflows" / name)
+    workdir = args.dir or Path(tempfile.mkdtemp(prefix=f"aisci-test-{name}-"))
+    print(f"{name}@{version}: test profile from {folder}, in {workdir}", flush=True)
     run = run_test_profile(pipeline, workdir)
     for rel, size in run.outputs.items():
         print(f"  {rel}: {size:,} bytes")
-    print(f"{found.ref}: test profile passed in {run.seconds:.0f} s")
+    print(f"{name}@{version}: test profile passed in {run.seconds:.0f} s")
     return 0

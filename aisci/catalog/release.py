@@ -476,3 +476,25 @@ def installed_release(snakefile: Path) -> dict[str, Any] | None:
         return None
     engine = (record.get("metadata") or {}).get("engine")
     return {**{k: record.get(k) for k in ("name", "version", "digest", "installed_from", "published")}, "engine": engine}
+
+
+def obtain(ref: str, locations: list[str] | None, root: Path) -> tuple[Path, str]:
+    """The installed folder of a release: ``NAME@VERSION`` already installed under ``root`` is used as it is (its
+    files verified, no catalog needed); otherwise it is resolved in the catalogs and installed.
+
+    Returns:
+        (the folder, what was done, in words).
+
+    Raises:
+        InputError: an installed copy that fails verification, or as `resolve` and `install`.
+    """
+    name, version = parse_ref(ref)
+    if version is not None and (installed_folder(root, name, version) / RELEASE).is_file():
+        folder = installed_folder(root, name, version)
+        problems = verify_installed(folder)
+        if problems:
+            raise InputError("\n".join(problems + [f"{folder}: reinstall: remove the folder and install again"]))
+        return folder, f"{ref}: installed already in {folder}, files verified"
+    found = resolve(ref, catalogs_from(locations))
+    folder, new = install(found, root)
+    return folder, f"{found.ref}: {'installed' if new else 'installed already, files verified'} in {folder}"

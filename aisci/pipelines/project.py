@@ -271,7 +271,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="pin the project to a catalog release (installed first, checksums verified); default: "
                              "the germline pipeline of this aisci installation")
     parser.add_argument("--catalog", action="append", metavar="DIR_OR_URL",
-                        help="catalog(s) to find --pipeline in (repeatable; default: $AISCI_CATALOGS)")
+                        help="catalog(s) to find --pipeline in when it is not installed yet (repeatable; default: "
+                             "$AISCI_CATALOGS)")
     parser.add_argument("--into", type=Path, help="install root of --pipeline (default: $AISCI_PIPELINES or "
                         "~/.local/share/aisci/pipelines)")
     parser.add_argument("--force", action="store_true",
@@ -282,11 +283,10 @@ def run(args: argparse.Namespace) -> int:
     """Write a project directory and say how to run it."""
     release = None
     if args.pipeline is not None:
-        from aisci.catalog.release import catalogs_from, install, install_root, resolve
+        from aisci.catalog.release import install_root, obtain
 
-        found = resolve(args.pipeline, catalogs_from(args.catalog))
-        release, new = install(found, install_root(args.into))
-        print(f"{found.ref}: {'installed' if new else 'installed already, files verified'} in {release}")
+        release, done = obtain(args.pipeline, args.catalog, install_root(args.into))
+        print(done)
     plan = plan_project(args.directory, args.genome, args.reference, args.samples, args.profile, args.annotation,
                         release=release)
     written, kept = init_project(plan, force=args.force)

@@ -297,3 +297,19 @@ def test_sites_need_a_name_and_never_replace_another(tmp_path):
     register_sites(tmp_path / "catalog", [(one, load_site(one))])  # the same again: fine
     with pytest.raises(InputError, match="another site is registered as 'net'"):
         register_sites(tmp_path / "catalog", [(two, load_site(two))])
+
+
+def test_an_installed_release_needs_no_catalog(protein_copy, tmp_path):
+    from aisci.catalog.release import obtain
+
+    catalog, root = tmp_path / "catalog", tmp_path / "installed"
+    publish(read_pipeline(protein_copy), catalog, LINT)
+    folder, done = obtain("protein@1.0.0", [str(catalog)], root)
+    assert done == f"protein@1.0.0: installed in {folder}"
+    assert obtain("protein@1.0.0", None, root) == (folder, f"protein@1.0.0: installed already in {folder}, files verified")
+    (folder / "workflows/protein/test.yaml").chmod(0o644)
+    (folder / "workflows/protein/test.yaml").write_text("edited: true\n")
+    with pytest.raises(InputError, match=r"test\.yaml: changed since install"):
+        obtain("protein@1.0.0", None, root)
+    with pytest.raises(InputError, match="no catalog"):
+        obtain("protein", None, root)  # the newest version: only a catalog knows
