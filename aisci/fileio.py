@@ -119,6 +119,15 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
             tmp_path.unlink()
 
 
+def user_cache_dir() -> Path:
+    """This user's aisci cache folder: ``$XDG_CACHE_HOME/aisci``, or ``~/.cache/aisci`` (a relative
+    $XDG_CACHE_HOME is ignored, as the XDG rule says)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "aisci"
+
+
 def write_json(path: str | os.PathLike, body: object) -> None:
     """Write ``body`` as indented, key-sorted JSON to ``path``, atomically (`atomic_output`)."""
     import json

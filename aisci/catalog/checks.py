@@ -38,7 +38,6 @@ class Context:
     files: dict[str, Path] = field(default_factory=dict)
     fix: bool = False
     fixed: list[str] = field(default_factory=list)
-    run_test: bool = True
 
     def rel(self, path: Path) -> str:
         return self.pipeline.relative(path)

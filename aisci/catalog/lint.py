@@ -88,7 +88,7 @@ def lint(pipeline: Pipeline, *, fix: bool = False, run_test: bool = True, only: 
     Returns:
         (check id -> findings, fixes applied). The two running checks map to None when ``run_test`` is False.
     """
-    ctx = Context(pipeline, fix=fix, run_test=run_test)
+    ctx = Context(pipeline, fix=fix)
     files = [pipeline.folder / "Snakefile"]
     if files[0].is_file():
         files += [p for p in snakefile_includes(files[0]) if p.is_file()]

@@ -204,6 +204,8 @@ def load_schema_file(pipeline: Pipeline, key: str) -> dict[str, Any] | None:
     path = schema_file(pipeline, key)
     if path is None:
         return None
+    if not str(pipeline.meta[key]).endswith(".schema.yaml") and path.is_file():
+        return load_schema(pipeline.meta[key])  # the engine's own, parsed once per process
     if not path.is_file():
         raise InputError(f"{pipeline.where(key)}: schema {pipeline.meta[key]!r} not found ({path})")
     data = yamlfile.load(path)

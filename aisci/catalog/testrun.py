@@ -20,6 +20,7 @@ from pathlib import Path
 from aisci import __version__
 from aisci.catalog.metadata import Pipeline
 from aisci.errors import InputError
+from aisci.fileio import user_cache_dir
 from aisci.share import profile_template
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,7 @@ def run_test_profile(pipeline: Pipeline, workdir: Path, timeout: int = 3600,
 # --- stamps: a test run of the same content on the same engine need not run again -------------------------------
 def stamp_dir() -> Path:
     """``$XDG_CACHE_HOME/aisci/catalog-tests`` (``~/.cache/...``): this user's record of passed test runs."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "aisci" / "catalog-tests"
+    return user_cache_dir() / "catalog-tests"
 
 
 @functools.cache

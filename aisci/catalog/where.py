@@ -3,23 +3,26 @@ reference data meet the pipeline's needs, and what is missing."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from aisci.errors import InputError
 from aisci.slurm.site import Site
 
 
 def _store_models(store: str | None) -> tuple[dict[str, Any] | None, str]:
-    """(manifest models or None, why not) of a centre's model store, read as plain JSON (the pages never load torch)."""
+    """(manifest models or None, why not) of a centre's model store, read by the store's own checked reader
+    (plain JSON: the pages never load torch)."""
+    from aisci.protein.store import MANIFEST, read_manifest
+
     if store is None:
         return None, "the centre names no model_store in the site description"
+    if not (Path(store) / MANIFEST).is_file():
+        return None, f"model store {store}: no readable {MANIFEST}"
     try:
-        manifest = json.loads((Path(store) / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        return None, f"model store {store}: no readable manifest.json ({getattr(exc, 'strerror', None) or exc})"
-    models = manifest.get("models") if isinstance(manifest, dict) else None
-    return (models, "") if isinstance(models, dict) else (None, f"model store {store}: manifest.json has no models")
+        return read_manifest(Path(store))["models"], ""
+    except InputError as exc:
+        return None, str(exc)
 
 
 def _model_problem(model: dict[str, Any], store: str | None) -> str | None:

@@ -61,6 +61,8 @@ def _check_release_engine(snakefile: Path) -> None:
     Raises:
         InputError: naming the release, its range and this engine's version.
     """
+    if not (snakefile.resolve().parent.parent.parent / "release.json").is_file():
+        return  # a checkout's or the installed package's Snakefile: no release, nothing to import on every parse
     from aisci.catalog.release import check_engine, installed_release
 
     release = installed_release(snakefile)

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from aisci.fileio import atomic_output
+from aisci.fileio import atomic_output, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,7 @@ def stamp_dir() -> Path:
     nobody else can write them. Residual trust: the user's own cache (the user can forge a stamp for themselves),
     the manifest (see the module docstring) and the file system's ctime; `aisci models verify` never uses stamps.
     """
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "aisci" / STAMPS
+    return user_cache_dir() / STAMPS
 
 
 def stamp_path(model_dir: Path, files: dict[str, Any]) -> Path:
