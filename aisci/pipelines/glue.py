@@ -38,6 +38,10 @@ def for_snakemake(build: Callable[[Sources], T], workflow: Any) -> T:
     from snakemake.exceptions import WorkflowError
 
     if hasattr(workflow, "config_settings"):
+        from aisci.slurm.clusters import follow_states
+
+        # the Slurm plugin's sacct status mode must notice a cancelled job ("CANCELLED by <uid>")
+        follow_states(workflow)
         sources = Sources.from_workflow(workflow)
     else:
         sources = Sources.from_files(list(workflow))

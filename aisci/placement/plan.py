@@ -15,7 +15,7 @@ from aisci.fileio import atomic_output
 from aisci.placement.ilp import Decision, Plan
 from aisci.placement.model import CPU, Job
 from aisci.slurm.site import Site
-from aisci.slurm.profile import GROUPS, Entry, profile_text, resource_literal
+from aisci.slurm.profile import GROUPS, Entry, profile_text, resource_literal, routed_clusters
 
 TABLE_COLUMNS = ("rule", "class", "partition", "jobs", "min_per_job", "at_once", "start_h", "end_h", "cost", "why")
 #: Wall time asked for: this many times the longest expected job, at least MIN_RUNTIME_MIN minutes.
@@ -69,13 +69,16 @@ def _literal(value: Any) -> Any:
 
 
 def _rule_resources(
-    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Site, gpus: int, nice: int
+    rule: str, decisions: list[Decision], jobs: dict[str, str], sites: Site, gpus: int, nice: int, mem_mb: int = 0
 ) -> dict[str, Any]:
-    """Resources of one rule: its partition (per job when the plan splits it), clusters, GPUs, runtime.
+    """Resources of one rule: its partition (per job when the plan splits it), clusters, GPUs, runtime, memory.
 
     Args:
         jobs: the rule's jobs, wildcards -> assigned partition id.
         gpus: the GPUs the rule declares (0: a CPU-class rule).
+        mem_mb: the most memory one of its jobs asks for on its first attempt; the rules double it on
+            each retry, which must not outgrow the smallest node the plan sends the rule to (a job
+            asking more than any node has fails at once, and so does the run).
     """
     parts = {pid: sites.partition(pid) for pid in jobs.values()}
     res: dict[str, Any] = {"slurm_partition": _per_job({w: parts[pid].name for w, pid in jobs.items()})}
@@ -97,6 +100,9 @@ def _rule_resources(
     if not math.isinf(walltime):
         minutes = min(minutes, int(walltime // 60))
     res["runtime"] = minutes
+    cap = min(p.mem_mb for p in parts.values())
+    if mem_mb and mem_mb * 2 ** int(sites.settings["retries"]) > cap:
+        res["mem_mb"] = f"min({min(mem_mb, cap)} * 2 ** (attempt - 1), {cap})"
     if nice:
         res["slurm_extra"] = resource_literal(f"--nice={nice}")
     return res
@@ -110,6 +116,7 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
     assigned = plan.assignment(jobs)
     rule_jobs: dict[str, dict[str, str]] = {}
     gpus: dict[str, int] = {}
+    mem: dict[str, int] = {}
     for job in jobs:
         mine = rule_jobs.setdefault(job.rule, {})
         if job.wildcards in mine and mine[job.wildcards] != assigned[job.id]:
@@ -118,7 +125,8 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
                              "their partitions cannot be told apart in the profile")
         mine[job.wildcards] = assigned[job.id]
         gpus[job.rule] = max(gpus.get(job.rule, 0), job.gpus)
-    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, gpus.get(r, 0), plan.nice.get(r, 0))
+        mem[job.rule] = max(mem.get(job.rule, 0), job.mem_mb)
+    resources = {r: _rule_resources(r, ds, rule_jobs[r], sites, gpus.get(r, 0), plan.nice.get(r, 0), mem.get(r, 0))
                  for r, ds in sorted(by_rule.items())}
     # a group job is one Slurm job: keep a group only when its rules share partitions and class
     groups: dict[str, str] = {}
@@ -146,6 +154,11 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
         "# Plan again rather than editing this file. Usage: snakemake --profile <this directory>",
     ]
     defaults = []
+    clusters = routed_clusters(sites)
+    if clusters:
+        defaults.append(Entry("clusters", resource_literal(clusters[0]), (
+            "Slurm cluster (sbatch --clusters) of every rule the plan keeps at home; job states are",
+            f"read from all of the site's clusters ({', '.join(clusters)}) with sacct --clusters all",)))
     cpu_home = [p for p in sites.home_partitions if not p.gpus]
     if cpu_home:  # a rule the plan did not place (e.g. planned with --needed) runs on the home CPU partition
         defaults.append(Entry("slurm_partition", resource_literal(cpu_home[0].name),
@@ -155,7 +168,8 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
            "each of their rules is a group of its own (groups: above), one Slurm job per run of it"]
           if dropped else []),
         "Where each rule runs: slurm_partition, clusters (sbatch --clusters) for a partner centre,",
-        f"gpu: 0 where a GPU-class rule runs on CPUs, runtime (minutes) = {RUNTIME_MARGIN:g}x the longest job, and",
+        f"gpu: 0 where a GPU-class rule runs on CPUs, runtime (minutes) = {RUNTIME_MARGIN:g}x the longest job,",
+        "mem_mb: doubling on each retry, never above the smallest node the rule is sent to, and",
         "slurm_extra --nice: earlier stages yield to later ones, so samples flow on to the GPU stages.",
         "A rule the plan splits names each job's value by its wildcards (a Python expression of",
         "`wildcards`, which Snakemake evaluates per job; listed jobs differ from the default).",

@@ -6,7 +6,7 @@ import argparse
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,24 +121,57 @@ def load_home_site(path: Path) -> Site:
     return site
 
 
+def routed_clusters(site: Site) -> list[str]:
+    """The Slurm clusters of a site with partner centres, home's first; [] for one centre or without cluster names."""
+    by_centre = {p.centre: p.slurm_cluster for p in site.partitions}
+    if len(site.centres) < 2 or any(not by_centre.get(c) for c in site.centres):
+        return []
+    return [str(by_centre[c]) for c in site.centres]
+
+
+def home_only(site: Site) -> Site:
+    """The site without its partner centres (a profile for the home cluster alone)."""
+    return replace(site, partitions=site.home_partitions, transfers={})
+
+
 def partition_limits(site: Site) -> dict[str, Any]:
-    """The plugin's partition file (`--slurm-partition-config`) for the home centre: limits it matches jobs against.
+    """The plugin's partition file (`--slurm-partition-config`): limits it matches jobs against.
 
     A GPU job only fits partitions with max_gpu > 0, and the plugin penalises GPU partitions for
-    CPU-only jobs, so each class lands on its own partitions without naming rules.
+    CPU-only jobs, so each class lands on its own partitions without naming rules. With partner
+    centres, each partition is the one of that name on every centre (Slurm's multi-cluster routing,
+    ``sbatch --clusters home,partner -p cpu``, picks the cluster that can start the job first): its
+    limits are the smallest of them, and it carries the clusters (the plugin only offers a job that
+    names clusters the partitions that name the same).
+
+    Raises:
+        InputError: with partner centres, a home partition that some centre lacks.
     """
+    clusters = routed_clusters(site)
     out = {}
     for p in site.home_partitions:
+        same = [q for q in site.partitions if q.name == p.name] if clusters else [p]
+        missing = [c for c in site.centres if clusters and c not in {q.centre for q in same}]
+        if missing:
+            raise InputError(
+                f"centres.{missing[0]}.partitions: no partition {p.name!r} as at {site.home}: Slurm's multi-cluster "
+                "routing sends a job to one partition name on every cluster. Give the centres the same "
+                "partition names, place rules per centre with `aisci plan`, or write a home-only profile (--home-only)"
+            )
         limits: dict[str, Any] = {
-            "max_threads": p.cores,
-            "max_cpus_per_task": p.cores,
-            "max_mem_mb": p.mem_mb,
-            "max_gpu": p.gpus,
+            "max_threads": min(q.cores for q in same),
+            "max_cpus_per_task": min(q.cores for q in same),
+            "max_mem_mb": min(q.mem_mb for q in same),
+            "max_gpu": min(q.gpus for q in same),
         }
-        if not math.isinf(p.max_walltime_s):
-            limits["max_runtime"] = math.floor(p.max_walltime_s / 60)  # minutes
-        if p.gpu_models:
-            limits["available_gpu_models"] = list(p.gpu_models)
+        walltime = min(q.max_walltime_s for q in same)
+        if not math.isinf(walltime):
+            limits["max_runtime"] = math.floor(walltime / 60)  # minutes
+        models = [m for m in p.gpu_models if all(m in q.gpu_models for q in same)]
+        if models:
+            limits["available_gpu_models"] = models
+        if clusters:
+            limits["cluster"] = ",".join(clusters)
         out[p.name] = limits
     return {"partitions": out}
 
@@ -183,13 +216,25 @@ def profile_text(
             "Partition limits; the plugin picks, per job, the partition that fits it best: GPU-class",
             "rules (resources: gpu) go to partitions with GPUs, CPU-class rules to the others.")))
     resources = [Entry("runtime", settings["default_runtime"], ("wall time in minutes",))]
+    clusters = routed_clusters(site)
+    if clusters and partitions_file:
+        resources.append(Entry("clusters", resource_literal(",".join(clusters)), (
+            "sbatch --clusters: Slurm sends each job to the cluster that can start it first (its",
+            "multi-cluster routing, without lookahead). For placement by plan: `aisci plan`.")))
     if settings["account"]:
         resources.append(Entry("slurm_account", resource_literal(settings["account"]), ("account charged for every job",)))
-    entries += [
-        Entry("slurm-status-command", settings["status_command"], (
+    if routed_clusters(site):
+        status = Entry("slurm-status-command", "sacct", (
+            "How job states are read: sacct --clusters all (the plugin's squeue names no cluster and",
+            "would never see a partner's jobs end). The workflow reads sacct's 'CANCELLED by <uid>'",
+            "as CANCELLED (plugin 2.8 does not), so a job cancelled on any cluster is retried."))
+    else:
+        status = Entry("slurm-status-command", settings["status_command"], (
             "How job states are read. squeue: finished jobs stay visible for MinJobAge (>= 3x the first",
-            "status delay). sacct: needs accounting, and plugin 2.8 does not recognise sacct's",
-            "'CANCELLED by <uid>', so a cancelled job would leave the workflow waiting forever.")),
+            "status delay). sacct: needs accounting; the workflow reads sacct's 'CANCELLED by <uid>' as",
+            "CANCELLED (plugin 2.8 does not, and would wait forever for a cancelled job)."))
+    entries += [
+        status,
         Entry("slurm-init-seconds-before-status-checks", settings["first_status_check"], (
             "Seconds to the first status query, and between queries after one that saw a job end; after",
             "each query that saw none end, the plugin (2.8) waits 10 s longer (at most 180 s), so a job",
@@ -232,8 +277,10 @@ def sizing_entries(site: Site) -> list[Entry]:
     """
     home = site.home_partitions
     largest = max([p for p in home if not p.gpus] or home, key=lambda p: (p.cores, p.mem_mb))
-    threads = max(1, min(16, largest.cores))
-    cap = largest.mem_mb * 1000 // 1024
+    # with partner centres a job may land on any centre's partition of that name: size it for the smallest
+    same = [q for q in site.partitions if q.name == largest.name] if routed_clusters(site) else [largest]
+    threads = max(1, min(16, *(q.cores for q in same)))
+    cap = min(q.mem_mb for q in same) * 1000 // 1024
 
     def mem(base_mb: int) -> str:
         return f"min({min(base_mb, cap)} * 2 ** (attempt - 1), {cap})"
@@ -252,13 +299,18 @@ def sizing_entries(site: Site) -> list[Entry]:
     ]
 
 
-def write_profile(site_path: Path, out_dir: Path) -> list[Path]:
+def write_profile(site_path: Path, out_dir: Path, *, home: bool = False) -> list[Path]:
     """Write ``config.yaml`` and ``partitions.yaml`` for a site into ``out_dir``.
+
+    With partner centres the profile sends each job to whichever cluster can start it first
+    (Slurm's multi-cluster routing); ``home`` (or a site of one centre): the home cluster alone.
 
     Returns:
         The files written.
     """
     site = load_home_site(site_path)
+    if home:
+        site = home_only(site)
     out_dir.mkdir(parents=True, exist_ok=True)
     partitions = out_dir / "partitions.yaml"
     config = out_dir / "config.yaml"
@@ -276,12 +328,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of `aisci profile`."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     new = sub.add_parser("new", help="write a Slurm profile from a site description")
-    new.add_argument("--site", required=True, type=Path, help="site description (site.yaml); the profile is its home centre's")
+    new.add_argument("--site", required=True, type=Path, help="site description (site.yaml): its home centre, and partner centres reached by multi-cluster Slurm")
     new.add_argument("--out", required=True, type=Path, help="profile directory, e.g. profiles/mysite")
+    new.add_argument("--home-only", action="store_true",
+                     help="the home cluster alone, even when the site describes partner centres (default: "
+                          "each job to the cluster that can start it first)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write a site profile."""
-    for path in write_profile(args.site, args.out):
+    for path in write_profile(args.site, args.out, home=args.home_only):
         print(f"wrote {path}")
     return 0

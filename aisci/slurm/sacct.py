@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 #: Columns requested from sacct, in this order (the parser reads them by header name).
 SACCT_FIELDS = (
-    "JobID,JobName,Partition,State,Submit,Start,End,ElapsedRaw,AllocCPUS,"
+    "JobID,Cluster,JobName,Partition,State,Submit,Start,End,ElapsedRaw,AllocCPUS,"
     "TotalCPU,ReqMem,MaxRSS,AllocTRES,Comment,ExitCode"
 )
 # sacct's -S defaults to midnight *today* (src/sacct/options.c), so a run id alone would miss
@@ -51,6 +51,12 @@ class Job:
     gpus: int
     exit_code: str = ""
     comment: str = ""
+    cluster: str = ""  # the Slurm cluster that ran it (sacct --clusters all)
+
+    @property
+    def where(self) -> str:
+        """``cluster/partition`` (the partition alone when sacct named no cluster)."""
+        return f"{self.cluster}/{self.partition}" if self.cluster else self.partition
 
     @property
     def queue_wait_s(self) -> float | None:
@@ -259,17 +265,19 @@ def parse_sacct(text: str) -> list[Job]:
         raise InputError(f"sacct output line {header_no}: no header with a JobID column: {header_line!r}")
     comment_at = header.index("Comment") if "Comment" in header else None
     records: list[_Record] = []
-    latest: dict[str, _Record] = {}
+    # two clusters may number their jobs alike: a job is its cluster and id
+    latest: dict[tuple[str, str], _Record] = {}
     for line_no, line in lines[1:]:
         if trailing and line.endswith("|"):
             line = line[:-1]
         values = dict(zip(header, _split(line, len(header), comment_at, line_no)))
         job_id, dot, _step = values["JobID"].partition(".")
+        key = (values.get("Cluster", ""), job_id)
         if not dot:
-            latest[job_id] = _Record(line_no, values)
-            records.append(latest[job_id])
+            latest[key] = _Record(line_no, values)
+            records.append(latest[key])
             continue
-        parent = latest.get(job_id)
+        parent = latest.get(key)
         if parent is None:
             log.debug("sacct line %d: step %s without its allocation line, ignored", line_no, values["JobID"])
             continue
@@ -321,6 +329,7 @@ def _job(rec: _Record) -> Job:
         gpus=gpus,
         exit_code=v.get("ExitCode", ""),
         comment=comment,
+        cluster=v.get("Cluster", ""),
     )
 
 
@@ -347,7 +356,8 @@ def load_jobs(
     """
     if not run_id and not since:
         raise InputError("give --run-id or --since")
-    cmd = [sacct, "--parsable2", "--allusers", "--duplicates", "--format", SACCT_FIELDS]
+    # every cluster of the accounting database: a run may send jobs to partner clusters (sbatch -M)
+    cmd = [sacct, "--parsable2", "--allusers", "--duplicates", "--clusters", "all", "--format", SACCT_FIELDS]
     if run_id:
         cmd += ["--name", run_id]
     cmd += ["--starttime", since or RUN_ID_DEFAULT_SINCE]

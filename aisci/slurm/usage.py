@@ -1,4 +1,5 @@
-"""Utilisation report of a workflow run: per-rule and per-partition metrics from Slurm accounting (sacct)."""
+"""Utilisation report of a workflow run: per-rule, per-partition and per-centre metrics from Slurm accounting
+(sacct over every cluster of the accounting database)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ PLOT_SUFFIXES = (".png", ".html", ".htm")
 
 @dataclass(frozen=True)
 class Row:
-    """Metrics of a set of jobs: one rule (scope "rule") or one partition (scope "partition")."""
+    """Metrics of a set of jobs: one rule (scope "rule"), partition ("partition") or centre ("centre").
+
+    With jobs on several clusters a partition is named ``cluster/partition``; a centre is a Slurm cluster.
+    """
 
     scope: str
     name: str
@@ -41,18 +45,19 @@ class Row:
 
 @dataclass(frozen=True)
 class Report:
-    """What `aisci usage` reports: per-rule rows, per-partition totals, the time window."""
+    """What `aisci usage` reports: per-rule rows, per-partition and per-centre totals, the time window."""
 
     rules: list[Row]
     partitions: list[Row]
     jobs: int
     window: dict[str, str | None] = field(default_factory=dict)
+    centres: list[Row] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def _row(scope: str, name: str, jobs: list[Job]) -> Row:
+def _row(scope: str, name: str, jobs: list[Job], several: bool = False) -> Row:
     waits = [w for j in jobs if (w := j.queue_wait_s) is not None]
     ratios = [r for j in jobs if (r := j.mem_ratio) is not None]
     core_s = sum(j.alloc_cpus * j.elapsed_s for j in jobs)
@@ -62,7 +67,7 @@ def _row(scope: str, name: str, jobs: list[Job]) -> Row:
         scope=scope,
         name=name,
         jobs=len(jobs),
-        partitions=",".join(sorted({j.partition for j in jobs})),
+        partitions=",".join(sorted({j.where if several else j.partition for j in jobs})),
         states=",".join(f"{s}:{states[s]}" for s in sorted(states)),
         wall_s=wall_s,
         wall_h=wall_s / 3600,
@@ -85,15 +90,20 @@ def summarise(jobs: list[Job]) -> Report:
     """
     by_rule: dict[str, list[Job]] = defaultdict(list)
     by_partition: dict[str, list[Job]] = defaultdict(list)
+    by_centre: dict[str, list[Job]] = defaultdict(list)
+    several = len({j.cluster for j in jobs}) > 1
     for j in jobs:
         by_rule[j.rule].append(j)
-        by_partition[j.partition].append(j)
+        by_partition[j.where if several else j.partition].append(j)
+        if j.cluster:
+            by_centre[j.cluster].append(j)
     submits = [j.submit for j in jobs if j.submit]
     starts = [j.start for j in jobs if j.start]
     ends = [j.end for j in jobs if j.end]
     return Report(
-        rules=[_row("rule", k, by_rule[k]) for k in sorted(by_rule)],
-        partitions=[_row("partition", k, by_partition[k]) for k in sorted(by_partition)],
+        rules=[_row("rule", k, by_rule[k], several) for k in sorted(by_rule)],
+        partitions=[_row("partition", k, by_partition[k], several) for k in sorted(by_partition)],
+        centres=[_row("centre", k, by_centre[k], several) for k in sorted(by_centre)],
         jobs=len(jobs),
         window={
             "first_submit": min(submits).isoformat() if submits else None,
@@ -147,13 +157,14 @@ def write_report(report: Report, fmt: str, out: TextIO) -> None:
         doc = {
             "rules": _json_rows(report.rules, "rule"),
             "partitions": _json_rows(report.partitions, "partition"),
+            "centres": _json_rows(report.centres, "centre"),
             "jobs": report.jobs,
             "window": report.window,
         }
         out.write(json.dumps(doc, indent=2) + "\n")
     elif fmt == "tsv":
         out.write("\t".join(["scope", "name"] + _COLUMNS) + "\n")
-        for r in report.rules + report.partitions:
+        for r in report.rules + report.partitions + report.centres:
             cells = ["NA" if (x := getattr(r, c)) is None else str(_plain(x)) for c in _COLUMNS]
             out.write("\t".join([r.scope, r.name, *cells]) + "\n")
     elif fmt == "table":
@@ -162,6 +173,8 @@ def write_report(report: Report, fmt: str, out: TextIO) -> None:
         query = ", ".join(f"{k} {w[k]}" for k in ("run_id", "since", "until") if w.get(k))
         lines = [f"{report.jobs} Slurm jobs ({query or 'given jobs'}), ran {span}", ""]
         lines += _table("rule", report.rules) + [""] + _table("partition", report.partitions)
+        if report.centres:
+            lines += [""] + _table("centre", report.centres)
         out.write("\n".join(lines) + "\n")
     else:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")

@@ -258,6 +258,26 @@ def test_split_across_centres_needs_a_home_cluster_name():
         profile_config(p, jobs_of("w", 5, 100), sites)
 
 
+def test_two_clusters_every_rule_names_its_cluster_and_memory_fits_the_partner(tmp_path):
+    """With partner centres every job names its cluster (home's by default), and a rule's memory,
+    doubling per retry, never outgrows the smallest node it may be sent to."""
+    sites = Site("home", (part("cpu", cores=1, mem_mb=64000, slurm_cluster="home"),
+                          part("cpu", cores=4, mem_mb=9000, centre="partner", slurm_cluster="partner")),
+                 {"partner": Transfer()})
+    jobs = jobs_of("w", 5, 100, mem_mb=4000) + jobs_of("x", 1, 10, start=5, mem_mb=500)
+    p = plan(jobs, sites)
+    assert "partner/cpu" in p.placement["w"]
+    config = tmp_path / "config.yaml"
+    config.write_text(profile_config(p, jobs, sites))
+    args, resources = snakemake_reads(config)
+    assert resources["default-resources"]["clusters"] == "home"
+    # 4000 MB doubles twice (retries: 2) to 16000: capped at the partner's 9000
+    assert dict(args)["set-resources"] and "min(4000 * 2 ** (attempt - 1), 9000)" in config.read_text()
+    assert resources["w"]["mem_mb"] == 4000
+    # 500 MB * 4 stays below every node: the rule keeps its own memory
+    assert "mem_mb" not in resources.get("x", {})
+
+
 def test_static_mapping_without_home_gpus_and_simulation_errors_name_the_scenario():
     from aisci.placement.model import static_placement
     from aisci.placement.simcli import _simulate

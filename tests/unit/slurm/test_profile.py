@@ -52,7 +52,7 @@ def snakemake_reads(config: Path, wildcards: dict[str, str] | None = None) -> tu
 
 
 def test_committed_profiles_are_what_the_generator_writes(tmp_path):
-    for name in ("slurm", "examples/hpc-institute"):
+    for name in ("slurm", "multicluster", "examples/hpc-institute"):
         src = REPO / "profiles" / name
         out = tmp_path / name
         write_profile(src / "site.yaml", out)
@@ -259,3 +259,59 @@ def test_profile_status_check_and_groups_reach_snakemake(tmp_path):
     assert args.slurm_init_seconds_before_status_checks == 1
     assert args.groups == GROUPS
     assert args.slurm_partition_config == tmp_path / "prof" / "partitions.yaml"
+
+
+TWO_CENTRES = """\
+home: home
+centres:
+  home:
+    slurm_cluster: home
+    partitions:
+      cpu: {nodes: 2, cores: 8, mem_gb: 32, max_walltime: "2-00:00:00"}
+      gpu: {nodes: 1, cores: 8, mem_gb: 64, gpus: 2, gpu_models: [a100, h100]}
+  partner:
+    slurm_cluster: partner
+    partitions:
+      cpu: {nodes: 4, cores: 4, mem_gb: 16}
+      gpu: {nodes: 1, cores: 16, mem_gb: 64, gpus: 4, gpu_models: [h100], max_walltime: "12:00:00"}
+transfers:
+  - {from: home, to: partner, gbit_s: 10}
+status_command: squeue
+"""
+
+
+def test_partner_centres_route_each_job_to_the_cluster_that_starts_it_first(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(TWO_CENTRES)
+    config, partitions = write_profile(site, tmp_path / "prof")
+    limits = yaml.safe_load(partitions.read_text())["partitions"]
+    # one entry per partition name, the smallest of the centres', naming both clusters (the plugin
+    # offers a job that names clusters only the partitions that name the same)
+    assert limits["cpu"] == {"max_threads": 4, "max_cpus_per_task": 4, "max_mem_mb": 16384, "max_gpu": 0,
+                             "max_runtime": 2880, "cluster": "home,partner"}
+    assert limits["gpu"]["max_gpu"] == 2 and limits["gpu"]["max_runtime"] == 720
+    assert limits["gpu"]["available_gpu_models"] == ["h100"] and limits["gpu"]["cluster"] == "home,partner"
+    args, resources = snakemake_reads(config)
+    assert resources["default-resources"]["clusters"] == "home,partner"
+    # squeue names no cluster: with a partner the profile reads states with sacct --clusters all
+    assert args["slurm-status-command"] == "sacct"
+    # memory never above the smallest node a job may land on
+    assert "align_reads: 4" in config.read_text()  # threads: the partner's 4 cores
+    assert "min(12000 * 2 ** (attempt - 1), 16000)" in config.read_text()
+
+
+def test_home_only_profile_of_a_site_with_partners(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(TWO_CENTRES)
+    assert main(["profile", "new", "--site", str(site), "--out", str(tmp_path / "prof"), "--home-only"]) == 0
+    limits = yaml.safe_load((tmp_path / "prof" / "partitions.yaml").read_text())["partitions"]
+    assert limits["cpu"]["max_threads"] == 8 and "cluster" not in limits["cpu"]
+    text = (tmp_path / "prof" / "config.yaml").read_text()
+    assert "clusters" not in text and "slurm-status-command: squeue" in text
+
+
+def test_partner_without_the_home_partition_names_is_refused(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(TWO_CENTRES.replace("      cpu: {nodes: 4, cores: 4, mem_gb: 16}", "      compute: {nodes: 4, cores: 4, mem_gb: 16}"))
+    with pytest.raises(InputError, match=r"centres.partner.partitions: no partition 'cpu' as at home.*--home-only"):
+        write_profile(site, tmp_path / "prof")

@@ -142,6 +142,32 @@ def test_requeued_runs_under_one_job_id_are_separate_jobs():
     assert (row.jobs, row.states, row.wall_s, row.cpu_eff) == (2, "COMPLETED:1,REQUEUED:1", 180, 150 / 360)
 
 
+def test_two_clusters_one_report_per_centre_and_partition():
+    """sacct --clusters all: the same job id on two clusters is two jobs; partitions are named by cluster."""
+    text = (
+        "JobID|Cluster|Partition|State|ElapsedRaw|AllocCPUS|TotalCPU|MaxRSS|AllocTRES|Comment\n"
+        "7|home|cpu|COMPLETED|100|2|03:20.000||cpu=2,mem=1G,node=1|rule_align_reads_wildcards_S1\n"
+        "7.batch|home|cpu|COMPLETED|100|2|03:20.000|200K||\n"
+        "7|partner|gpu|COMPLETED|50|2|01:40.000||cpu=2,gres/gpu=1,mem=1G,node=1|rule_annotate_context_wildcards_S1\n"
+        "7.batch|partner|gpu|COMPLETED|50|2|01:40.000|900K||\n"
+        "8|partner|cpu|CANCELLED by 0|10|2|00:20.000||cpu=2,mem=1G,node=1|rule_align_reads_wildcards_S2\n"
+    )
+    jobs = parse_sacct(text)
+    assert [(j.job_id, j.cluster, j.where, j.max_rss) for j in jobs] == [
+        ("7", "home", "home/cpu", 200 * 1024), ("7", "partner", "partner/gpu", 900 * 1024), ("8", "partner", "partner/cpu", None)]
+    report = summarise(jobs)
+    assert [r.name for r in report.partitions] == ["home/cpu", "partner/cpu", "partner/gpu"]
+    assert [(r.name, r.jobs, r.wall_s, r.gpu_h) for r in report.centres] == [
+        ("home", 1, 100, 0), ("partner", 2, 60, pytest.approx(50 / 3600))]
+    align = next(r for r in report.rules if r.name == "align_reads")
+    assert align.partitions == "home/cpu,partner/cpu" and align.states == "CANCELLED:1,COMPLETED:1"
+    table = render(report, "table")
+    assert "centre" in table and "partner/gpu" in table
+    # one cluster: partitions keep their plain names
+    home = summarise([jobs[0]])
+    assert [r.name for r in home.partitions] == ["cpu"] and [r.name for r in home.centres] == ["home"]
+
+
 def test_old_slurm_per_cpu_and_per_node_reqmem_trailing_pipe_and_arrays():
     # Slurm < 21.08 suffixed ReqMem with c (per CPU) / n (per node); --parsable ends lines with '|'
     text = (
@@ -263,7 +289,7 @@ def test_tsv_round_trip(jobs):
 
 def test_json_round_trip(jobs):
     doc = json.loads(render(summarise(jobs), "json"))
-    assert set(doc) == {"rules", "partitions", "jobs", "window"} and doc["jobs"] == 8
+    assert set(doc) == {"rules", "partitions", "centres", "jobs", "window"} and doc["jobs"] == 8
     embed = next(r for r in doc["rules"] if r["rule"] == "embed_variants")
     assert embed == {"rule": "embed_variants", "jobs": 1, "partitions": "gpu", "states": "COMPLETED:1",
                      "wall_s": 1800, "wall_h": 0.5, "core_h": 4.0, "mean_queue_s": 240.0,
@@ -382,7 +408,7 @@ def test_run_end_to_end_with_fake_sacct(tmp_path, capsys):
                        "--sacct", str(sacct)])
     assert usage.run(args) == 0
     argv = (tmp_path / "args").read_text().splitlines()
-    assert argv == ["--parsable2", "--allusers", "--duplicates", "--format", SACCT_FIELDS,
+    assert argv == ["--parsable2", "--allusers", "--duplicates", "--clusters", "all", "--format", SACCT_FIELDS,
                     "--name", RUN_ID, "--starttime", "2000-01-01T00:00:00"]
     assert (tmp_path / "time_format").read_text().strip() == "standard"
     doc = json.loads(out.read_text())
