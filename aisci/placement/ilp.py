@@ -89,6 +89,9 @@ class Plan:
     #: rule -> Slurm nice (0 = first): later stages go first, so that samples flow through the
     #: pipeline and reach the GPU stages early instead of every sample waiting at each stage
     nice: Mapping[str, int] = field(default_factory=dict)
+    #: job id -> partition id, when the plan places jobs one by one (HEFT) rather than dealing out
+    #: each rule's counts
+    explicit: Mapping[int, str] | None = None
 
     @property
     def placement(self) -> dict[str, tuple[str, ...]]:
@@ -107,7 +110,9 @@ class Plan:
         return {r: tuple(sorted(c, reverse=True)) for r, c in out.items()}
 
     def assignment(self, jobs: Sequence[Job]) -> dict[int, str]:
-        """Job id -> partition id (see deal)."""
+        """Job id -> partition id (the explicit one, else see deal)."""
+        if self.explicit is not None:
+            return {j.id: self.explicit[j.id] for j in jobs}
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         for d in self.decisions:
             counts[d.rule][d.partition] = d.jobs

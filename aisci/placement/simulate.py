@@ -134,7 +134,7 @@ def _usable(
     return usable
 
 
-def _dependants(jobs: Sequence[Job]) -> tuple[list[list[int]], list[int]]:
+def dependants(jobs: Sequence[Job]) -> tuple[list[list[int]], list[int]]:
     """Dependants of each job (by index) and each job's count of unfinished deps; checks the DAG."""
     index: dict[int, int] = {}
     for i, job in enumerate(jobs):
@@ -192,7 +192,7 @@ def simulate(
             a dep on an unknown job id, or a dependency cycle. All checked before simulating.
     """
     usable = _usable(jobs, sites, placement, assignment)
-    children, indegree = _dependants(jobs)
+    children, indegree = dependants(jobs)
     parts = sites.partitions
     pools = [_Pool(p) for p in parts]
 
