@@ -36,7 +36,7 @@ from typing import Any
 
 from aisci.placement.model import Job
 from aisci.placement.simresult import JobRun, SimResult, summarise
-from aisci.placement.simulate import dependants
+from aisci.placement.simulate import dependants, topological
 from aisci.slurm.site import Site
 
 
@@ -190,13 +190,13 @@ def _fitting(job: Job, sites: Site) -> list[int]:
 def heft(jobs: Sequence[Job], sites: Site) -> Heft:
     """HEFT list scheduling (see the module docstring)."""
     parts = sites.partitions
-    children, _ = dependants(jobs)
+    children, indegree = dependants(jobs)
     index = {j.id: i for i, j in enumerate(jobs)}
     fitting = [_fitting(j, sites) for j in jobs]
     secs = [{pi: j.seconds_on(parts[pi], sites) for pi in f} for j, f in zip(jobs, fitting)]
     mean = [sum(s.values()) / len(s) for s in secs]
     # upward ranks, children first (reverse of a topological order)
-    order = _topological(jobs, children)
+    order = topological(children, indegree)
     rank = [0.0] * len(jobs)
     for i in reversed(order):
         rank[i] = mean[i] + max((rank[c] for c in children[i]), default=0.0)
@@ -232,23 +232,6 @@ def heft(jobs: Sequence[Job], sites: Site) -> Heft:
     return Heft(assignment, {r: 10 * k for k, r in enumerate(ordered)}, max(finish, default=0.0))
 
 
-def _topological(jobs: Sequence[Job], children: list[list[int]]) -> list[int]:
-    indeg = [0] * len(jobs)
-    for ch in children:
-        for c in ch:
-            indeg[c] += 1
-    stack = [i for i, d in enumerate(indeg) if d == 0]
-    out = []
-    while stack:
-        i = stack.pop()
-        out.append(i)
-        for c in children[i]:
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                stack.append(c)
-    return out
-
-
 @dataclass(frozen=True)
 class Bound:
     """A lower bound on the makespan: the larger of the longest chain and the work over capacity."""
@@ -263,11 +246,11 @@ def lower_bound(jobs: Sequence[Job], sites: Site) -> Bound:
     import pulp
 
     parts = sites.partitions
-    children, _ = dependants(jobs)
+    children, indegree = dependants(jobs)
     index = {j.id: i for i, j in enumerate(jobs)}
     fitting = [_fitting(j, sites) for j in jobs]
     done = [0.0] * len(jobs)
-    for i in _topological(jobs, children):
+    for i in topological(children, indegree):
         job = jobs[i]
         ready = max((done[index[d]] for d in job.deps), default=0.0)
         done[i] = min(max(ready, parts[pi].queue_wait_s) + job.seconds_on(parts[pi], sites) for pi in fitting[i])

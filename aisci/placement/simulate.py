@@ -149,21 +149,27 @@ def dependants(jobs: Sequence[Job]) -> tuple[list[list[int]], list[int]]:
                 raise ValueError(f"job {job.id} ({_describe(job)}) depends on unknown job id {dep}")
             children[index[dep]].append(i)
             indegree[i] += 1
-    # Kahn's algorithm: every job is reached only if there is no cycle
+    order = topological(children, indegree)
+    if len(order) != len(jobs):
+        reached = set(order)
+        cyclic = sorted(jobs[i].id for i in range(len(jobs)) if i not in reached)
+        raise ValueError(f"dependency cycle among jobs {cyclic[:10]}")
+    return children, indegree
+
+
+def topological(children: list[list[int]], indegree: list[int]) -> list[int]:
+    """Job indices, each after all of its deps (Kahn's algorithm); jobs on a cycle are never reached."""
     left = list(indegree)
     stack = [i for i, d in enumerate(left) if d == 0]
-    reached = 0
+    order = []
     while stack:
         i = stack.pop()
-        reached += 1
+        order.append(i)
         for c in children[i]:
             left[c] -= 1
             if left[c] == 0:
                 stack.append(c)
-    if reached != len(jobs):
-        cyclic = sorted(jobs[i].id for i, d in enumerate(left) if d > 0)
-        raise ValueError(f"dependency cycle among jobs {cyclic[:10]}")
-    return children, indegree
+    return order
 
 
 def simulate(
