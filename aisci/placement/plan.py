@@ -178,9 +178,15 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
                         defaults=defaults, extra=[Entry("set-resources", resources, comment)])
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """What `aisci simulate-cluster --plan` reads back: objective, totals, placement, decisions."""
-    return {
+def job_key(job: Job) -> str:
+    """A job as plan.json names it: ``rule`` or ``rule:wildcards`` (stable across DAG builds)."""
+    return f"{job.rule}:{job.wildcards}" if job.wildcards else job.rule
+
+
+def plan_json(plan: Plan, jobs: Sequence[Job] = ()) -> dict[str, Any]:
+    """What `aisci simulate-cluster --plan` reads back: objective, totals, placement, decisions, and
+    for a plan that places jobs one by one (HEFT) each job's partition."""
+    out = {
         "objective": plan.objective,
         "deadline_s": plan.deadline_s,
         "status": plan.status,
@@ -191,10 +197,14 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "nice": dict(plan.nice),
         "decisions": decision_rows(plan),
     }
+    if plan.explicit is not None:
+        out["assignment"] = {job_key(j): pid for j, pid in zip(jobs, (plan.explicit[j.id] for j in jobs))}
+    return out
 
 
-def read_plan(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """From a plan.json: rule -> partition id -> planned jobs, and rule -> Slurm nice.
+def read_plan(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int], dict[str, str] | None]:
+    """From a plan.json: rule -> partition id -> planned jobs, rule -> Slurm nice, and the job
+    (job_key) -> partition id of a plan that places jobs one by one (None for one that deals counts).
 
     Raises:
         InputError: naming the file.
@@ -205,7 +215,10 @@ def read_plan(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
         for row in data["decisions"]:
             counts.setdefault(str(row["rule"]), {})[str(row["partition"])] = int(row["jobs"])
         nice = {str(r): int(n) for r, n in data.get("nice", {}).items()}
-        return counts, nice
+        explicit = data.get("assignment")
+        if explicit is not None:
+            explicit = {str(k): str(v) for k, v in explicit.items()}
+        return counts, nice, explicit
     except FileNotFoundError:
         raise InputError(f"plan {path}: file not found") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -229,7 +242,7 @@ def write_plan(plan: Plan, jobs: Sequence[Job], sites: Site, out_dir: Path) -> l
     writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, delimiter="\t", lineterminator="\n")
     writer.writeheader()
     writer.writerows(decision_rows(plan))
-    outputs = {"config.yaml": config, "plan.tsv": buf.getvalue(), "plan.json": json.dumps(plan_json(plan), indent=1) + "\n"}
+    outputs = {"config.yaml": config, "plan.tsv": buf.getvalue(), "plan.json": json.dumps(plan_json(plan, jobs), indent=1) + "\n"}
     written = []
     for name, text in outputs.items():
         with atomic_output(out_dir / name) as tmp:

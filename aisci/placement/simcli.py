@@ -17,19 +17,28 @@ log = logging.getLogger(__name__)
 
 
 def compare(jobs: Sequence[Any], sites: Any, plan: Any) -> dict[str, Any]:
-    """Simulate the static mapping and the plan; return both results.
+    """Simulate the static mapping, Slurm's multi-cluster routing (with partner centres) and the plan.
 
     Args:
         jobs: jobs with runtimes (aisci.placement.model.Job).
         sites: the sites.
         plan: an aisci.placement.ilp.Plan.
+
+    Returns:
+        "static", "earliest" (only with several centres: each job to the partition that starts it
+        first, as ``sbatch --clusters`` does) and "plan" results.
     """
+    from aisci.placement.baselines import earliest_start
     from aisci.placement.model import static_placement
 
-    return {
-        "static": _simulate("the static mapping", jobs, sites, static_placement(jobs, sites)),
-        "plan": _simulate("the plan", jobs, sites, plan.placement, plan.assignment(jobs), plan.nice),
-    }
+    results = {"static": _simulate("the static mapping", jobs, sites, static_placement(jobs, sites))}
+    if len(sites.centres) > 1:
+        try:
+            results["earliest"] = earliest_start(jobs, sites)
+        except ValueError as exc:
+            raise InputError(f"cannot simulate Slurm's multi-cluster routing: {exc}") from None
+    results["plan"] = _simulate("the plan", jobs, sites, plan.placement, plan.assignment(jobs), plan.nice)
+    return results
 
 
 def _simulate(what: str, jobs: Sequence[Any], sites: Any, *args: Any) -> Any:
@@ -59,6 +68,10 @@ def report_text(results: Mapping[str, Any], sites: Any) -> str:
         lines.append(f"plan / static: makespan {p.makespan_s / s.makespan_s:.3f}x, "
                      f"mean utilisation {100 * p.mean_utilisation:.1f} % vs {100 * s.mean_utilisation:.1f} %, "
                      f"cost {p.cost / s.cost if s.cost else float('nan'):.3f}x")
+    if "earliest" in results and "plan" in results and results["earliest"].makespan_s:
+        e, p = results["earliest"], results["plan"]
+        lines.append(f"plan / Slurm's multi-cluster routing (earliest): makespan {p.makespan_s / e.makespan_s:.3f}x, "
+                     f"mean utilisation {100 * p.mean_utilisation:.1f} % vs {100 * e.mean_utilisation:.1f} %")
     return "\n".join(lines)
 
 
@@ -78,23 +91,34 @@ def run(args: argparse.Namespace) -> int:
     """Simulate the run under the static mapping and under the plan, print the comparison."""
     from aisci.placement.ilp import deal, plan
     from aisci.placement.model import static_placement
-    from aisci.placement.plan import ordered, read_plan
+    from aisci.placement.plan import job_key, ordered, read_plan
 
     r = load_run(args)
     if args.plan:
-        counts, nice = read_plan(args.plan)
+        counts, nice, explicit = read_plan(args.plan)
         missing = sorted({j.rule for j in r.jobs} - set(counts))
         if missing:
             raise InputError(f"plan {args.plan}: no placement for rule(s) {', '.join(missing)} (plan again)")
         unknown = sorted({pid for c in counts.values() for pid in c} - {p.id for p in r.sites.partitions})
         if unknown:
             raise InputError(f"plan {args.plan}: partition(s) {', '.join(unknown)} are not in {args.site}")
+        if explicit is None:
+            assignment = deal(counts, r.jobs)
+        else:
+            unplaced = [job_key(j) for j in r.jobs if job_key(j) not in explicit]
+            if unplaced:
+                raise InputError(f"plan {args.plan}: no partition for job {unplaced[0]} (plan again)")
+            assignment = {j.id: explicit[job_key(j)] for j in r.jobs}
         results = {
             "static": _simulate("the static mapping", r.jobs, r.sites, static_placement(r.jobs, r.sites)),
-            "plan": _simulate(f"plan {args.plan}", r.jobs, r.sites, ordered(counts), deal(counts, r.jobs), nice),
+            "plan": _simulate(f"plan {args.plan}", r.jobs, r.sites, ordered(counts), assignment, nice),
         }
     else:
         p = plan(r.jobs, r.sites, objective=args.objective, deadline_s=args.deadline, time_limit_s=args.time_limit)
+        if args.objective == "makespan":
+            from aisci.placement.baselines import best_plan
+
+            p, _ = best_plan(r.jobs, r.sites, p)  # as `aisci plan` does
         results = compare(r.jobs, r.sites, p)
     print(report_text(results, r.sites))
     if args.png:

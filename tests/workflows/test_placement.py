@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -112,6 +113,16 @@ def test_plan_writes_a_profile_and_simulate_cluster_compares(config, tmp_path):
     assert set(sim) == {"static", "plan"}
     assert sim["plan"]["makespan_s"] > 0 and sim["static"]["makespan_s"] > 0
     assert (tmp_path / "util.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the plan as `aisci plan` chose it (the ILP's or HEFT's, which it names): replayed exactly
+    chosen = re.search(r"the plan uses (HEFT|the ILP)", out_plan := aisci("plan", *common, "--out", str(tmp_path / "again")).stdout)
+    assert chosen, out_plan[-2000:]
+    again = json.loads((tmp_path / "again" / "plan.json").read_text())
+    assert ("assignment" in again) == (chosen.group(1) == "HEFT")
+    # planning now, with a partner centre: Slurm's own multi-cluster routing is simulated too
+    out = aisci("simulate-cluster", *common, "--json", str(tmp_path / "now.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert set(json.loads((tmp_path / "now.json").read_text())) == {"static", "earliest", "plan"}
+    assert "plan / Slurm's multi-cluster routing (earliest): makespan" in out.stdout
 
 
 def test_bad_input_stops_before_any_job(config, tmp_path):

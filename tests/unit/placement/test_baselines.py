@@ -166,3 +166,19 @@ def test_best_plan_keeps_the_faster_of_ilp_and_heft():
         assert all(d.why.startswith("HEFT") for d in chosen.decisions)
     else:
         assert chosen is ilp
+
+
+def test_a_heft_plan_writes_and_reads_back_every_jobs_partition(tmp_path):
+    """The ILP keeps CPU jobs off GPU nodes; HEFT uses their cores too and wins. plan.json then
+    holds each job's partition, which `aisci simulate-cluster --plan` replays exactly."""
+    from aisci.placement.plan import job_key, read_plan, write_plan
+
+    sites = Site("home", (part("cpu", cores=1), part("gpu", cores=8, gpus=1)), {})
+    jobs = [job(i, rule="w", cpu=60, wildcards=f"s{i}") for i in range(8)]
+    chosen, runs = best_plan(jobs, sites, plan(jobs, sites, time_limit_s=4))
+    assert runs["heft"].makespan_s < runs["ilp"].makespan_s and chosen.explicit is not None
+    write_plan(chosen, jobs, sites, tmp_path)
+    counts, nice, explicit = read_plan(tmp_path / "plan.json")
+    assert explicit == {job_key(j): chosen.explicit[j.id] for j in jobs}
+    assert sum(counts["w"].values()) == 8 and nice == chosen.nice
+    assert "HEFT" in (tmp_path / "plan.tsv").read_text()

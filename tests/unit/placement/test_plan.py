@@ -221,8 +221,8 @@ def test_profile_written_from_a_plan(tmp_path):
     assert p.classes["score_missense"] == ("gpu", "cpu"), "the GPU queue is too short for 50 jobs"
     # the wall time asked for covers 3x the longest expected job
     assert res["align_reads"]["runtime"] >= math.ceil(3 * 600 / 60)
-    counts, nice = read_plan(tmp_path / "plan.json")
-    assert ordered(counts) == p.placement and nice == p.nice
+    counts, nice, explicit = read_plan(tmp_path / "plan.json")
+    assert ordered(counts) == p.placement and nice == p.nice and explicit is None  # the ILP deals counts
     # a rule the plan does not place goes to the home CPU partition
     assert eval(config["default-resources"]["slurm_partition"]) == "cpu"
     # two independent rules: both at the deepest level, nice 0, so no --nice in the profile
