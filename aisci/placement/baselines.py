@@ -6,7 +6,7 @@ lower bound on the makespan, and runtimes perturbed to see whether a plan surviv
   stays there (no lookahead, no moving once queued). Slurm estimates the start from the jobs
   running and queued ahead (its ``will_run`` test); here with perfect knowledge of their runtimes:
   now when a node has room and nobody queues ahead, else when the running jobs free a node and the
-  queue ahead drains at the partition's capacity. Moving the inputs to a partner costs its time but
+  queue ahead drains at the partition's capacity (its cores' and GPUs', whichever takes longer). Moving the inputs to a partner costs its time but
   does not enter the choice (Slurm does not know of it). Ties go to the site's order (home first).
   Once queued, jobs run as in :func:`aisci.placement.simulate.simulate` (first fit, FIFO by ready
   time, backfill without reservations).
@@ -18,9 +18,9 @@ lower bound on the makespan, and runtimes perturbed to see whether a plan surviv
 * :func:`lower_bound` — no schedule can finish before the longest chain of jobs (each on the
   partition where it ends first, after that partition opens, moving inputs included), nor before
   the work fits the capacity: a linear program spreads every rule's jobs fractionally over the
-  partitions they fit, each job taking the largest of its shares of a partition's cores, GPUs and
-  memory for its runtime there, and minimises the busiest partition's time (backlogs ignored,
-  which only lowers the bound).
+  partitions they fit and minimises the time the busiest resource (a partition's cores, its memory
+  or its GPUs, each on its own) needs for the work put there (nodes and backlogs ignored, jobs of
+  a group given proportional times no longer than their own: each only lowers the bound).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def earliest_start(jobs: Sequence[Job], sites: Site) -> SimResult:
     free_g = [[p.gpus] * p.nodes for p in parts]
     # per partition: queued jobs by shape (cores, mem, gpus) in FIFO order, and the queued work
     queues: list[dict[tuple[int, int, int], deque[int]]] = [defaultdict(deque) for _ in parts]
-    queued_work = [0.0] * len(parts)  # core-seconds (CPU partitions) or GPU-seconds (GPU partitions)
+    queued_cores = [0.0] * len(parts)  # core-seconds queued, not started
+    queued_gpus = [0.0] * len(parts)  # GPU-seconds likewise
     running: list[list[tuple[float, int]]] = [[] for _ in parts]  # heap of (end, job) per partition
     ready = [0.0] * n
     start = [0.0] * n
@@ -76,14 +77,16 @@ def earliest_start(jobs: Sequence[Job], sites: Site) -> SimResult:
     def shape(i: int, pi: int) -> tuple[int, int, int]:
         return max(jobs[i].threads, 1), jobs[i].mem_mb, jobs[i].gpus_in(parts[pi])
 
-    def units(i: int, pi: int) -> float:
+    def queue(i: int, pi: int, sign: int) -> None:
         p = parts[pi]
         secs = jobs[i].seconds_on(p, sites)
-        return jobs[i].gpus_in(p) * secs if p.gpus else max(jobs[i].threads, 1) * secs
+        queued_cores[pi] += sign * max(jobs[i].threads, 1) * secs
+        queued_gpus[pi] += sign * jobs[i].gpus_in(p) * secs
 
-    def capacity(pi: int) -> int:
+    def drain_s(pi: int) -> float:
+        """Seconds the queue ahead takes at the partition's capacity (cores and GPUs, whichever is slower)."""
         p = parts[pi]
-        return p.total_gpus if p.gpus else p.total_cores
+        return max(queued_cores[pi] / p.total_cores, queued_gpus[pi] / p.total_gpus if p.total_gpus else 0.0)
 
     def has_room(pi: int, s: tuple[int, int, int]) -> bool:
         c, m, g = s
@@ -96,7 +99,7 @@ def earliest_start(jobs: Sequence[Job], sites: Site) -> SimResult:
         if not queued and has_room(pi, shape(i, pi)):
             return t0
         soonest = running[pi][0][0] - t if running[pi] else 0.0
-        return t0 + max(soonest, 0.0) + queued_work[pi] / max(capacity(pi), 1)
+        return t0 + max(soonest, 0.0) + drain_s(pi)
 
     def start_job(i: int, pi: int, k: int, t: float) -> None:
         c, m, g = shape(i, pi)
@@ -107,7 +110,7 @@ def earliest_start(jobs: Sequence[Job], sites: Site) -> SimResult:
         end[i] = t + jobs[i].seconds_on(parts[pi], sites)
         heapq.heappush(ends, (end[i], i))
         heapq.heappush(running[pi], (end[i], i))
-        queued_work[pi] -= units(i, pi)
+        queue(i, pi, -1)
 
     def first_fit(pi: int, s: tuple[int, int, int]) -> int:
         c, m, g = s
@@ -115,6 +118,22 @@ def earliest_start(jobs: Sequence[Job], sites: Site) -> SimResult:
             if free_c[pi][k] >= c and free_m[pi][k] >= m and free_g[pi][k] >= g:
                 return k
         return -1
+
+    def dispatch(pi: int, t: float) -> None:
+        """Start what fits now on partition ``pi``: FIFO by ready time per shape, backfill without reservations."""
+        if t < parts[pi].queue_wait_s:
+            return
+        heads = [(ready[q[0]], ids[q[0]], key) for key, q in queues[pi].items() if q]
+        heapq.heapify(heads)
+        while heads:
+            _, _, key = heapq.heappop(heads)
+            k = first_fit(pi, key)
+            if k < 0:
+                continue
+            q = queues[pi][key]
+            start_job(q.popleft(), pi, k, t)
+            if q:
+                heapq.heappush(heads, (ready[q[0]], ids[q[0]], key))
 
     opens = sorted({p.queue_wait_s for p in parts if p.queue_wait_s > 0}, reverse=True)
     newly = sorted((i for i in range(n) if indegree[i] == 0), key=ids.__getitem__)
@@ -133,28 +152,19 @@ def earliest_start(jobs: Sequence[Job], sites: Site) -> SimResult:
                 indegree[ch] -= 1
                 if indegree[ch] == 0:
                     newly.append(ch)
+        # each job is routed, then its partition dispatched, before the next is routed: Slurm
+        # answers each submission with the state the earlier ones left
         newly.sort(key=ids.__getitem__)
         for i in newly:
             ready[i] = t
             best = min(candidates[i], key=lambda pi: (expected_start(i, pi, t), pi))
             queues[best][shape(i, best)].append(i)
-            queued_work[best] += units(i, best)
+            queue(i, best, +1)
             where[i] = best
+            dispatch(best, t)
         newly = []
         for pi in range(len(parts)):
-            if t < parts[pi].queue_wait_s:
-                continue
-            heads = [(ready[q[0]], ids[q[0]], s) for s, q in queues[pi].items() if q]
-            heapq.heapify(heads)
-            while heads:
-                _, _, s = heapq.heappop(heads)
-                k = first_fit(pi, s)
-                if k < 0:
-                    continue
-                q = queues[pi][s]
-                start_job(q.popleft(), pi, k, t)
-                if q:
-                    heapq.heappush(heads, (ready[q[0]], ids[q[0]], s))
+            dispatch(pi, t)
         while opens and opens[-1] <= t:
             opens.pop()
         upcoming = [x for x in (ends[0][0] if ends else None, opens[-1] if opens else None) if x is not None]
@@ -256,28 +266,36 @@ def lower_bound(jobs: Sequence[Job], sites: Site) -> Bound:
         done[i] = min(max(ready, parts[pi].queue_wait_s) + job.seconds_on(parts[pi], sites) for pi in fitting[i])
     critical = max(done, default=0.0)
 
-    # the work LP: one group per rule and shape, its runtimes summed per partition
-    groups: dict[tuple[Any, ...], dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    # The work LP. Jobs of one rule and shape form a group whose jobs' fractions are shared; that is
+    # exact only when their times are proportional across partitions, so each job's time on p is
+    # lowered to c_j * a_gp (c_j: its fastest time; a_gp: the smallest t_jp / c_j of the group), which
+    # can only lower the bound. Each partition's cores, memory and GPUs are separate capacities.
+    members: dict[tuple[Any, ...], list[tuple[Job, dict[int, float]]]] = defaultdict(list)
     for job, fit in zip(jobs, fitting):
-        key = (job.rule, job.threads, job.mem_mb, job.gpus, tuple(fit))
-        for pi in fit:
-            p = parts[pi]
-            share = max(max(job.threads, 1) / p.total_cores, job.mem_mb / (p.mem_mb * p.nodes),
-                        job.gpus_in(p) / p.total_gpus if p.total_gpus else 0.0)
-            groups[key][pi] += share * job.seconds_on(p, sites)
+        times = {pi: job.seconds_on(parts[pi], sites) for pi in fit}
+        members[(job.rule, max(job.threads, 1), job.mem_mb, job.gpus, tuple(fit))].append((job, times))
     prob = pulp.LpProblem("makespan_bound", pulp.LpMinimize)
     t_var = pulp.LpVariable("T", lowBound=0)
     prob += t_var
-    load: dict[int, list[Any]] = defaultdict(list)
-    for g, (key, per) in enumerate(groups.items()):
-        fracs = {pi: pulp.LpVariable(f"f_{g}_{pi}", lowBound=0, upBound=1) for pi in per}
+    load: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    for g, ((_, threads, mem, _, fit), group) in enumerate(members.items()):
+        scale = [min(times.values()) for _, times in group]
+        mass = sum(scale)
+        fracs = {pi: pulp.LpVariable(f"f_{g}_{pi}", lowBound=0, upBound=1) for pi in fit}
         prob += pulp.lpSum(fracs.values()) == 1
         for pi, f in fracs.items():
-            load[pi].append(per[pi] * f)
-    for pi, terms in load.items():
+            p = parts[pi]
+            a = min(times[pi] / c if c > 0 else 0.0 for (_, times), c in zip(group, scale))
+            seconds = mass * a  # the group's (lowered) time on p
+            load[(pi, "cores")].append(threads * seconds / p.total_cores * f)
+            load[(pi, "mem")].append(mem * seconds / (p.mem_mb * p.nodes) * f)
+            gpus = group[0][0].gpus_in(p)
+            if gpus:
+                load[(pi, "gpus")].append(gpus * seconds / p.total_gpus * f)
+    for terms in load.values():
         prob += pulp.lpSum(terms) <= t_var
     prob.solve(pulp.PULP_CBC_CMD(msg=False))
-    work = float(pulp.value(t_var) or 0.0) if groups else 0.0
+    work = float(pulp.value(t_var) or 0.0) if members else 0.0
     return Bound(max(critical, work), critical, work)
 
 
@@ -334,12 +352,19 @@ def best_plan(jobs: Sequence[Job], sites: Site, ilp: Any) -> tuple[Any, dict[str
 
     Returns:
         The chosen plan and both simulated runs ("ilp", "heft").
+
+    Raises:
+        InputError: the jobs cannot be simulated on the sites (the simulator's reason).
     """
+    from aisci.errors import InputError
     from aisci.placement.simulate import simulate
 
-    ilp_run = simulate(jobs, sites, ilp.placement, ilp.assignment(jobs), ilp.nice)
-    mapping = heft(jobs, sites)
-    heft_run = simulate_heft(jobs, sites, mapping)
+    try:
+        ilp_run = simulate(jobs, sites, ilp.placement, ilp.assignment(jobs), ilp.nice)
+        mapping = heft(jobs, sites)
+        heft_run = simulate_heft(jobs, sites, mapping)
+    except ValueError as exc:  # a job that fits no partition, a dependency cycle: the input's fault
+        raise InputError(f"cannot simulate the plans: {exc}") from None
     runs = {"ilp": ilp_run, "heft": heft_run}
     if heft_run.makespan_s < ilp_run.makespan_s * (1 - 1e-9):
         why = (f"HEFT: each job where it finishes first (simulated {heft_run.makespan_s / 3600:.2f} h; "

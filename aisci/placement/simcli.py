@@ -28,17 +28,23 @@ def compare(jobs: Sequence[Any], sites: Any, plan: Any) -> dict[str, Any]:
         "static", "earliest" (only with several centres: each job to the partition that starts it
         first, as ``sbatch --clusters`` does) and "plan" results.
     """
-    from aisci.placement.baselines import earliest_start
     from aisci.placement.model import static_placement
 
     results = {"static": _simulate("the static mapping", jobs, sites, static_placement(jobs, sites))}
     if len(sites.centres) > 1:
-        try:
-            results["earliest"] = earliest_start(jobs, sites)
-        except ValueError as exc:
-            raise InputError(f"cannot simulate Slurm's multi-cluster routing: {exc}") from None
+        results["earliest"] = _earliest(jobs, sites)
     results["plan"] = _simulate("the plan", jobs, sites, plan.placement, plan.assignment(jobs), plan.nice)
     return results
+
+
+def _earliest(jobs: Sequence[Any], sites: Any) -> Any:
+    """aisci.placement.baselines.earliest_start, its ValueError turned into an InputError."""
+    from aisci.placement.baselines import earliest_start
+
+    try:
+        return earliest_start(jobs, sites)
+    except ValueError as exc:
+        raise InputError(f"cannot simulate Slurm's multi-cluster routing: {exc}") from None
 
 
 def _simulate(what: str, jobs: Sequence[Any], sites: Any, *args: Any) -> Any:
@@ -109,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
             if unplaced:
                 raise InputError(f"plan {args.plan}: no partition for job {unplaced[0]} (plan again)")
             assignment = {j.id: explicit[job_key(j)] for j in r.jobs}
-        results = {
-            "static": _simulate("the static mapping", r.jobs, r.sites, static_placement(r.jobs, r.sites)),
-            "plan": _simulate(f"plan {args.plan}", r.jobs, r.sites, ordered(counts), assignment, nice),
-        }
+        results = {"static": _simulate("the static mapping", r.jobs, r.sites, static_placement(r.jobs, r.sites))}
+        if len(r.sites.centres) > 1:
+            results["earliest"] = _earliest(r.jobs, r.sites)
+        results["plan"] = _simulate(f"plan {args.plan}", r.jobs, r.sites, ordered(counts), assignment, nice)
     else:
         p = plan(r.jobs, r.sites, objective=args.objective, deadline_s=args.deadline, time_limit_s=args.time_limit)
         if args.objective == "makespan":

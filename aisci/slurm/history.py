@@ -99,10 +99,11 @@ def rows_from_sacct(jobs: Iterable[SacctJob]) -> list[HistoryRow]:
             rule=rule,
             wildcards=wildcards,
             resource_class=GPU if job.gpus > 0 else CPU,
-            partition=job.partition,
+            partition=job.where,
             seconds=float(job.elapsed_s),
             recorded=recorded.isoformat(timespec="seconds") if recorded else "",
-            job_id=job.job_id,
+            # clusters number their jobs independently: a job is its cluster and id
+            job_id=f"{job.cluster}:{job.job_id}" if job.cluster else job.job_id,
         ))
     if skipped:
         log.info("run history: %d job(s) recorded, %d skipped (%s)", len(rows), sum(skipped.values()),

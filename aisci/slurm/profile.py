@@ -134,6 +134,14 @@ def home_only(site: Site) -> Site:
     return replace(site, partitions=site.home_partitions, transfers={})
 
 
+def _largest_job_cores(site: Site) -> int:
+    """Most cores one job may ask for: the largest home partition's; with partners, of the partition
+    limits (the smallest of the centres' partitions of that name)."""
+    if not routed_clusters(site):
+        return max(p.cores for p in site.home_partitions)
+    return max(min(q.cores for q in site.partitions if q.name == p.name) for p in site.home_partitions)
+
+
 def partition_limits(site: Site) -> dict[str, Any]:
     """The plugin's partition file (`--slurm-partition-config`): limits it matches jobs against.
 
@@ -207,7 +215,7 @@ def profile_text(
     entries = [
         Entry("executor", "slurm", ("Submit every job through Slurm (snakemake-executor-plugin-slurm).",)),
         Entry("jobs", settings["max_jobs"], ("Jobs queued or running at once.",)),
-        Entry("cores", cores or max(p.cores for p in site.home_partitions), (
+        Entry("cores", cores or _largest_job_cores(site), (
             "Most cores one job may request (the largest partition's): a group job whose parallel",
             "parts (e.g. dozens of calling groups) would need more runs them in series instead.")),
     ]
@@ -315,8 +323,12 @@ def write_profile(site_path: Path, out_dir: Path, *, home: bool = False) -> list
     partitions = out_dir / "partitions.yaml"
     config = out_dir / "config.yaml"
     header = f"# Partition limits for the Slurm plugin, written by `aisci profile new` from {site_path.name}.\n"
+    try:
+        limits = partition_limits(site)
+    except InputError as exc:
+        raise InputError(f"{site_path.name}: {exc}") from None
     with atomic_output(partitions) as tmp:
-        tmp.write_text(header + yaml.safe_dump(partition_limits(site), sort_keys=False))
+        tmp.write_text(header + yaml.safe_dump(limits, sort_keys=False))
     # The file's name only: Snakemake reads a profile value naming a file in the profile's folder as
     # that file, so the profile can be copied (to ~/.config/snakemake/, a project) and used from anywhere.
     with atomic_output(config) as tmp:

@@ -92,6 +92,33 @@ def test_lower_bound_counts_memory_and_the_partition_backlog():
     assert b.work_s == pytest.approx(30) and b.critical_path_s == 15
 
 
+def test_earliest_start_sees_the_room_earlier_submissions_left():
+    # four jobs ready at once, room for all four at home: none is sent to the partner (and its transfer)
+    sites = Site("home", (part("cpu", cores=4), part("cpu", cores=4, centre="partner")), {"partner": Transfer(gbit_s=8)})
+    res = earliest_start([job(i, input_bytes=10**10) for i in range(4)], sites)
+    assert {r.partition for r in res.runs} == {"home/cpu"} and res.makespan_s == 10
+
+
+def test_lower_bound_counts_each_resource_on_its_own():
+    # a CPU job and a GPU job side by side on one node: neither resource is full twice over
+    sites = Site("home", (part("n", cores=2, gpus=2, mem_mb=4000),), {})
+    jobs = [job(0, rule="c", cpu=3600), job(1, rule="g", gpus=2, cpu=36000, gpu=3600)]
+    assert simulate(jobs, sites, {"c": ("home/n",), "g": ("home/n",)}).makespan_s == 3600
+    assert lower_bound(jobs, sites).makespan_s <= 3600 + 1e-6
+    # cores-heavy beside memory-heavy
+    sites = Site("home", (part("n", cores=4, mem_mb=4000),), {})
+    jobs = [job(0, rule="a", threads=3, mem_mb=1000, cpu=3600), job(1, rule="b", threads=1, mem_mb=3000, cpu=3600)]
+    assert lower_bound(jobs, sites).makespan_s <= 3600 + 1e-6
+
+
+def test_lower_bound_of_a_rule_whose_jobs_move_different_amounts():
+    # one job moves 100 GB to the partner (100 s at 8 Gbit/s), its twin nothing: 10 s is feasible
+    sites = Site("home", (part("cpu", cores=1), part("cpu", cores=1, centre="partner")), {"partner": Transfer(gbit_s=8)})
+    jobs = [job(0, cpu=10, input_bytes=100 * 10**9), job(1, cpu=10)]
+    assert earliest_start(jobs, sites).makespan_s == 10
+    assert lower_bound(jobs, sites).makespan_s <= 10 + 1e-6
+
+
 def random_dag(n, seed):
     rng = random.Random(seed)
     jobs = []

@@ -213,6 +213,17 @@ def test_rows_from_sacct_completed_single_rule_jobs_only():
     ]
 
 
+def test_rows_of_two_clusters_keep_their_cluster():
+    """Clusters number their jobs independently: job 7 at home and job 7 at the partner are two rows."""
+    from dataclasses import replace
+
+    home = replace(sacct_job("7", "rule_align_reads_wildcards_S1", elapsed=50), cluster="home")
+    partner = replace(sacct_job("7", "rule_align_reads_wildcards_S2", elapsed=70), cluster="partner")
+    rows = rows_from_sacct([home, partner])
+    assert [(r.job_id, r.partition, r.seconds) for r in rows] == [("home:7", "home/cpu", 50.0),
+                                                                 ("partner:7", "partner/cpu", 70.0)]
+
+
 def test_rows_from_real_sacct_output():
     rows = rows_from_sacct(parse_sacct(SACCT_FIXTURE.read_text()))
     assert [(r.job_id, r.rule, r.wildcards, r.resource_class, r.partition, r.seconds) for r in rows] == [

@@ -297,6 +297,7 @@ def test_partner_centres_route_each_job_to_the_cluster_that_starts_it_first(tmp_
     assert args["slurm-status-command"] == "sacct"
     # memory never above the smallest node a job may land on
     assert "align_reads: 4" in config.read_text()  # threads: the partner's 4 cores
+    assert int(args["cores"]) == 8  # the largest job: the gpu partitions' 8 cores, on either centre
     assert "min(12000 * 2 ** (attempt - 1), 16000)" in config.read_text()
 
 
@@ -313,5 +314,5 @@ def test_home_only_profile_of_a_site_with_partners(tmp_path):
 def test_partner_without_the_home_partition_names_is_refused(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text(TWO_CENTRES.replace("      cpu: {nodes: 4, cores: 4, mem_gb: 16}", "      compute: {nodes: 4, cores: 4, mem_gb: 16}"))
-    with pytest.raises(InputError, match=r"centres.partner.partitions: no partition 'cpu' as at home.*--home-only"):
+    with pytest.raises(InputError, match=r"site.yaml: centres.partner.partitions: no partition 'cpu' as at home.*--home-only"):
         write_profile(site, tmp_path / "prof")
