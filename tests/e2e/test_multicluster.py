@@ -168,3 +168,16 @@ def test_planned_rules_run_on_the_partner_with_gpus_and_survive_a_cancel(planned
     assert centres == {"home", "partner"}, report["centres"]
     assert {p["partition"] for p in report["partitions"]} >= {"home/cpu", "partner/gpu"}
     assert report["jobs"] == len(jobs)
+
+
+def test_slurm_routing_profile_runs_across_both_clusters(planned, sim_data):
+    """profiles/multicluster as `aisci profile new` writes it: every job to whichever cluster starts it first."""
+    tmp, cfg, _ = planned
+    res = run_snakemake(tmp / "routed", "--profile", str(REPO / "profiles/multicluster"), "--configfile", str(cfg),
+                        "--config", "splice={'enabled': False}", timeout=900)
+    assert res.returncode == 0, res.stderr[-5000:]
+    jobs = sacct_all(run_id(res.stdout + res.stderr), "JobID", "Cluster", "State", "Comment")
+    assert jobs and all(j["State"] == "COMPLETED" for j in jobs), jobs
+    assert {j["Cluster"] for j in jobs} <= {"home", "partner"}
+    for sample in sim_data.samples:
+        assert (tmp / "routed" / f"results/calls/{sample}.vcf.gz").exists()
