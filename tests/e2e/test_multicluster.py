@@ -44,7 +44,7 @@ status_command: sacct
 first_status_check: 1
 default_runtime: 60
 """
-GPU_RULES = ("annotate_context", "cache_splicing")
+GPU_RULES = ("annotate_context",)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,14 +77,12 @@ def vcf_records(path: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def planned(sim_data, tmp_path_factory):
-    """A plan on the two clusters for the small simulated data set, SpliceAI stage on."""
-    from tests.e2e.test_slurm_pipeline import first_genes
-
+    """A plan on the two clusters for the small simulated data set; its GPU-class stage is the context
+    (the SpliceAI stage's placement is tested in test_slurm_pipeline; here it would only add minutes)."""
     tmp = tmp_path_factory.mktemp("multicluster")
     (tmp / "site.yaml").write_text(SITE)
-    genes = str(first_genes(sim_data.annotation, 4, tmp / "genes.gff3"))
     cfg = write_config(tmp / "c.yaml", samples=str(sim_data.sample_sheet), reference=str(sim_data.reference),
-                       calling={"joint": False, "chunk_size": 1000000}, splice={"annotation": genes})
+                       calling={"joint": False, "chunk_size": 1000000}, splice={"enabled": False})
     out = subprocess.run(
         [sys.executable, "-m", "aisci.cli", "plan", "--site", str(tmp / "site.yaml"),
          "--snakefile", str(REPO / "workflows/germline/Snakefile"), "--configfile", str(cfg),
@@ -152,10 +150,6 @@ def test_planned_rules_run_on_the_partner_with_gpus_and_survive_a_cancel(planned
             import pyarrow.parquet as pq
 
             assert pq.read_table(workdir / "results" / table).equals(pq.read_table(local / "results" / table))
-    for callset in sim_data.samples:
-        for stage in ("splice",):
-            assert vcf_records(workdir / f"results/{stage}/{callset}.vcf.gz") == vcf_records(
-                local / f"results/{stage}/{callset}.vcf.gz")
 
     # aisci usage over both clusters
     out = subprocess.run([sys.executable, "-m", "aisci.cli", "usage", "--run-id", run, "--format", "json"],
@@ -171,13 +165,15 @@ def test_planned_rules_run_on_the_partner_with_gpus_and_survive_a_cancel(planned
 
 
 def test_slurm_routing_profile_runs_across_both_clusters(planned, sim_data):
-    """profiles/multicluster as `aisci profile new` writes it: every job to whichever cluster starts it first."""
+    """profiles/multicluster as `aisci profile new` writes it: every job to whichever cluster starts it
+    first (sacct status over both, partition limits naming both). The read checks only: a few jobs."""
     tmp, cfg, _ = planned
-    res = run_snakemake(tmp / "routed", "--profile", str(REPO / "profiles/multicluster"), "--configfile", str(cfg),
-                        "--config", "splice={'enabled': False}", timeout=900)
+    targets = [f"results/qc/{s}.reads.json" for s in sim_data.samples]
+    res = run_snakemake(tmp / "routed", *targets, "--profile", str(REPO / "profiles/multicluster"), "--configfile", str(cfg),
+                        timeout=600)
     assert res.returncode == 0, res.stderr[-5000:]
     jobs = sacct_all(run_id(res.stdout + res.stderr), "JobID", "Cluster", "State", "Comment")
-    assert jobs and all(j["State"] == "COMPLETED" for j in jobs), jobs
+    assert len(jobs) == len(targets) and all(j["State"] == "COMPLETED" for j in jobs), jobs
     assert {j["Cluster"] for j in jobs} <= {"home", "partner"}
-    for sample in sim_data.samples:
-        assert (tmp / "routed" / f"results/calls/{sample}.vcf.gz").exists()
+    for target in targets:
+        assert (tmp / "routed" / target).exists()

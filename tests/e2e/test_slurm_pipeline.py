@@ -362,7 +362,7 @@ def test_planned_profile_runs_on_slurm_with_estimates_from_the_last_run(slurm_ru
         expected = {}
         for key, value in config["set-resources"][rule].items():
             if isinstance(value, str):  # an expression (per-job choice or string literal): evaluate as Snakemake does
-                value = eval(value, {"wildcards": [m.group(2) or ""]})
+                value = eval(value, {"wildcards": [m.group(2) or ""], "attempt": 1})
             expected[key] = value
         assert j["Partition"] == expected["slurm_partition"], (j, expected)
         if expected.get("gpu") == 0 or rule not in ("annotate_context", "cache_splicing"):
