@@ -30,7 +30,7 @@ import heapq
 import math
 import random
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -315,11 +315,6 @@ def simulate_heft(jobs: Sequence[Job], sites: Site, mapping: Heft) -> SimResult:
 
     placement = {j.rule: (mapping.assignment[j.id],) for j in jobs}
     return simulate(jobs, sites, placement, mapping.assignment, mapping.nice)
-
-
-def ratios(plan: float, others: Mapping[str, float]) -> dict[str, float]:
-    """plan / each other makespan."""
-    return {k: plan / v if v else math.inf for k, v in others.items()}
 
 
 def heft_plan(jobs: Sequence[Job], sites: Site, mapping: Heft, run: SimResult, why: str, solve_s: float = 0.0) -> Any:
