@@ -51,6 +51,11 @@ class GermlinePipeline(Glue):
             protein = self.config["protein"]
             self.model = StagedModel(protein["model"], store_dir(protein["model_store"]).resolve())
 
+    def parse_files(self) -> list[str]:
+        """The sample sheet and the reference (with its .fai, which makes reading its contigs fast)."""
+        reference = self.config["reference"]
+        return [self.config["samples"], reference, *([f"{reference}.fai"] if Path(f"{reference}.fai").is_file() else [])]
+
     # --- targets -------------------------------------------------------------------------
     def callsets(self) -> list[str]:
         """Per-sample callsets, plus the cohort when joint calling is on."""

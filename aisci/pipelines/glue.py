@@ -37,18 +37,39 @@ def for_snakemake(build: Callable[[Sources], T], workflow: Any) -> T:
     """
     from snakemake.exceptions import WorkflowError
 
+    from aisci.pipelines.inputs import FILE_CHECKS
+
+    driver = True
     if hasattr(workflow, "config_settings"):
         from aisci.slurm.clusters import follow_states
 
         # the Slurm plugin's sacct status mode must notice a cancelled job ("CANCELLED by <uid>")
         follow_states(workflow)
         sources = Sources.from_workflow(workflow)
+        driver = getattr(getattr(workflow, "exec_mode", None), "name", "DEFAULT") == "DEFAULT"
     else:
         sources = Sources.from_files(list(workflow))
+    token = FILE_CHECKS.set(driver)
     try:
-        return build(sources)
+        built = build(sources)
+        if driver and hasattr(workflow, "config_settings"):
+            from aisci.slurm.staging import stage_partner_jobs
+
+            # jobs placed at a centre without a shared file system: their data is copied there and back
+            parse = [*workflow_configfiles(workflow), *getattr(built, "parse_files", list)()]
+            stage_partner_jobs(workflow, [Path(p) for p in parse])
+        return built
     except InputError as exc:
         raise WorkflowError(describe_problems(str(exc))) from None
+    finally:
+        FILE_CHECKS.reset(token)
+
+
+def workflow_configfiles(workflow: Any) -> list[str]:
+    """The config files of a run: the Snakefile's configfile directives and the command line's."""
+    settings = getattr(workflow, "config_settings", None)
+    files = [*getattr(workflow, "configfiles", []), *(getattr(settings, "configfiles", None) or [])]
+    return list(dict.fromkeys(str(Path(f).absolute()) for f in files))
 
 
 def describe_problems(message: str) -> str:
@@ -110,6 +131,11 @@ class Glue:
         glue.configfiles = [str(f) for f in getattr(workflow, "configfiles", workflow)]
         glue.snakefile = snakefile
         return glue
+
+    def parse_files(self) -> list[str]:
+        """Files besides the config files that parsing the Snakefile reads (a job at a centre without a
+        shared file system needs them there too)."""
+        return []
 
     def release_file(self) -> Path | None:
         """The release.json of the installed catalog release this run's Snakefile belongs to, if any."""

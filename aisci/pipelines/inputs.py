@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from aisci.germline.reference import Contig, read_contigs
 from aisci.layers import Sources, load_layers
 from aisci.pipelines.sheet import Sample, check_bam_contigs, read_sample_sheet
 from aisci.schema import Problems, as_sources, validate_config
+
+
+#: False while a Snakefile is parsed inside a job: the driver checked every input file before it
+#: submitted anything, and a job at a centre without a shared file system holds only its own
+#: inputs (and the config, sample sheet and reference the parse reads). Set by glue.for_snakemake.
+FILE_CHECKS: ContextVar[bool] = ContextVar("aisci_file_checks", default=True)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,12 @@ def validate_inputs(config: dict[str, Any], source: "str | Sources" = "config") 
     config = validate_config(config, sources)
     problems = Problems()
     contigs = problems.check(_reference_contigs, config["reference"], sources) or []
+    if not FILE_CHECKS.get():  # inside a job: what the plan needs (contigs, samples), no file checks
+        samples = problems.check(_sample_sheet, config["samples"], sources, False) or []
+        if config["splice"]["enabled"] and config["splice"]["annotation"] is None:
+            config["splice"]["annotation"] = problems.check(_genome_annotation, config["genome"], sources)
+        problems.raise_any()
+        return Inputs(config=config, samples=samples, contigs=contigs)
     samples = problems.check(_sample_sheet, config["samples"], sources) or []
     sheet = Path(config["samples"]).name
     for sample in samples:
@@ -73,9 +86,9 @@ def _reference_contigs(reference: str, sources: Sources) -> list[Contig]:
     return read_contigs(reference)
 
 
-def _sample_sheet(path: str, sources: Sources) -> list[Sample]:
+def _sample_sheet(path: str, sources: Sources, check_files: bool = True) -> list[Sample]:
     check_readable(Path(path), sources.where("samples"))
-    return read_sample_sheet(path)
+    return read_sample_sheet(path, check_files=check_files)
 
 
 def _genome_annotation(genome: str, sources: Sources) -> str:

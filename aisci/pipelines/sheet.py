@@ -71,7 +71,7 @@ def _cells(line: str, where: str) -> list[str]:
         raise InputError(f"{where}: not a tab-separated line ({exc})") from None
 
 
-def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
+def read_sample_sheet(path: str | os.PathLike, *, check_files: bool = True) -> list[Sample]:
     """Read and validate a sample sheet (TSV with a header line).
 
     Blank lines and lines starting with '#' are ignored. Relative paths in the sheet are
@@ -79,6 +79,8 @@ def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
 
     Args:
         path: the sample sheet.
+        check_files: check every read file readable (off inside a job: the driver checked them, and a
+            job at another centre has only its own inputs there).
 
     Returns:
         The samples in sheet order.
@@ -130,7 +132,8 @@ def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
             if col in row:
                 p = Path(row[col])
                 p = p if p.is_absolute() else (sheet.parent / p)
-                check_readable(p, f"{where}: {col}")
+                if check_files:
+                    check_readable(p, f"{where}: {col}")
                 paths[col] = p.resolve()
         if paths.get("fq1") is not None and paths.get("fq1") == paths.get("fq2"):
             raise InputError(f"{where}: fq1 and fq2 name the same file")

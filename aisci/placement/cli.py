@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         result, runs = best_plan(r.jobs, r.sites, result)
         print(f"simulated makespan: ILP {runs['ilp'].makespan_s / 3600:.2f} h, HEFT {runs['heft'].makespan_s / 3600:.2f} h; "
               f"the plan uses {'HEFT' if result.explicit is not None else 'the ILP'}")
-    files = write_plan(result, r.jobs, r.sites, args.out)
+    files = write_plan(result, r.jobs, r.sites, args.out, site_text=Path(args.site).read_text(encoding="utf-8"))
     print(table_text(result))
     print(f"profile written to {args.out} ({', '.join(f.name for f in files)}); run: snakemake --profile {args.out}")
     return 0

@@ -108,8 +108,9 @@ def _rule_resources(
     return res
 
 
-def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
-    """The planned profile's config.yaml."""
+def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site, site_file: Path | None = None) -> str:
+    """The planned profile's config.yaml (``site_file``: the profile's copy of the site description,
+    named in it when a centre shares no file system with home)."""
     by_rule: dict[str, list[Decision]] = {}
     for d in plan.decisions:
         by_rule.setdefault(d.rule, []).append(d)
@@ -159,6 +160,12 @@ def profile_config(plan: Plan, jobs: Sequence[Job], sites: Site) -> str:
         defaults.append(Entry("clusters", resource_literal(clusters[0]), (
             "Slurm cluster (sbatch --clusters) of every rule the plan keeps at home; job states are",
             f"read from all of the site's clusters ({', '.join(clusters)}) with sacct --clusters all",)))
+    if sites.staging and site_file is not None:
+        from aisci.slurm.staging import SITE_RESOURCE
+
+        defaults.append(Entry(SITE_RESOURCE, resource_literal(str(site_file.absolute())), (
+            "The site description (a copy): " + ", ".join(sorted(sites.staging)) + " share(s) no file system with",
+            "home, so the jobs placed there get their inputs copied in and their results back (docs/slurm.md)",)))
     cpu_home = [p for p in sites.home_partitions if not p.gpus]
     if cpu_home:  # a rule the plan did not place (e.g. planned with --needed) runs on the home CPU partition
         defaults.append(Entry("slurm_partition", resource_literal(cpu_home[0].name),
@@ -230,19 +237,23 @@ def ordered(counts: dict[str, dict[str, int]]) -> dict[str, tuple[str, ...]]:
     return {r: tuple(sorted(c, key=lambda p: (-c[p], p))) for r, c in counts.items()}
 
 
-def write_plan(plan: Plan, jobs: Sequence[Job], sites: Site, out_dir: Path) -> list[Path]:
-    """Write ``config.yaml`` (the profile), ``plan.tsv`` (decisions) and ``plan.json`` into ``out_dir``.
+def write_plan(plan: Plan, jobs: Sequence[Job], sites: Site, out_dir: Path, site_text: str | None = None) -> list[Path]:
+    """Write ``config.yaml`` (the profile), ``plan.tsv`` (decisions) and ``plan.json`` into ``out_dir``,
+    and ``site.yaml`` (``site_text``, the site description) when a centre shares no file system with home.
 
     Returns:
         The files written.
     """
-    config = profile_config(plan, jobs, sites)
+    staged = bool(sites.staging) and site_text is not None
+    config = profile_config(plan, jobs, sites, out_dir / "site.yaml" if staged else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, delimiter="\t", lineterminator="\n")
     writer.writeheader()
     writer.writerows(decision_rows(plan))
     outputs = {"config.yaml": config, "plan.tsv": buf.getvalue(), "plan.json": json.dumps(plan_json(plan, jobs), indent=1) + "\n"}
+    if staged:
+        outputs["site.yaml"] = site_text or ""
     written = []
     for name, text in outputs.items():
         with atomic_output(out_dir / name) as tmp:

@@ -82,7 +82,7 @@ def profile_clusters(default_resources: Mapping[str, Any] | None,
     return sorted(found)
 
 
-def _resource_items(resources: Any) -> dict[str, Any]:
+def resource_items(resources: Any) -> dict[str, Any]:
     """A Snakemake Resources mapping (or a plain one) as {name: value, or the expression as written}."""
     # snakemake.resources.Resource keeps the profile's text in .raw
     return {name: getattr(res, "raw", res) for name, res in dict(resources or {}).items()}
@@ -93,8 +93,8 @@ def workflow_clusters(workflow: Any) -> list[str]:
     settings = getattr(workflow, "resource_settings", None)
     if settings is None:
         return []
-    rules = {rule: _resource_items(res) for rule, res in dict(settings.overwrite_resources or {}).items()}
-    return profile_clusters(_resource_items(settings.default_resources), rules)
+    rules = {rule: resource_items(res) for rule, res in dict(settings.overwrite_resources or {}).items()}
+    return profile_clusters(resource_items(settings.default_resources), rules)
 
 
 def first_word(status: str) -> str:

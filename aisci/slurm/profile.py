@@ -319,6 +319,13 @@ def write_profile(site_path: Path, out_dir: Path, *, home: bool = False) -> list
     site = load_home_site(site_path)
     if home:
         site = home_only(site)
+    elif routed_clusters(site) and site.staging:
+        centre = sorted(site.staging)[0]
+        raise InputError(
+            f"{site_path.name}: centres.{centre}.staging: {centre} shares no file system with home, and Slurm's "
+            "multi-cluster routing picks a job's cluster only after it is submitted, too late to copy its "
+            "inputs there: plan the placement (`aisci plan --site ...`), or write the home cluster's profile "
+            "(`aisci profile new --home-only`)")
     out_dir.mkdir(parents=True, exist_ok=True)
     partitions = out_dir / "partitions.yaml"
     config = out_dir / "config.yaml"

@@ -106,6 +106,8 @@ class Site:
     settings: Mapping[str, Any] = field(default_factory=_default_settings)
     model_stores: Mapping[str, str | None] = field(default_factory=dict)  # centre -> its model store's path
     references: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # centre -> name -> path
+    # centre -> its staging (paths, host, bwlimit_kb) when it shares no file system with home
+    staging: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def centres(self) -> list[str]:
@@ -219,6 +221,9 @@ def parse_site(data: Any, source: str) -> Site:
     for cname, centre in centres.items():
         if cname != home and cname not in transfers:
             raise InputError(f"{source}: centres.{cname}: no transfer from {home} to {cname} (add one under transfers)")
+        if cname == home and centre.get("staging"):
+            raise InputError(f"{source}: centres.{cname}.staging: the home centre is where the data lives; only a "
+                             "partner centre can lack a file system shared with it")
         if len(centres) > 1 and not centre.get("slurm_cluster"):
             raise InputError(
                 f"{source}: centres.{cname}.slurm_cluster: with partner centres every centre needs the Slurm "
@@ -240,7 +245,8 @@ def parse_site(data: Any, source: str) -> Site:
     return Site(home=home, partitions=tuple(partitions), transfers=transfers, name=data.get("name", "site"),
                 settings={key: data[key] for key in SETTINGS},
                 model_stores={c: centre.get("model_store") for c, centre in centres.items()},
-                references={c: dict(centre.get("references", {})) for c, centre in centres.items()})
+                references={c: dict(centre.get("references", {})) for c, centre in centres.items()},
+                staging={c: centre["staging"] for c, centre in centres.items() if centre.get("staging")})
 
 
 def load_site(path: Path) -> Site:

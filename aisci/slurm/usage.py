@@ -203,6 +203,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--plot", type=Path, help="Gantt chart of the jobs: FILE.png or FILE.html")
     parser.add_argument("--sacct", default="sacct", help="sacct executable (default: sacct on PATH)")
+    parser.add_argument("--transfers", type=Path, metavar="PROJECT",
+                        help="instead: the data staged to and from centres without a shared file system, per rule "
+                             "and centre, from PROJECT/.snakemake/aisci/transfers.tsv (of --run-id only, if given)")
     parser.add_argument("--record", type=Path, metavar="HISTORY",
                         help="also add the run's completed jobs to this run history (e.g. .aisci/history.tsv), "
                              "from which `aisci plan` estimates the next run's runtimes")
@@ -210,6 +213,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Query sacct, write the utilisation report and, if asked, the Gantt chart."""
+    if getattr(args, "transfers", None) is not None:
+        return _transfers(args)
     if not args.run_id and not args.since:
         raise InputError("give --run-id UUID or --since TIME (with --until TIME for a closed window)")
     if args.run_id is not None and (not args.run_id.strip() or any(c.isspace() for c in args.run_id)):
@@ -234,4 +239,26 @@ def run(args: argparse.Namespace) -> int:
         rows = rows_from_sacct(jobs)
         added = record(args.record, rows)
         print(f"run history {args.record}: {added} of {len(rows)} completed jobs added")
+    return 0
+
+
+def _transfers(args: argparse.Namespace) -> int:
+    from aisci.slurm.staging import LEDGER, read_ledger, summarise_transfers, transfers_text
+
+    ledger = args.transfers / LEDGER
+    if not args.transfers.is_dir():
+        raise InputError(f"--transfers {args.transfers}: not a directory (the project directory of a run)")
+    summary = summarise_transfers(read_ledger(ledger), args.run_id)
+    if args.format == "json":
+        text = json.dumps({"transfers": summary, "ledger": str(ledger)}, indent=2) + "\n"
+    elif args.format == "tsv":
+        cols = list(summary[0]) if summary else ["rule", "centre"]
+        text = "\n".join(["\t".join(cols), *("\t".join(str(r[c]) for c in cols) for r in summary)]) + "\n"
+    else:
+        text = transfers_text(summary) if summary else f"no transfers recorded in {ledger}\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(text)
     return 0
