@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-cohort bench-dag bench-slurm bench-report clean
+.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-reality bench-cohort bench-dag bench-slurm bench-report clean
 
 install: system-tools $(VENV)/.installed
 
@@ -98,6 +98,10 @@ bench-plm: install
 # Converged placement: 1,000 samples of germline + AI stages, the plan vs the static mapping (simulated)
 bench-placement: install
 	python benchmarks/placement/run.py
+
+# The placement simulator against two real runs on the local clusters (Slurm routing, the plan): error, calibrated dispatch
+bench-reality: install
+	python benchmarks/placement/reality.py
 
 # Cohort store: VCF->Parquet vs bcftools query, adding one sample, memory 100 vs 1,000 samples, snakemake -n of 10,000
 bench-cohort: install

@@ -178,6 +178,7 @@ def simulate(
     placement: Placement,
     assignment: Mapping[int, str] | None = None,
     nice: Mapping[str, int] | None = None,
+    dispatch_s: float = 0.0,
 ) -> SimResult:
     """Run ``jobs`` on ``sites`` under ``placement`` (see the module docstring for the rules).
 
@@ -188,6 +189,9 @@ def simulate(
         assignment: job id -> the one partition id that job goes to (a plan's per-job split,
             aisci.placement.ilp.Plan.assignment); it overrides the job's rule's placement.
         nice: rule -> Slurm nice: ready jobs go in order of (nice, ready time, id); none: 0.
+        dispatch_s: a job whose last dependency ends at t is ready at t + dispatch_s (the driver
+            noticing the end, submitting, Slurm scheduling; benchmarks/placement/reality.py fits it
+            to real runs). Jobs without dependencies are ready at 0.
 
     Returns:
         Every job's run (in the order of ``jobs``) and per-partition and overall figures.
@@ -245,8 +249,11 @@ def simulate(
         return False
 
     newly = sorted((i for i in range(n) if indegree[i] == 0), key=ids.__getitem__)
+    pending: list[tuple[float, int]] = []  # (ready time, job) of jobs whose dependencies ended
     t = 0.0
     while True:
+        while pending and pending[0][0] <= t:
+            newly.append(heapq.heappop(pending)[1])
         while ends and ends[0][0] <= t:
             _, i = heapq.heappop(ends)
             shape, pool = shapes[shape_of[i]], pools[where[i]]
@@ -257,7 +264,10 @@ def simulate(
             for c in children[i]:
                 indegree[c] -= 1
                 if indegree[c] == 0:
-                    newly.append(c)
+                    if dispatch_s > 0:
+                        heapq.heappush(pending, (t + dispatch_s, c))
+                    else:
+                        newly.append(c)
         newly.sort(key=ids.__getitem__)
         for i in newly:
             ready[i] = t
@@ -275,7 +285,8 @@ def simulate(
                     heapq.heappush(heads, (shape_nice[si], ready[shape.queue[0]], ids[shape.queue[0]], si))
         while opens and opens[-1] <= t:
             opens.pop()
-        upcoming = [x for x in (ends[0][0] if ends else None, opens[-1] if opens else None) if x is not None]
+        upcoming = [x for x in (ends[0][0] if ends else None, opens[-1] if opens else None,
+                                pending[0][0] if pending else None) if x is not None]
         if not upcoming:
             break
         t = min(upcoming)

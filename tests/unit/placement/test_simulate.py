@@ -399,3 +399,12 @@ def test_assignment_overrides_the_rule_placement_per_job():
     assert [(r.partition, r.start_s) for r in res.runs] == [("home/b", 0), ("home/b", 10), ("home/a", 0), ("home/b", 20)]
     with pytest.raises(ValueError, match="unknown partition 'home/z'"):
         simulate(jobs, sites, {"w": ("home/a",)}, assignment={0: "home/z"})
+
+
+def test_a_dispatch_delay_holds_each_dependant_back_but_not_the_first_jobs():
+    sites = sites_of(part("a", cores=4))
+    jobs = [job(0, cpu=10), job(1, cpu=5), job(2, deps=[0], cpu=20), job(3, deps=[1, 2], cpu=30)]
+    res = simulate(jobs, sites, {"r": ("home/a",)}, dispatch_s=4)
+    # 0, 1 at once; 2 ready 10 + 4; 3 after 2 ends at 34, ready at 38
+    assert [(r.ready_s, r.start_s, r.end_s) for r in res.runs] == [(0, 0, 10), (0, 0, 5), (14, 14, 34), (38, 38, 68)]
+    assert simulate(jobs, sites, {"r": ("home/a",)}).makespan_s == 60
