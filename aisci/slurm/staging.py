@@ -67,12 +67,19 @@ class Staging:
     paths: tuple[tuple[str, str], ...]  # (home folder, that folder's place on the centre's disk)
     host: str | None = None  # ssh destination of the transfer node; None: a folder of this machine
     bwlimit_kb: int = 0
+    ssh_options: str | None = None  # further ssh options (-p PORT, -i KEY, ...)
 
     @classmethod
     def from_site(cls, centre: str, spec: Mapping[str, Any]) -> "Staging":
         paths = tuple(sorted(((os.path.normpath(k), os.path.normpath(v)) for k, v in spec["paths"].items()),
                              key=lambda kv: -len(kv[0])))
-        return cls(centre=centre, paths=paths, host=spec.get("host"), bwlimit_kb=int(spec.get("bwlimit_kb", 0)))
+        return cls(centre=centre, paths=paths, host=spec.get("host"), bwlimit_kb=int(spec.get("bwlimit_kb", 0)),
+                   ssh_options=spec.get("ssh_options"))
+
+    @property
+    def ssh(self) -> list[str]:
+        """The ssh command (without the destination) that reaches the transfer node."""
+        return ["ssh", "-o", "BatchMode=yes", *shlex.split(self.ssh_options or "")]
 
     def folder(self, path: Path) -> tuple[str, str] | None:
         """The staged (home, centre) folders holding ``path`` (absolute), the deepest first; None: not staged."""
@@ -125,7 +132,7 @@ def _make_dirs(staging: Staging, folders: Iterable[str]) -> None:
     if not folders:
         return
     if staging.host:
-        _run(["ssh", "-o", "BatchMode=yes", staging.host, "mkdir -p " + " ".join(shlex.quote(f) for f in folders)],
+        _run([*staging.ssh, staging.host, "mkdir -p " + " ".join(shlex.quote(f) for f in folders)],
              f"making folders at {staging.centre}")
     else:
         for f in folders:
@@ -171,7 +178,7 @@ def transfer(staging: Staging, paths: Iterable[Path], *, push: bool, missing_ok:
         if staging.bwlimit_kb:
             cmd.append(f"--bwlimit={staging.bwlimit_kb}")
         if staging.host:
-            cmd += ["-e", "ssh -o BatchMode=yes"]
+            cmd += ["-e", shlex.join(staging.ssh)]
         cmd += [src, dst]
         listing = "\0".join(sorted(set(rels))) + "\0"
         t0 = time.monotonic()

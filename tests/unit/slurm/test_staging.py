@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import getpass
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,13 +31,44 @@ from aisci.slurm.staging import (
 )
 
 
-@pytest.fixture
-def centre(tmp_path):
-    """A home folder and the centre's disk that holds it at the same paths (seen from here: another folder)."""
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on a free port of 127.0.0.1 standing in for a centre's transfer node, with a key for root."""
+    d = tmp_path_factory.mktemp("sshd")
+    for key in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        f"PermitRootLogin prohibit-password\nPidFile {d / 'sshd.pid'}\n")
+    os.makedirs("/run/sshd", exist_ok=True)  # its privilege separation directory
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
+    options = f"-p {port} -i {d / 'client'} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+    end = time.time() + 20
+    while subprocess.run(["ssh", "-o", "BatchMode=yes", *options.split(), f"{getpass.getuser()}@127.0.0.1", "true"],
+                         capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.time() < end, f"sshd did not come up: {proc.stderr.read().decode() if proc.poll() is not None else ''}"
+        time.sleep(0.2)
+    yield f"{getpass.getuser()}@127.0.0.1", options
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["local", "ssh"])
+def centre(request, tmp_path):
+    """A home folder and the centre's disk that holds it at the same paths (seen from here: another folder),
+    reached directly or through rsync over ssh to a real sshd."""
     home, disk = tmp_path / "home", tmp_path / "disk"
     home.mkdir()
     disk.mkdir()
-    return home, disk, Staging(centre="partner", paths=((str(home), str(disk)),))
+    if request.param == "local":
+        return home, disk, Staging(centre="partner", paths=((str(home), str(disk)),))
+    host, options = request.getfixturevalue("sshd")
+    return home, disk, Staging(centre="partner", paths=((str(home), str(disk)),), host=host, ssh_options=options)
 
 
 def test_push_and_pull_copy_files_under_the_same_paths_and_count_bytes(centre, tmp_path):
@@ -68,25 +102,32 @@ def test_a_missing_input_fails_the_transfer_naming_the_centre(centre):
 
 
 def test_a_transfer_killed_midway_leaves_no_partial_file_and_is_redone(centre):
-    home, disk, _ = centre
-    big = home / "big.bin"
+    home, disk, staging = centre
+    big = home / "sub/big.bin"
+    big.parent.mkdir()
     big.write_bytes(os.urandom(600 * 1024))
-    slow = Staging(centre="partner", paths=((str(home), str(disk)),), bwlimit_kb=100)  # ~6 s
-    code = ("import sys; from pathlib import Path; from aisci.slurm.staging import Staging, transfer; "
-            f"transfer(Staging('partner', (({str(home)!r}, {str(disk)!r}),), bwlimit_kb=100), [Path({str(big)!r})], push=True)")
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    slow = dataclasses.replace(staging, bwlimit_kb=100)  # ~6 s
+    code = ("import json, sys; from pathlib import Path; from aisci.slurm.staging import Staging, transfer; "
+            "s = json.loads(sys.argv[1]); s['paths'] = tuple(map(tuple, s['paths'])); "
+            "transfer(Staging(**s), [Path(sys.argv[2])], push=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(dataclasses.asdict(slow)), str(big)],
+                            start_new_session=True)
     scratch = disk / ".aisci-staging"
     end = time.time() + 30
     while time.time() < end and not (scratch.is_dir() and any(scratch.iterdir())):
         time.sleep(0.05)
     time.sleep(0.5)
     assert proc.poll() is None, "the transfer ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its rsync, as a crash or kill -9 does
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its rsync (and ssh), as a crash or kill -9 does
     proc.wait(timeout=10)
-    assert not (disk / "big.bin").exists()  # nothing at the path a job reads
-    assert [p for p in scratch.iterdir()], "the partial copy sits in the scratch folder"
-    moved = transfer(Staging(centre="partner", paths=slow.paths), [big], push=True)
-    assert moved.files == 1 and (disk / "big.bin").read_bytes() == big.read_bytes()
+    time.sleep(0.5)  # over ssh, the receiving rsync notices the lost connection
+    assert not (disk / "sub/big.bin").exists()  # nothing at the path a job reads
+    # what arrived waits under a temporary name: in the scratch folder, or (a receiver that saw its
+    # connection drop) kept in .aisci-partial/ to resume from
+    assert list(scratch.iterdir()) or list((disk / "sub/.aisci-partial").glob("big.bin"))
+    moved = transfer(staging, [big], push=True)
+    assert moved.files == 1 and (disk / "sub/big.bin").read_bytes() == big.read_bytes()
+    assert not (disk / "sub/.aisci-partial").exists()
 
 
 def _job(name, cluster, inputs=(), outputs=(), logs=(), group=False):
