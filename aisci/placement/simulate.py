@@ -31,6 +31,7 @@ Semantics (a deliberately simple, Slurm-like model; deterministic, no randomness
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -179,6 +180,7 @@ def simulate(
     assignment: Mapping[int, str] | None = None,
     nice: Mapping[str, int] | None = None,
     dispatch_s: float = 0.0,
+    backfill_s: float = 0.0,
 ) -> SimResult:
     """Run ``jobs`` on ``sites`` under ``placement`` (see the module docstring for the rules).
 
@@ -192,6 +194,11 @@ def simulate(
         dispatch_s: a job whose last dependency ends at t is ready at t + dispatch_s (the driver
             noticing the end, submitting, Slurm scheduling; benchmarks/placement/reality.py fits it
             to real runs). Jobs without dependencies are ready at 0.
+        backfill_s: > 0: Slurm's two schedulers. At an event (a job ends or becomes ready) the main
+            scheduler walks the ready jobs in priority order and, on a partition where one could not
+            start, starts no lower one; only the backfill pass, every ``backfill_s`` seconds from 0
+            (slurm.conf bf_interval, 30 by default), starts jobs past a blocked one. 0: every event
+            backfills (the default model above).
 
     Returns:
         Every job's run (in the order of ``jobs``) and per-partition and overall figures.
@@ -276,17 +283,25 @@ def simulate(
         # walk the queue heads in priority order; a head that cannot start closes its queue for now
         heads = [(shape_nice[si], ready[s.queue[0]], ids[s.queue[0]], si) for si, s in enumerate(shapes) if s.queue]
         heapq.heapify(heads)
+        strict = backfill_s > 0 and abs(t / backfill_s - round(t / backfill_s)) > 1e-9  # not a backfill pass
+        blocked: set[int] = set()  # partitions where a higher job could not start (main scheduler)
         while heads:
             _, _, _, si = heapq.heappop(heads)
             shape = shapes[si]
+            if strict and all(pi in blocked for pi in shape.parts):
+                continue
             if try_start(shape, shape.queue[0], t):
                 shape.queue.popleft()
                 if shape.queue:
                     heapq.heappush(heads, (shape_nice[si], ready[shape.queue[0]], ids[shape.queue[0]], si))
+            elif strict:
+                blocked.update(shape.parts)
         while opens and opens[-1] <= t:
             opens.pop()
         upcoming = [x for x in (ends[0][0] if ends else None, opens[-1] if opens else None,
                                 pending[0][0] if pending else None) if x is not None]
+        if backfill_s > 0 and upcoming and any(s.queue for s in shapes):  # the next backfill pass
+            upcoming.append((math.floor(t / backfill_s + 1e-9) + 1) * backfill_s)
         if not upcoming:
             break
         t = min(upcoming)

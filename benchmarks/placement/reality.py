@@ -15,11 +15,14 @@ a machine where `scripts/slurm-local up` works. Not part of the tests; takes abo
    jobs of one group connected in the DAG), each with the measured mean runtime, cores, memory and
    GPUs of its kind, on the partitions its kind ran on (aisci.placement.simulate.simulate).
 4. Compares the simulator's makespan and per-partition busy time (job-seconds) with the measured
-   ones, first with no overheads, then with the dispatch delay (a finished job's dependants start
-   that much later: the plugin's status polling, sbatch, Slurm's scheduling) fitted on run (b) and
-   applied unchanged to the plan's run. Also prints the measured overheads that sacct shows directly:
-   queue wait (submission to start) and start-up (a Slurm job's elapsed time minus its rules'
-   benchmark seconds: the job step's Snakemake, the environment).
+   ones (a) with no overheads; (b) with overheads measured, not fitted: a dispatch delay per
+   dependency step (a finished job's dependants start that much later) = run (b)'s median
+   submission (from the last job end before a job's submission to it: the plugin's status query,
+   sbatch) + its median queue wait, and Slurm's backfill pass (bf_interval, from scontrol): a job
+   behind a blocked higher-priority one starts only at a pass; (c) with the dispatch delay fitted
+   on run (b)'s makespan, applied unchanged to the plan's run. Start-up (a Slurm job's elapsed time
+   minus its rules' benchmark seconds: the job step's Snakemake) is inside the measured runtimes
+   and printed.
 
 Writes reality.json here.
 """
@@ -141,8 +144,14 @@ def measured_figures(measured) -> dict:
     for m in done:
         busy[m.where] += m.elapsed_s
     waits = [m.queue_wait_s for m in done if m.queue_wait_s is not None]
+    # submission: from the last job end before a job's submission to it (the driver noticing the end
+    # through its status query, then sbatch); jobs submitted at the start have no end before them
+    ends = sorted(m.end for m in done)
+    gaps = [(m.submit - max(e for e in ends if e <= m.submit)).total_seconds() for m in done
+            if any(e <= m.submit for e in ends)]
     return {"makespan_s": (max(m.end for m in done) - t0).total_seconds(), "busy_s": dict(busy),
-            "jobs": len(done), "median_queue_wait_s": statistics.median(waits)}
+            "jobs": len(done), "median_queue_wait_s": statistics.median(waits),
+            "median_submission_s": statistics.median(gaps) if gaps else 0.0}
 
 
 def start_up_s(workdir: Path, measured) -> float:
@@ -156,22 +165,29 @@ def start_up_s(workdir: Path, measured) -> float:
     return (sum(m.elapsed_s for m in done) - bench) / max(len(done), 1)
 
 
-def simulated(jobs, placement, sites, dispatch_s: float) -> dict:
+def backfill_interval() -> float:
+    """Slurm's backfill pass interval (SchedulerParameters bf_interval; 30 s when unset)."""
+    out = sh(["scontrol", "show", "config"]).stdout
+    m = re.search(r"bf_interval=(\d+)", out)
+    return float(m.group(1)) if m else 30.0
+
+
+def simulated(jobs, placement, sites, dispatch_s: float, backfill_s: float = 0.0) -> dict:
     from aisci.placement.simulate import simulate
 
-    res = simulate(jobs, sites, placement, dispatch_s=dispatch_s)
+    res = simulate(jobs, sites, placement, dispatch_s=dispatch_s, backfill_s=backfill_s)
     busy = defaultdict(float)
     for r in res.runs:
         busy[r.partition] += r.end_s - r.start_s
     return {"makespan_s": res.makespan_s, "busy_s": dict(busy)}
 
 
-def fit_dispatch(jobs, placement, sites, target_s: float) -> float:
-    """The dispatch delay whose simulated makespan matches the measured one (bisection; monotone)."""
+def fit_dispatch(jobs, placement, sites, target_s: float, backfill_s: float) -> float:
+    """The dispatch delay whose simulated makespan comes closest to the measured one (bisection)."""
     lo, hi = 0.0, 120.0
     for _ in range(40):
         mid = (lo + hi) / 2
-        if simulated(jobs, placement, sites, mid)["makespan_s"] < target_s:
+        if simulated(jobs, placement, sites, mid, backfill_s)["makespan_s"] < target_s:
             lo = mid
         else:
             hi = mid
@@ -240,15 +256,20 @@ def main() -> int:
             views[name] = (jobs, placement, real)
             results[name] = {"run_id": run_id, "measured": real, "slurm_jobs": {"simulated": dict(sim_kinds), "measured": dict(real_kinds)}}
         results["plan"]["plan_predicted_makespan_s"] = json.loads((planned / "plan.json").read_text())["makespan_s"]
+        backfill = backfill_interval()
         for name, (jobs, placement, real) in views.items():
-            results[name]["dispatch_fitted_here_s"] = fit_dispatch(jobs, placement, sites, real["makespan_s"])
+            results[name]["dispatch_fitted_here_s"] = fit_dispatch(jobs, placement, sites, real["makespan_s"], backfill)
+        # measured on run (b): a job's submission after the end that released it, and Slurm starting it
+        measured_dispatch = views["b"][2]["median_submission_s"] + views["b"][2]["median_queue_wait_s"]
         dispatch = results["b"]["dispatch_fitted_here_s"]
         for name, (jobs, placement, real) in views.items():
-            raw = simulated(jobs, placement, sites, 0.0)
-            cal = simulated(jobs, placement, sites, dispatch)
-            results[name].update({"simulated_raw": raw, "simulated_calibrated": cal,
-                                  "error_raw": errors(raw, real), "error_calibrated": errors(cal, real)})
-        results["calibrated_dispatch_s"] = dispatch
+            variants = {"raw": simulated(jobs, placement, sites, 0.0),
+                        "measured": simulated(jobs, placement, sites, measured_dispatch, backfill),
+                        "calibrated": simulated(jobs, placement, sites, dispatch, backfill)}
+            for key, sim in variants.items():
+                results[name][f"simulated_{key}"] = sim
+                results[name][f"error_{key}"] = errors(sim, real)
+        results.update({"calibrated_dispatch_s": dispatch, "measured_dispatch_s": measured_dispatch, "backfill_s": backfill})
         print_report(results)
         (Path(__file__).parent / "reality.json").write_text(json.dumps(results, indent=1) + "\n")
     finally:
@@ -260,13 +281,15 @@ def main() -> int:
 
 
 def print_report(results: dict) -> None:
-    print(f"\ndispatch delay fitted on run (b): {results['calibrated_dispatch_s']:.1f} s per dependency step")
+    print(f"\noverheads: dispatch measured on run (b) {results['measured_dispatch_s']:.1f} s (submission + queue "
+          f"wait medians), fitted on run (b) {results['calibrated_dispatch_s']:.1f} s; Slurm's backfill pass every "
+          f"{results['backfill_s']:.0f} s")
     for name in ("b", "plan"):
         r = results[name]
         m = r["measured"]
         print(f"\nrun ({name}) {r['run_id']}: {m['jobs']} Slurm jobs, measured makespan {m['makespan_s']:.0f} s "
-              f"(driver {m['driver_wall_s']:.0f} s); median queue wait {m['median_queue_wait_s']:.1f} s, "
-              f"start-up {m['start_up_s']:.1f} s per job")
+              f"(driver {m['driver_wall_s']:.0f} s); median submission {m['median_submission_s']:.1f} s after the "
+              f"last job end, queue wait {m['median_queue_wait_s']:.1f} s, start-up {m['start_up_s']:.1f} s per job")
         print(f"  dispatch delay that would fit this run alone: {r['dispatch_fitted_here_s']:.1f} s")
         if "plan_predicted_makespan_s" in r:
             p = r["plan_predicted_makespan_s"]
@@ -274,7 +297,8 @@ def print_report(results: dict) -> None:
                   "rule jobs with runtimes from run (b), no overheads")
         if r["slurm_jobs"]["simulated"] != r["slurm_jobs"]["measured"]:
             print(f"  Slurm jobs by kind differ: simulated {r['slurm_jobs']['simulated']}, measured {r['slurm_jobs']['measured']}")
-        for label, key in (("no overheads", "raw"), ("calibrated", "calibrated")):
+        for label, key in (("no overheads", "raw"), ("measured overheads", "measured"),
+                           ("dispatch fitted on (b)", "calibrated")):
             sim, err = r[f"simulated_{key}"], r[f"error_{key}"]
             print(f"  simulator, {label}: makespan {sim['makespan_s']:.0f} s ({err['makespan']:+.1%}); busy: "
                   + ", ".join(f"{p} {sim['busy_s'].get(p, 0):.0f}/{m['busy_s'][p]:.0f} s ({e:+.1%})" for p, e in sorted(err["busy"].items())))

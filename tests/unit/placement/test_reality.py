@@ -52,3 +52,5 @@ def test_group_members_connected_in_the_dag_become_one_slurm_job_per_sample():
     # the last sample's two dependency steps adds the dispatch delay
     assert reality.simulated(sim, placement, sites, 0.0)["makespan_s"] == 80 + 10 + 5  # the 2 align jobs share 2 cores
     assert reality.simulated(sim, placement, sites, 3.0)["makespan_s"] == 95 + 6
+    # the four jobs never wait behind a blocked one: backfill passes change nothing
+    assert reality.simulated(sim, placement, sites, 3.0, 30.0)["makespan_s"] == 95 + 6

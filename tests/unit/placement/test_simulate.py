@@ -408,3 +408,21 @@ def test_a_dispatch_delay_holds_each_dependant_back_but_not_the_first_jobs():
     # 0, 1 at once; 2 ready 10 + 4; 3 after 2 ends at 34, ready at 38
     assert [(r.ready_s, r.start_s, r.end_s) for r in res.runs] == [(0, 0, 10), (0, 0, 5), (14, 14, 34), (38, 38, 68)]
     assert simulate(jobs, sites, {"r": ("home/a",)}).makespan_s == 60
+
+
+def test_with_backfill_passes_a_job_behind_a_blocked_higher_one_waits_for_the_next_pass():
+    sites = sites_of(part("a", cores=3))
+    # a: 2 cores 0-10; t: 1 core 0-1, then l (1 core, low priority) is ready at 1; h (2 cores, high
+    # priority) is ready at 0 but has no room until a ends
+    jobs = [job(0, rule="a", threads=2, cpu=10), job(1, rule="t", cpu=1), job(2, rule="h", threads=2, cpu=5),
+            job(3, rule="l", deps=[1], cpu=5)]
+    place = {r: ("home/a",) for r in "athl"}
+    nice = {"h": 0, "l": 5}
+    plain = simulate(jobs, sites, place, nice=nice)
+    assert [r.start_s for r in plain.runs] == [0, 0, 10, 1]  # every event backfills: l takes t's core at 1
+    passes = simulate(jobs, sites, place, nice=nice, backfill_s=30)
+    # at 1 the main scheduler stops at the blocked h; at 10 h starts and l with it
+    assert [r.start_s for r in passes.runs] == [0, 0, 10, 10]
+    # with nothing to unblock it before the pass, l waits for the pass at 30
+    jobs[0] = job(0, rule="a", threads=2, cpu=40)
+    assert [r.start_s for r in simulate(jobs, sites, place, nice=nice, backfill_s=30).runs] == [0, 0, 40, 30]
