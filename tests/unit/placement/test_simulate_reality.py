@@ -1,4 +1,4 @@
-"""benchmarks/placement/reality.py: rule jobs joined into the Slurm jobs a run submits (group jobs)."""
+"""The simulator on real runs as benchmarks/placement/reality.py rebuilds them (group jobs from the DAG)."""
 
 from __future__ import annotations
 
