@@ -14,6 +14,10 @@ a machine where `scripts/slurm-local up` works. Not part of the tests; takes abo
    jobs (aisci.placement.dag) joined into the Slurm jobs the run submitted (Snakemake's group jobs: the
    jobs of one group connected in the DAG), each with the measured mean runtime, cores, memory and
    GPUs of its kind, on the partitions its kind ran on (aisci.placement.simulate.simulate).
+   Fed the measured runtimes and placement, the simulator's busy time per partition equals the
+   measured one by construction; the predictions of busy time are (b) Slurm's routing model
+   (aisci.placement.baselines.earliest_start: placement predicted, each kind's mean runtime) and,
+   for the plan, what `aisci plan` expected (plan.json: jobs x minutes per partition).
 4. Compares the simulator's makespan and per-partition busy time (job-seconds) with the measured
    ones (a) with no overheads; (b) with overheads measured, not fitted: a dispatch delay per
    dependency step (a finished job's dependants start that much later) = run (b)'s median
@@ -120,7 +124,14 @@ def simulator_view(wf_jobs, groups: dict[str, str], measured, sites):
     for m in done:
         by_kind[m.rule].append(m)
     parts = {p.id: p for p in sites.partitions}
-    jobs, placement = [], {}
+    jobs, placement, assignment = [], {}, {}
+    # a kind's jobs are dealt to the partitions it ran on, as many to each as ran there (which job of
+    # the kind ran where sacct cannot say: group jobs carry no wildcards), each with the mean runtime
+    # of its kind on that partition
+    dealt: dict[str, list[str]] = {}
+    for kind in set(kinds.values()):
+        seen = sorted(by_kind.get(kind, []), key=lambda m: (m.start, m.job_id))
+        dealt[kind] = [m.where for m in seen]
     for r in roots:
         kind = kinds[r]
         seen = by_kind.get(kind)
@@ -128,13 +139,15 @@ def simulator_view(wf_jobs, groups: dict[str, str], measured, sites):
             raise SystemExit(f"no completed Slurm job of kind {kind} in the run (kinds: {sorted(by_kind)})")
         where = Counter(m.where for m in seen)
         placement[kind] = tuple(w for w, _ in where.most_common() if w in parts)
-        runtime = statistics.fmean(m.elapsed_s for m in seen)
+        here = dealt[kind].pop(0) if dealt[kind] else placement[kind][0]
+        assignment[index[r]] = here
+        runtime = statistics.fmean(m.elapsed_s for m in seen if m.where == here)
         deps = sorted({index[find(d)] for i in members[r] for d in wf_jobs[i].deps} - {index[r]})
         gpus = max(m.gpus for m in seen)
         jobs.append(Job(id=index[r], rule=kind, wildcards=str(index[r]), threads=max(1, round(statistics.fmean(m.alloc_cpus for m in seen))),
                         mem_mb=max(1, round(statistics.fmean((m.req_mem or 0) for m in seen) / 2**20)), gpus=gpus,
                         deps=tuple(deps), runtime_s={CPU: runtime, GPU: runtime} if gpus else {CPU: runtime}))
-    return jobs, placement, Counter(kinds.values()), Counter(m.rule for m in done)
+    return jobs, placement, assignment, Counter(kinds.values()), Counter(m.rule for m in done)
 
 
 def measured_figures(measured) -> dict:
@@ -172,22 +185,40 @@ def backfill_interval() -> float:
     return float(m.group(1)) if m else 30.0
 
 
-def simulated(jobs, placement, sites, dispatch_s: float, backfill_s: float = 0.0) -> dict:
+def simulated(jobs, placement, sites, dispatch_s: float, backfill_s: float = 0.0, assignment=None) -> dict:
     from aisci.placement.simulate import simulate
 
-    res = simulate(jobs, sites, placement, dispatch_s=dispatch_s, backfill_s=backfill_s)
+    res = simulate(jobs, sites, placement, assignment=assignment, dispatch_s=dispatch_s, backfill_s=backfill_s)
     busy = defaultdict(float)
     for r in res.runs:
         busy[r.partition] += r.end_s - r.start_s
     return {"makespan_s": res.makespan_s, "busy_s": dict(busy)}
 
 
-def fit_dispatch(jobs, placement, sites, target_s: float, backfill_s: float) -> float:
+def routing_prediction(jobs, sites) -> dict:
+    """The run as Slurm's routing model predicts it (aisci.placement.baselines.earliest_start): each job
+    to the partition of its class that starts it first, with its kind's mean runtime anywhere."""
+    from dataclasses import replace
+
+    from aisci.placement.baselines import earliest_start
+
+    mean: dict[str, list[float]] = {}
+    for j in jobs:
+        mean.setdefault(j.rule, []).append(next(iter(j.runtime_s.values())))
+    routed = earliest_start([replace(j, runtime_s={c: statistics.fmean(mean[j.rule]) for c in j.runtime_s})
+                             for j in jobs], sites)
+    busy: dict[str, float] = defaultdict(float)
+    for r in routed.runs:
+        busy[r.partition] += r.end_s - r.start_s
+    return {"makespan_s": routed.makespan_s, "busy_s": dict(busy)}
+
+
+def fit_dispatch(jobs, placement, assignment, sites, target_s: float, backfill_s: float) -> float:
     """The dispatch delay whose simulated makespan comes closest to the measured one (bisection)."""
     lo, hi = 0.0, 120.0
     for _ in range(40):
         mid = (lo + hi) / 2
-        if simulated(jobs, placement, sites, mid, backfill_s)["makespan_s"] < target_s:
+        if simulated(jobs, placement, sites, mid, backfill_s, assignment)["makespan_s"] < target_s:
             lo = mid
         else:
             hi = mid
@@ -249,23 +280,32 @@ def main() -> int:
         views = {}
         for name, (run_id, workdir, profile, wall) in runs.items():
             measured = load_jobs(run_id=run_id)
-            jobs, placement, sim_kinds, real_kinds = simulator_view(list(wf.jobs), profile_groups(profile), measured, sites)
+            jobs, placement, assignment, sim_kinds, real_kinds = simulator_view(
+                list(wf.jobs), profile_groups(profile), measured, sites)
             real = measured_figures(measured)
             real["driver_wall_s"] = wall
             real["start_up_s"] = start_up_s(workdir, measured)
-            views[name] = (jobs, placement, real)
+            views[name] = (jobs, placement, assignment, real)
             results[name] = {"run_id": run_id, "measured": real, "slurm_jobs": {"simulated": dict(sim_kinds), "measured": dict(real_kinds)}}
-        results["plan"]["plan_predicted_makespan_s"] = json.loads((planned / "plan.json").read_text())["makespan_s"]
+        plan_json = json.loads((planned / "plan.json").read_text())
+        predicted_busy = defaultdict(float)
+        for row in plan_json["decisions"]:
+            predicted_busy[row["partition"]] += row["jobs"] * row["min_per_job"] * 60
+        results["plan"]["planner"] = {"makespan_s": plan_json["makespan_s"], "busy_s": dict(predicted_busy)}
         backfill = backfill_interval()
-        for name, (jobs, placement, real) in views.items():
-            results[name]["dispatch_fitted_here_s"] = fit_dispatch(jobs, placement, sites, real["makespan_s"], backfill)
+        for name, (jobs, placement, assignment, real) in views.items():
+            results[name]["dispatch_fitted_here_s"] = fit_dispatch(jobs, placement, assignment, sites,
+                                                                   real["makespan_s"], backfill)
         # measured on run (b): a job's submission after the end that released it, and Slurm starting it
-        measured_dispatch = views["b"][2]["median_submission_s"] + views["b"][2]["median_queue_wait_s"]
+        measured_dispatch = views["b"][3]["median_submission_s"] + views["b"][3]["median_queue_wait_s"]
         dispatch = results["b"]["dispatch_fitted_here_s"]
-        for name, (jobs, placement, real) in views.items():
-            variants = {"raw": simulated(jobs, placement, sites, 0.0),
-                        "measured": simulated(jobs, placement, sites, measured_dispatch, backfill),
-                        "calibrated": simulated(jobs, placement, sites, dispatch, backfill)}
+        results["b"]["routing_model"] = routing_prediction(views["b"][0], sites)
+        results["b"]["error_routing_model"] = errors(results["b"]["routing_model"], views["b"][3])
+        results["plan"]["error_planner"] = errors(results["plan"]["planner"], views["plan"][3])
+        for name, (jobs, placement, assignment, real) in views.items():
+            variants = {"raw": simulated(jobs, placement, sites, 0.0, 0.0, assignment),
+                        "measured": simulated(jobs, placement, sites, measured_dispatch, backfill, assignment),
+                        "calibrated": simulated(jobs, placement, sites, dispatch, backfill, assignment)}
             for key, sim in variants.items():
                 results[name][f"simulated_{key}"] = sim
                 results[name][f"error_{key}"] = errors(sim, real)
@@ -291,10 +331,14 @@ def print_report(results: dict) -> None:
               f"(driver {m['driver_wall_s']:.0f} s); median submission {m['median_submission_s']:.1f} s after the "
               f"last job end, queue wait {m['median_queue_wait_s']:.1f} s, start-up {m['start_up_s']:.1f} s per job")
         print(f"  dispatch delay that would fit this run alone: {r['dispatch_fitted_here_s']:.1f} s")
-        if "plan_predicted_makespan_s" in r:
-            p = r["plan_predicted_makespan_s"]
-            print(f"  aisci plan predicted {p:.0f} s before the run ({(p - m['makespan_s']) / m['makespan_s']:+.1%}): "
-                  "rule jobs with runtimes from run (b), no overheads")
+        for key, label in (("planner", "aisci plan's prediction before the run (rule jobs, runtimes from run (b), "
+                                        "no overheads)"),
+                           ("routing_model", "Slurm's routing model, placement predicted (no overheads)")):
+            if key in r:
+                err = r[f"error_{key}"]
+                print(f"  {label}: makespan {r[key]['makespan_s']:.0f} s ({err['makespan']:+.1%}); busy: "
+                      + ", ".join(f"{p} {r[key]['busy_s'].get(p, 0):.0f}/{m['busy_s'][p]:.0f} s ({e:+.1%})"
+                                  for p, e in sorted(err["busy"].items())))
         if r["slurm_jobs"]["simulated"] != r["slurm_jobs"]["measured"]:
             print(f"  Slurm jobs by kind differ: simulated {r['slurm_jobs']['simulated']}, measured {r['slurm_jobs']['measured']}")
         for label, key in (("no overheads", "raw"), ("measured overheads", "measured"),
