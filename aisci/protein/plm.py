@@ -1,5 +1,9 @@
 """Protein language model scores of amino-acid changes with ESM: masked marginals, pseudo-log-likelihoods, embeddings.
 
+A UniRep model (`aisci.protein.unirep`, left to right) takes the same calls: `score_variants`, `saturation` and
+`embed` hand it to that module, which scores every change as log p(mutant) - log p(wild type) whatever
+strategy is asked ("autoregressive" in the results).
+
 The strategies follow ESM's examples/variant-prediction/predict.py (Meier et al. 2021), natural log:
 
 * wt-marginals: one forward pass of the wild type; score = sum over changed positions i of
@@ -22,45 +26,31 @@ whole run's scores bit for bit (`_Engine.forwards` says how).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aisci.errors import InputError
 from aisci.progress import Progress
+from aisci.protein.scores import AMINO_ACIDS, ForwardStats, Score  # noqa: F401 (the module's interface)
 
 STRATEGIES = ("wt-marginals", "masked-marginals", "pseudo-ppl")
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 _NONE = -1  # "no masked position" in a forward's key
 WIDTH_STEP = 32  # batches are padded to a multiple of this many tokens (`padded_width`)
 
 
-@dataclass(frozen=True)
-class Score:
-    """The score of one (wild type, mutant) pair.
+def load(model_dir: Any, *, device: Any = "auto", half: bool | str = False, name: str | None = None) -> Any:
+    """Load the model of a folder, ESM (`aisci.protein.esm.load_esm`) or UniRep (`aisci.protein.unirep.load_unirep`)."""
+    from aisci.protein import unirep
 
-    ``window_start``/``window_end`` are the 0-based, end-exclusive slice of the wild type the model saw
-    (``wt[window_start:window_end]``; for per-position windows, see `score_variants`, their union);
-    ``positions`` are the 0-based indices of the changed wild-type residues (empty for a pure
-    insertion and for identical proteins, which score 0.0 with no forward pass and window 0..0).
-    """
+    if unirep.is_unirep_dir(model_dir):
+        return unirep.load_unirep(model_dir, device=device, half=half, name=name)
+    from aisci.protein.esm import load_esm
 
-    score: float
-    strategy: str
-    window_start: int
-    window_end: int
-    positions: tuple[int, ...]
+    return load_esm(model_dir, device=device, half=half, name=name)
 
 
-@dataclass
-class ForwardStats:
-    """What a call cost: ``requested`` forwards the variants needed counted per variant (duplicates
-    included), ``forwards`` distinct sequences run through the model, in ``batches`` batches, plus
-    ``filler`` rows that only fill a batch up to its fixed size (`_Engine.forwards`)."""
-
-    requested: int = 0
-    forwards: int = 0
-    batches: int = 0
-    filler: int = 0
+def is_unirep(bundle: Any) -> bool:
+    """True for a loaded UniRep model: every change is scored left to right, whatever the strategy asked."""
+    return getattr(bundle, "family", "esm") == "unirep"
 
 
 def padded_width(residues: int) -> int:
@@ -139,6 +129,12 @@ def score_variants(bundle: Any, pairs: Sequence[tuple[str, str]], strategy: str,
         InputError: on an unknown strategy, a batch size below 1, an empty wild type or a letter the
             model's vocabulary does not hold (naming the pair and residue).
     """
+    if is_unirep(bundle):
+        from aisci.protein import unirep
+
+        if strategy not in (*STRATEGIES, unirep.STRATEGY):
+            raise InputError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)} or {unirep.STRATEGY}")
+        return unirep.score_pairs(bundle, pairs, batch_size=batch_size, stats=stats)
     if strategy not in STRATEGIES:
         raise InputError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     engine = _Engine(bundle, stats)
@@ -175,6 +171,12 @@ def saturation(bundle: Any, protein: str, strategy: str = "wt-marginals", *, bat
     """
     import numpy as np
 
+    if is_unirep(bundle):
+        from aisci.protein import unirep
+
+        if strategy not in (*STRATEGIES, unirep.STRATEGY):
+            raise InputError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)} or {unirep.STRATEGY}")
+        return unirep.saturation(bundle, protein, batch_size=batch_size, stats=stats)
     if strategy not in STRATEGIES:
         raise InputError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     if strategy == "pseudo-ppl":
@@ -219,6 +221,10 @@ def embed(bundle: Any, proteins: Sequence[str], *, batch_size: int = 8, stats: F
     """
     import numpy as np
 
+    if is_unirep(bundle):
+        from aisci.protein import unirep
+
+        return unirep.embed(bundle, proteins, stats=stats)
     engine = _Engine(bundle, stats)
     uses: dict[str, list[tuple[int, int, int]]] = {}  # window -> (protein, first row, end row)
     for n, protein in enumerate(proteins):

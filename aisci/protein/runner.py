@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from aisci.errors import InputError
 from aisci.protein.consequence import COLUMNS, ModelCache, RefMismatch, annotate_variant
+from aisci.protein import unirep
 from aisci.protein.plm import STRATEGIES
 from aisci.protein.store import check_model, read_manifest
 from aisci.protein.transcripts import load_transcripts
@@ -64,7 +65,10 @@ def protein_model(ref: str | Path, annotation: str | Path, model: str, store: st
     ann_sha = cached_sha256(ann_path)
     parsed_once(load_transcripts, str(ann_path), ann_sha)
     model_dir = check_model(store, model, where="--model")  # verified against the store's manifest
-    files = {k: v["sha256"] for k, v in read_manifest(model_dir.parent)["models"][model]["files"].items()}
+    record = read_manifest(model_dir.parent)["models"][model]
+    files = {k: v["sha256"] for k, v in record["files"].items()}
+    if record["architecture"] == unirep.ARCHITECTURE:  # left to right whatever the strategy: one cache
+        strategy = unirep.STRATEGY
     content = {"weights": files, "reference": cached_sha256(ref_path), "annotation": ann_sha, "strategy": strategy}
     options = {"ref": str(ref_path), "annotation": str(ann_path), "model": model, "model_dir": str(model_dir),
                "strategy": strategy, "device": device, "threads": int(threads), "batch_size": int(batch_size),
@@ -78,7 +82,7 @@ class ProteinRunner:
     def __init__(self, opts: dict[str, Any]) -> None:
         import pysam
 
-        from aisci.protein import esm  # torch: imported only when a runner is built
+        from aisci.protein.plm import load  # torch: imported only when a runner is built
 
         self.lock = threading.Lock()
         self.opts = opts
@@ -86,7 +90,7 @@ class ProteinRunner:
         self.cache = ModelCache(self.fasta)
         sha = unchanged_sha256(Path(opts["annotation"]), opts["content"]["annotation"], opts["annotation"])
         self.transcripts = parsed_once(load_transcripts, opts["annotation"], sha)
-        self.bundle = esm.load_esm(opts["model_dir"], device=opts["device"], name=opts["model"])
+        self.bundle = load(opts["model_dir"], device=opts["device"], name=opts["model"])
 
     def score(self, chrom: str, variants: pa.Table) -> pa.Table:
         rows: list[dict[str, Any]] = []

